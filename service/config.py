@@ -1,0 +1,303 @@
+"""Settings: one frozen, typed object built once at the edge.
+
+Precedence: defaults < config.toml < AUTH_<SECTION>_<KEY> environment variables.
+Any bad value raises ConfigError naming the key, so startup fails with one clear line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+SUPPORTED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or out of range; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`N/period`: at most `limit` events per `window` seconds."""
+
+    limit: int
+    window: int
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(second|minute|hour|day)\s*", text)
+        if not match or int(match.group(1)) < 1:
+            raise ValueError("expected N/second|minute|hour|day with N >= 1")
+        return cls(int(match.group(1)), RATE_PERIODS[match.group(2)])
+
+    def __str__(self) -> str:
+        period = {v: k for k, v in RATE_PERIODS.items()}[self.window]
+        return f"{self.limit}/{period}"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 65536
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///./data/auth.db"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = "embedded"
+    prefix: str = "auth:"
+    socket_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    secret: str = ""
+    algorithm: str = "HS256"
+    access_ttl: int = 3600
+    refresh_ttl: int = 86400
+    issuer: str = ""
+    audience: str = ""
+    leeway: int = 10
+    rotate_refresh_tokens: bool = False
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    default_role: str = "user"
+    self_register_roles: tuple[str, ...] = ("user",)
+
+
+@dataclass(frozen=True)
+class PasswordSettings:
+    min_length: int = 8
+    max_length: int = 1024
+    time_cost: int = 2
+    memory_cost: int = 19456
+    parallelism: int = 1
+    max_concurrent_hashes: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    enabled: bool = True
+    login: Rate = Rate(10, 60)
+    register: Rate = Rate(10, 3600)
+    password_reset: Rate = Rate(5, 3600)
+
+
+@dataclass(frozen=True)
+class PasswordResetSettings:
+    ttl: int = 3600
+    url_template: str = "http://localhost:8000/reset-password?token={token}"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 1025
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    from_address: str = "authsvc <no-reply@localhost>"
+    timeout: int = 10
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    queue: str = "authsvc-mail"
+    retry_intervals: tuple[int, ...] = (10, 60, 300)
+    result_ttl: int = 60
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    jwt: JwtSettings = JwtSettings()
+    auth: AuthSettings = AuthSettings()
+    passwords: PasswordSettings = PasswordSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    password_reset: PasswordResetSettings = PasswordResetSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    worker: WorkerSettings = WorkerSettings()
+    data_dir: Path = Path("./data")
+
+    def replace(self, **sections: object) -> Settings:
+        """A copy with whole sections or `section={key: value}` dicts swapped in."""
+        changes: dict[str, object] = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
+                value = dataclasses.replace(current, **value)  # type: ignore[type-var]
+            changes[name] = value
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Settings)
+    return {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
+
+
+def _coerce(value: object, hint: object, from_env: bool) -> object:
+    """Turn a TOML value (or an environment string) into the field's type."""
+    if hint is bool:
+        if from_env and isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("true", "1"):
+                return True
+            if lowered in ("false", "0"):
+                return False
+            raise ValueError("expected true/false/1/0")
+        if isinstance(value, bool):
+            return value
+        raise ValueError("expected a boolean")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ValueError("expected a whole number")
+        if isinstance(value, int):
+            return value
+        if from_env and isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            return int(value)
+        raise ValueError("expected a whole number")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if from_env and isinstance(value, str):
+            return float(value)
+        raise ValueError("expected a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError("expected a string")
+    if hint is Rate:
+        if isinstance(value, str):
+            return Rate.parse(value)
+        raise ValueError('expected a rate such as "10/minute"')
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_type, _) = typing.get_args(hint)
+        if from_env and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise ValueError("expected a list")
+        return tuple(_coerce(item, item_type, from_env) for item in value)
+    raise ValueError(f"unsupported setting type {hint!r}")
+
+
+def _build_section(name: str, cls: type, file_values: Mapping[str, object],
+                   env: Mapping[str, str]) -> object:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in file_values:
+        if key not in known:
+            raise ConfigError(f"[{name}] {key}: unknown setting")
+    values: dict[str, object] = {}
+    for key in known:
+        env_name = f"AUTH_{name}_{key}".upper()
+        if env_name in env:
+            raw, from_env, where = env[env_name], True, env_name
+        elif key in file_values:
+            raw, from_env, where = file_values[key], False, f"[{name}] {key}"
+        else:
+            continue
+        try:
+            values[key] = _coerce(raw, hints[key], from_env)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc} (got {raw!r})") from exc
+    return cls(**values)
+
+
+def load_settings(path: str | Path | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Read config.toml (AUTH_CONFIG, else ./config.toml if present) and the environment."""
+    env = dict(os.environ if env is None else env)
+    if path is None:
+        path = env.get("AUTH_CONFIG") or ("config.toml" if Path("config.toml").exists() else None)
+    data: dict[str, object] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path}: not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+    sections = _section_types()
+    for name in data:
+        if name not in sections:
+            raise ConfigError(f"[{name}]: unknown section in {path}")
+    built = {}
+    for name, cls in sections.items():
+        file_values = data.get(name, {})
+        if not isinstance(file_values, dict):
+            raise ConfigError(f"[{name}]: expected a table")
+        built[name] = _build_section(name, cls, file_values, env)
+    data_dir = Path(env.get("AUTH_DATA_DIR", "./data"))
+    settings = Settings(data_dir=data_dir, **built)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def secret_bytes_needed(algorithm: str) -> int:
+    """RFC 7518 3.2: an HMAC key at least as long as the hash output."""
+    return {"HS256": 32, "HS384": 48, "HS512": 64}.get(algorithm, 32)
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}: {message}")
+
+
+def validate(s: Settings) -> None:
+    """Range and consistency checks that types alone cannot express."""
+    _check(1 <= s.server.port <= 65535, "[server] port", "must be 1..65535")
+    _check(s.server.max_body_bytes >= 1024, "[server] max_body_bytes", "must be >= 1024")
+    _check(s.database.url.startswith(("sqlite:///", "postgresql://", "postgres://")),
+           "[database] url", "must start with sqlite:/// or postgresql://")
+    _check(s.redis.url == "embedded" or s.redis.url.startswith(("redis://", "rediss://", "unix://")),
+           "[redis] url", 'must be "embedded" or a redis://, rediss:// or unix:// URL')
+    _check(bool(s.redis.prefix), "[redis] prefix", "must not be empty")
+    _check(s.redis.socket_timeout > 0, "[redis] socket_timeout", "must be > 0")
+    _check(s.jwt.algorithm in SUPPORTED_JWT_ALGORITHMS, "[jwt] algorithm",
+           f"must be one of {', '.join(SUPPORTED_JWT_ALGORITHMS)}")
+    min_secret = secret_bytes_needed(s.jwt.algorithm)
+    _check(s.jwt.secret == "" or len(s.jwt.secret.encode()) >= min_secret, "[jwt] secret",
+           f"must be at least {min_secret} bytes for {s.jwt.algorithm} "
+           "(leave it empty to have one generated)")
+    _check(s.jwt.secret.lower() not in {"changeme", "secret", "change-me"}, "[jwt] secret",
+           "must not be a default value")
+    _check(s.jwt.access_ttl > 0, "[jwt] access_ttl", "must be > 0")
+    _check(s.jwt.refresh_ttl > 0, "[jwt] refresh_ttl", "must be > 0")
+    _check(0 <= s.jwt.leeway <= 300, "[jwt] leeway", "must be 0..300 seconds")
+    _check(bool(s.auth.default_role), "[auth] default_role", "must not be empty")
+    _check(s.auth.default_role in s.auth.self_register_roles, "[auth] default_role",
+           "must be one of self_register_roles")
+    _check("admin" not in s.auth.self_register_roles, "[auth] self_register_roles",
+           "must not contain admin")
+    p = s.passwords
+    _check(1 <= p.min_length <= p.max_length, "[passwords] min_length", "must be 1..max_length")
+    _check(p.max_length <= 4096, "[passwords] max_length", "must be <= 4096")
+    _check(p.time_cost >= 1, "[passwords] time_cost", "must be >= 1")
+    _check(p.memory_cost >= 8 * p.parallelism, "[passwords] memory_cost",
+           "must be >= 8 * parallelism KiB")
+    _check(p.parallelism >= 1, "[passwords] parallelism", "must be >= 1")
+    _check(p.max_concurrent_hashes >= 1, "[passwords] max_concurrent_hashes", "must be >= 1")
+    _check(s.password_reset.ttl > 0, "[password_reset] ttl", "must be > 0")
+    _check("{token}" in s.password_reset.url_template, "[password_reset] url_template",
+           "must contain {token}")
+    _check(1 <= s.smtp.port <= 65535, "[smtp] port", "must be 1..65535")
+    _check(all(i >= 0 for i in s.worker.retry_intervals), "[worker] retry_intervals",
+           "must be >= 0 seconds")

@@ -1,0 +1,145 @@
+"""One exception tree for the whole service, mapped to API.md's bodies in `app.py`.
+
+    AuthServiceError                    500  {"detail": "Internal server error"}
+    ├── ValidationFailed                400  {"<field>": ["..."], "non_field_errors": [...]}
+    ├── MalformedRequest                400  {"detail": "..."}   (unparseable body)
+    ├── AuthenticationFailed            401  {"detail", "code"}
+    │   ├── NotAuthenticated                 code=not_authenticated
+    │   ├── InvalidCredentials               code=no_active_account
+    │   └── TokenInvalid                     code=token_not_valid, reason=...
+    ├── PermissionDenied                403
+    ├── NotFound                        404
+    ├── PayloadTooLarge                 413
+    ├── UnsupportedMediaType            415
+    ├── RateLimited                     429  + Retry-After
+    └── ServiceUnavailable              503  (Redis or the database cannot be reached)
+"""
+
+from __future__ import annotations
+
+
+class AuthServiceError(Exception):
+    status_code = 500
+    detail = "Internal server error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.detail)
+        if detail is not None:
+            self.detail = detail
+
+    def body(self) -> dict[str, object]:
+        return {"detail": self.detail}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class ValidationFailed(AuthServiceError):
+    """Invalid input: field name -> list of messages, DRF's shape."""
+
+    status_code = 400
+    detail = "Invalid input."
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(self.detail)
+        self.errors = errors
+
+    @classmethod
+    def on(cls, field: str, message: str) -> ValidationFailed:
+        return cls({field: [message]})
+
+    def body(self) -> dict[str, object]:
+        return dict(self.errors)
+
+
+class MalformedRequest(AuthServiceError):
+    status_code = 400
+    detail = "Malformed request."
+
+
+class AuthenticationFailed(AuthServiceError):
+    status_code = 401
+    detail = "Authentication failed."
+    code = "authentication_failed"
+    # Bearer endpoints add WWW-Authenticate; login/ and token/refresh/ do not need it.
+    bearer_challenge = False
+
+    def body(self) -> dict[str, object]:
+        return {"detail": self.detail, "code": self.code}
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="api"'} if self.bearer_challenge else {}
+
+
+class NotAuthenticated(AuthenticationFailed):
+    detail = "Authentication credentials were not provided."
+    code = "not_authenticated"
+    bearer_challenge = True
+
+
+class InvalidCredentials(AuthenticationFailed):
+    detail = "No active account found with the given credentials"
+    code = "no_active_account"
+
+
+class TokenInvalid(AuthenticationFailed):
+    """A token was refused; `reason` says why (token_expired, token_revoked, ...)."""
+
+    detail = "Token is invalid or expired"
+    code = "token_not_valid"
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+    def body(self) -> dict[str, object]:
+        return {"detail": self.detail, "code": self.code, "reason": self.reason}
+
+    def for_bearer(self) -> TokenInvalid:
+        self.bearer_challenge = True
+        return self
+
+
+class PermissionDenied(AuthServiceError):
+    status_code = 403
+    detail = "You do not have permission to perform this action."
+
+
+class NotFound(AuthServiceError):
+    status_code = 404
+    detail = "Not found."
+
+
+class MethodNotAllowed(AuthServiceError):
+    status_code = 405
+    detail = "Method not allowed."
+
+
+class PayloadTooLarge(AuthServiceError):
+    status_code = 413
+    detail = "Request body is too large."
+
+
+class UnsupportedMediaType(AuthServiceError):
+    status_code = 415
+    detail = 'Unsupported media type: send a JSON body with "Content-Type: application/json".'
+
+
+class RateLimited(AuthServiceError):
+    status_code = 429
+    detail = "Request was throttled."
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(f"Request was throttled. Expected available in {self.retry_after} seconds.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServiceUnavailable(AuthServiceError):
+    status_code = 503
+    detail = "Service temporarily unavailable, try again shortly."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}

@@ -1,0 +1,42 @@
+"""The signing secret: from config, else generated once into the data directory (mode 0600)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+log = logging.getLogger("authsvc.jwt_secret")
+
+FILE_NAME = "jwt-secret"
+MIN_BYTES = 32
+
+
+def resolve(configured: str, data_dir: Path) -> str:
+    """The configured secret, or the one stored under `data_dir`, created on first use.
+
+    Creation is atomic (write to a temp file, then link it into place), so processes
+    starting together all end up with the one secret that won the race.
+    """
+    if configured:
+        return configured
+    path = data_dir / FILE_NAME
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = data_dir / f".{FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)  # fails if another process got there first: theirs wins
+            log.warning("no [jwt] secret configured: generated one into %s (keep it private; "
+                        "set AUTH_JWT_SECRET to share one across machines)", path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_text().strip()
+    if len(secret.encode()) < MIN_BYTES:
+        raise RuntimeError(f"{path}: stored JWT secret is shorter than {MIN_BYTES} bytes")
+    return secret

@@ -1,0 +1,86 @@
+"""argon2id hashing off the event loop, and the NIST SP 800-63B password policy."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .config import PasswordSettings
+from .identity import fold
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The shipped blocklist (lower-cased); see service/data/README.md for its source."""
+    raw = resources.files("service").joinpath("data/common-passwords.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(raw).decode().split())
+
+
+def policy_problems(password: str, settings: PasswordSettings, *, username: str = "",
+                    email: str = "") -> list[str]:
+    """What is wrong with `password` under the policy; empty when it is acceptable."""
+    problems = []
+    if len(password) < settings.min_length:
+        problems.append(f"This password is too short. It must contain at least "
+                        f"{settings.min_length} characters.")
+    if len(password) > settings.max_length:
+        problems.append(f"Ensure this field has no more than {settings.max_length} characters.")
+    if password.lower() in common_passwords():
+        problems.append("This password is too common.")
+    folded = fold(password)
+    for label, value in (("username", username), ("email address", email)):
+        if value and (folded == fold(value) or (label == "email address"
+                                                 and folded == fold(value.split("@")[0]))):
+            problems.append(f"The password is too similar to the {label}.")
+    return problems
+
+
+@dataclass(frozen=True)
+class Verification:
+    valid: bool
+    new_hash: str | None = None  # set when the stored hash used older parameters
+
+
+class PasswordHasher:
+    """argon2id in a bounded thread pool: memory-hard hashes never run unbounded or on the loop."""
+
+    def __init__(self, settings: PasswordSettings) -> None:
+        self._hasher = argon2.PasswordHasher(
+            time_cost=settings.time_cost, memory_cost=settings.memory_cost,
+            parallelism=settings.parallelism, type=argon2.Type.ID)
+        self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrent_hashes,
+                                        thread_name_prefix="argon2")
+        # Spent on unknown users so a miss costs what a wrong password costs.
+        self._dummy_hash = self._hasher.hash("dummy password for unknown users")
+
+    def hash_sync(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def _verify_sync(self, stored_hash: str | None, password: str) -> Verification:
+        try:
+            self._hasher.verify(stored_hash or self._dummy_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return Verification(False)
+        if stored_hash is None:
+            return Verification(False)
+        if self._hasher.check_needs_rehash(stored_hash):
+            return Verification(True, self._hasher.hash(password))
+        return Verification(True)
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash_sync, password)
+
+    async def verify(self, stored_hash: str | None, password: str) -> Verification:
+        """Check `password`; with `stored_hash=None` spend the same work and fail."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._verify_sync, stored_hash, password)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,156 @@
+"""Every Redis key the service writes: its family, what it holds and its TTL are defined here.
+
+    {prefix}blacklist:{jti}          "1"             refresh token revoked by logout/rotation;
+                                                     TTL = the token's remaining lifetime
+    {prefix}user:{id}                hash            cached user row (token version, active,
+                                                     role, profile); TTL = refresh lifetime
+    {prefix}reset:{sha256(token)}    "{id}:{ver}"    a password-reset token, single use;
+                                                     TTL = password_reset.ttl
+    {prefix}rl:{scope}:{sha256(key)} counter         fixed-window rate limit; TTL = the window
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+# Fill the user cache only if absent: a writer that has just overwritten it wins over a
+# reader still holding a row it read before the write.
+_FILL_IF_ABSENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Fixed windows, one counter per key; returns for each key its count and TTL (ms).
+_HIT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then redis.call('EXPIRE', key, ARGV[1]); ttl = tonumber(ARGV[1]) * 1000 end
+  out[#out + 1] = count
+  out[#out + 1] = ttl
+end
+return out
+"""
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedUser:
+    id: int
+    username: str
+    email: str
+    display_name: str
+    role: str
+    is_active: bool
+    token_version: int
+
+    def to_fields(self) -> dict[str, str]:
+        return {"username": self.username, "email": self.email,
+                "display_name": self.display_name, "role": self.role,
+                "is_active": "1" if self.is_active else "0", "ver": str(self.token_version)}
+
+    @classmethod
+    def from_fields(cls, user_id: int, fields: dict[Any, Any]) -> CachedUser | None:
+        f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes)
+             else v) for k, v in fields.items()}
+        try:
+            return cls(id=user_id, username=f["username"], email=f["email"],
+                       display_name=f["display_name"], role=f["role"],
+                       is_active=f["is_active"] == "1", token_version=int(f["ver"]))
+        except (KeyError, ValueError):
+            return None
+
+
+class RedisStore:
+    def __init__(self, redis: Redis, prefix: str, *, user_ttl: int) -> None:
+        self.redis = redis
+        self._p = prefix
+        self._user_ttl = user_ttl
+        self._fill = redis.register_script(_FILL_IF_ABSENT)
+        self._hit = redis.register_script(_HIT)
+
+    # -- keys ---------------------------------------------------------------------------
+    def blacklist_key(self, jti: str) -> str:
+        return f"{self._p}blacklist:{jti}"
+
+    def user_key(self, user_id: int) -> str:
+        return f"{self._p}user:{user_id}"
+
+    def reset_key(self, token: str) -> str:
+        return f"{self._p}reset:{token_digest(token)}"
+
+    def rate_key(self, scope: str, key: str) -> str:
+        return f"{self._p}rl:{scope}:{token_digest(key)[:32]}"
+
+    # -- refresh-token blacklist ---------------------------------------------------------
+    async def blacklist(self, jti: str, ttl: int) -> bool:
+        """Revoke; False when it was already revoked (so logout can answer 400)."""
+        return bool(await self.redis.set(self.blacklist_key(jti), "1", ex=ttl, nx=True))
+
+    async def user_and_blacklisted(self, user_id: int, jti: str) -> tuple[CachedUser | None, bool]:
+        """One round trip: the cached user row and whether `jti` is revoked."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.user_key(user_id))
+            pipe.exists(self.blacklist_key(jti))
+            fields, revoked = await pipe.execute()
+        return CachedUser.from_fields(user_id, fields) if fields else None, bool(revoked)
+
+    # -- user cache ----------------------------------------------------------------------
+    async def cached_user(self, user_id: int) -> CachedUser | None:
+        fields = await self.redis.hgetall(self.user_key(user_id))
+        return CachedUser.from_fields(user_id, fields) if fields else None
+
+    async def fill_user(self, user: CachedUser) -> None:
+        """Cache a row read from the database, unless a writer got there first."""
+        flat = [item for pair in user.to_fields().items() for item in pair]
+        await self._fill(keys=[self.user_key(user.id)], args=[self._user_ttl, *flat])
+
+    async def put_user(self, user: CachedUser) -> None:
+        """Overwrite the cache after a write to the database (writers always win)."""
+        key = self.user_key(user.id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=user.to_fields())
+            pipe.expire(key, self._user_ttl)
+            await pipe.execute()
+
+    # -- password-reset tokens -----------------------------------------------------------
+    async def put_reset(self, token: str, user_id: int, version: int, ttl: int) -> None:
+        await self.redis.set(self.reset_key(token), f"{user_id}:{version}", ex=ttl)
+
+    async def take_reset(self, token: str) -> tuple[tuple[int, int] | None, int]:
+        """Consume atomically (GETDEL): two confirms with one token, one wins.
+
+        Returns ((user id, version) or None, the TTL it had left, for a restore on failure).
+        """
+        key = self.reset_key(token)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.ttl(key)
+            pipe.getdel(key)
+            ttl, value = await pipe.execute()
+        if value is None:
+            return None, 0
+        user_id, version = (value.decode() if isinstance(value, bytes) else value).split(":")
+        return (int(user_id), int(version)), int(ttl)
+
+    async def restore_reset(self, token: str, user_id: int, version: int, ttl: int) -> None:
+        """Put back a token whose confirm failed half-way, so the user can try again."""
+        if ttl > 0:
+            await self.redis.set(self.reset_key(token), f"{user_id}:{version}", ex=ttl, nx=True)
+
+    # -- rate limits ---------------------------------------------------------------------
+    async def hit(self, scope: str, keys: list[str], window: int) -> list[tuple[int, int]]:
+        """Count one event against each key; returns (count, seconds left) for each."""
+        raw = await self._hit(keys=[self.rate_key(scope, k) for k in keys], args=[window])
+        return [(int(raw[i]), max(1, -(-int(raw[i + 1]) // 1000))) for i in range(0, len(raw), 2)]

@@ -1,0 +1,173 @@
+"""Request parsing: bytes -> JSON object -> plain dataclasses, with DRF-shaped field errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import MalformedRequest, UnsupportedMediaType, ValidationFailed
+from .identity import EMAIL_MAX, canonical_email, canonical_username, email_problem, username_problem
+
+REQUIRED = "This field is required."
+NOT_NULL = "This field may not be null."
+NOT_STRING = "Not a valid string."
+NO_NUL = "Null characters are not allowed."
+BLANK = "This field may not be blank."
+DISPLAY_NAME_MAX = 150
+TOKEN_MAX = 4096
+ROLE_MAX = 64
+
+
+def parse_json_object(body: bytes, content_type: str | None, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The body as a JSON object; anything else is a 4xx naming what was wrong."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if not body:
+        if allow_empty:
+            return {}
+        raise MalformedRequest("Request body is empty: send a JSON object.")
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f'Unsupported media type "{media_type or "none"}" in request: send application/json.')
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedRequest(f"JSON parse error - {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedRequest(
+            f"Invalid data. Expected a JSON object, but got {type(data).__name__}.")
+    return data
+
+
+class _Fields:
+    """Collects every field's error before raising, as DRF does."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.errors: dict[str, list[str]] = {}
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def string(self, name: str, *, max_length: int, required: bool = True, trim: bool = True,
+               allow_blank: bool = False, default: str | None = None) -> str | None:
+        if name not in self.data:
+            if required:
+                self.fail(name, REQUIRED)
+            return default
+        value = self.data[name]
+        if value is None:
+            self.fail(name, NOT_NULL)
+            return None
+        if not isinstance(value, str):
+            self.fail(name, NOT_STRING)
+            return None
+        if "\x00" in value:
+            self.fail(name, NO_NUL)
+            return None
+        if trim:
+            value = value.strip()
+        if not value and not allow_blank:
+            self.fail(name, BLANK)
+            return None
+        if len(value) > max_length:
+            self.fail(name, f"Ensure this field has no more than {max_length} characters.")
+            return None
+        return value
+
+    def done(self) -> None:
+        if self.errors:
+            raise ValidationFailed(self.errors)
+
+
+@dataclass(frozen=True)
+class RegisterInput:
+    username: str
+    email: str
+    password: str
+    display_name: str
+    role: str | None
+
+
+@dataclass(frozen=True)
+class LoginInput:
+    identifier: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ResetConfirmInput:
+    token: str
+    password: str
+
+
+def _passwords(fields: _Fields, max_length: int) -> str | None:
+    # Passwords are never trimmed: spaces are characters like any other (NIST 800-63B).
+    password = fields.string("password", max_length=max_length, trim=False)
+    password2 = fields.string("password2", max_length=max_length, trim=False)
+    if password is not None and password2 is not None and password != password2:
+        fields.fail("password2", "Passwords do not match.")
+    return password
+
+
+def register_input(data: dict[str, Any], max_password: int) -> RegisterInput:
+    f = _Fields(data)
+    username = f.string("username", max_length=10_000)
+    if username is not None and (problem := username_problem(username)):
+        f.fail("username", problem)
+    email = f.string("email", max_length=10_000)
+    if email is not None and (problem := email_problem(email)):
+        f.fail("email", problem)
+    password = _passwords(f, max_password)
+    display_name = f.string("display_name", max_length=DISPLAY_NAME_MAX, required=False,
+                            allow_blank=True, default="")
+    role = f.string("role", max_length=ROLE_MAX, required=False)
+    f.done()
+    assert username is not None and email is not None and password is not None
+    return RegisterInput(canonical_username(username), canonical_email(email), password,
+                         display_name or "", role)
+
+
+def login_input(data: dict[str, Any], max_password: int) -> LoginInput:
+    f = _Fields(data)
+    identifier = f.string("username_or_email", max_length=EMAIL_MAX)
+    password = f.string("password", max_length=max_password, trim=False)
+    f.done()
+    assert identifier is not None and password is not None
+    return LoginInput(identifier, password)
+
+
+def token_input(data: dict[str, Any], name: str) -> str:
+    f = _Fields(data)
+    token = f.string(name, max_length=TOKEN_MAX)
+    f.done()
+    assert token is not None
+    return token
+
+
+def email_input(data: dict[str, Any]) -> str:
+    f = _Fields(data)
+    email = f.string("email", max_length=10_000)
+    if email is not None and (problem := email_problem(email)):
+        f.fail("email", problem)
+    f.done()
+    assert email is not None
+    return canonical_email(email)
+
+
+def reset_confirm_input(data: dict[str, Any], max_password: int) -> ResetConfirmInput:
+    f = _Fields(data)
+    token = f.string("token", max_length=256)
+    password = _passwords(f, max_password)
+    f.done()
+    assert token is not None and password is not None
+    return ResetConfirmInput(token, password)
+
+
+def profile_patch_input(data: dict[str, Any]) -> str | None:
+    """The new display_name, or None when it was not sent; other fields are ignored."""
+    f = _Fields(data)
+    display_name = f.string("display_name", max_length=DISPLAY_NAME_MAX, required=False,
+                            allow_blank=True)
+    f.done()
+    return display_name

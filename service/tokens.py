@@ -1,0 +1,120 @@
+"""The one place a token's life is defined: issue and decode, pure, with the clock passed in.
+
+Claims: sub (user id), jti, iat, exp, token_type (access|refresh), role, ver (the user's
+token version: a password reset bumps it, refusing every token minted before), and iss/aud
+when configured. The algorithm is pinned on decode; PyJWT errors become TokenInvalid here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from .config import JwtSettings
+from .errors import TokenInvalid
+
+ACCESS = "access"
+REFRESH = "refresh"
+
+
+@dataclass(frozen=True)
+class Claims:
+    sub: str
+    jti: str
+    iat: int
+    exp: int
+    token_type: str
+    role: str
+    ver: int
+
+    def remaining(self, now: float) -> int:
+        """Whole seconds until expiry, at least 1 (the TTL of anything guarding this token)."""
+        return max(1, int(self.exp - now) + 1)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    refresh_claims: Claims
+
+
+class TokenCodec:
+    def __init__(self, settings: JwtSettings, secret: str) -> None:
+        if len(secret.encode()) < 32:
+            raise ValueError("JWT secret must be at least 32 bytes")
+        self._s = settings
+        self._key = secret
+
+    def _encode(self, claims: Claims) -> str:
+        payload: dict[str, Any] = {
+            "token_type": claims.token_type, "sub": claims.sub, "jti": claims.jti,
+            "iat": claims.iat, "exp": claims.exp, "role": claims.role, "ver": claims.ver}
+        if self._s.issuer:
+            payload["iss"] = self._s.issuer
+        if self._s.audience:
+            payload["aud"] = self._s.audience
+        return jwt.encode(payload, self._key, algorithm=self._s.algorithm)
+
+    def issue(self, token_type: str, *, sub: str, role: str, ver: int, now: float,
+              exp: int | None = None) -> tuple[str, Claims]:
+        ttl = self._s.access_ttl if token_type == ACCESS else self._s.refresh_ttl
+        iat = int(now)
+        claims = Claims(sub=sub, jti=uuid.uuid4().hex, iat=iat, exp=exp or iat + ttl,
+                        token_type=token_type, role=role, ver=ver)
+        return self._encode(claims), claims
+
+    def issue_pair(self, *, sub: str, role: str, ver: int, now: float) -> TokenPair:
+        refresh, refresh_claims = self.issue(REFRESH, sub=sub, role=role, ver=ver, now=now)
+        access, _ = self.issue(ACCESS, sub=sub, role=role, ver=ver, now=now)
+        return TokenPair(access, refresh, refresh_claims)
+
+    def decode(self, token: str, expected_type: str, now: float) -> Claims:
+        """Verify signature, algorithm, times and type; raise TokenInvalid with a reason."""
+        try:
+            payload = jwt.decode(
+                token, self._key, algorithms=[self._s.algorithm],
+                audience=self._s.audience or None, issuer=self._s.issuer or None,
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                         "verify_aud": bool(self._s.audience),
+                         "verify_iss": bool(self._s.issuer),
+                         "require": ["exp", "iat", "jti", "sub"]})
+        except jwt.InvalidSignatureError as exc:
+            raise TokenInvalid("bad_signature") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise TokenInvalid("bad_signature", "Token is signed with a refused algorithm") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenInvalid("wrong_audience") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenInvalid("wrong_issuer") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid("malformed") from exc
+        claims = self._claims(payload)
+        leeway = self._s.leeway
+        if claims.exp + leeway <= now:
+            raise TokenInvalid("token_expired", "Token is expired")
+        if claims.iat - leeway > now:
+            raise TokenInvalid("token_not_yet_valid", "Token was issued in the future")
+        if claims.token_type != expected_type:
+            raise TokenInvalid("wrong_token_type", "Token has wrong type")
+        return claims
+
+    @staticmethod
+    def _claims(payload: dict[str, Any]) -> Claims:
+        try:
+            fields = {
+                "sub": payload["sub"], "jti": payload["jti"], "iat": payload["iat"],
+                "exp": payload["exp"], "token_type": payload.get("token_type"),
+                "role": payload.get("role", ""), "ver": payload.get("ver", 0)}
+        except KeyError as exc:
+            raise TokenInvalid("malformed") from exc
+        types = {"sub": str, "jti": str, "iat": int, "exp": int, "token_type": str,
+                 "role": str, "ver": int}
+        for name, kind in types.items():
+            value = fields[name]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise TokenInvalid("malformed", f"Token claim {name} is malformed")
+        return Claims(**fields)

@@ -1,0 +1,160 @@
+"""The users table (SQLAlchemy Core) and its store on `databases`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from databases import Database
+
+from .identity import fold
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(150), nullable=False),
+    sa.Column("username_norm", sa.String(600), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("email_norm", sa.String(1000), nullable=False),
+    sa.Column("display_name", sa.String(150), nullable=False, server_default=""),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    # Tokens carry the version they were minted under; a reset bumps it (the per-user cut-off).
+    sa.Column("token_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("date_joined", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("uq_users_username_norm", "username_norm", unique=True),
+    sa.Index("uq_users_email_norm", "email_norm", unique=True),
+)
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    email: str
+    display_name: str
+    role: str
+    is_active: bool
+    password_hash: str
+    token_version: int
+    date_joined: dt.datetime
+
+    @property
+    def sub(self) -> str:
+        return str(self.id)
+
+    @classmethod
+    def from_row(cls, row: Any) -> User:
+        m = row._mapping
+        return cls(id=m["id"], username=m["username"], email=m["email"],
+                   display_name=m["display_name"], role=m["role"],
+                   is_active=bool(m["is_active"]), password_hash=m["password_hash"],
+                   token_version=m["token_version"], date_joined=m["date_joined"])
+
+
+class DuplicateUser(Exception):
+    """The username or email is taken (judged by the unique index on its folded form)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def _is_unique_violation(exc: BaseException) -> str | None:
+    """Which unique field an insert collided on, for SQLite and PostgreSQL alike."""
+    name = type(exc).__name__
+    text = str(exc)
+    if name not in ("IntegrityError", "UniqueViolationError"):
+        return None
+    for field in ("username", "email"):
+        if f"{field}_norm" in text:
+            return field
+    return "username"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UserStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def _fetch_one(self, query: Any) -> User | None:
+        row = await self._db.fetch_one(query)
+        return User.from_row(row) if row is not None else None
+
+    async def create(self, *, username: str, email: str, display_name: str, role: str,
+                     password_hash: str) -> User:
+        now = _now()
+        values = dict(username=username, username_norm=fold(username), email=email,
+                      email_norm=fold(email), display_name=display_name, role=role,
+                      is_active=True, password_hash=password_hash, token_version=0,
+                      password_changed_at=now, date_joined=now)
+        try:
+            user_id = await self._db.execute(users.insert().values(**values))
+        except Exception as exc:
+            field = _is_unique_violation(exc)
+            if field is None:
+                raise
+            raise DuplicateUser(field) from exc
+        user = await self.by_id(int(user_id))
+        assert user is not None
+        return user
+
+    async def taken(self, *, username: str, email: str) -> list[str]:
+        """Which of username/email already belong to someone (a friendly early answer)."""
+        query = sa.select(users.c.username_norm, users.c.email_norm).where(
+            sa.or_(users.c.username_norm == fold(username), users.c.email_norm == fold(email)))
+        rows = await self._db.fetch_all(query)
+        found = []
+        if any(r._mapping["username_norm"] == fold(username) for r in rows):
+            found.append("username")
+        if any(r._mapping["email_norm"] == fold(email) for r in rows):
+            found.append("email")
+        return found
+
+    async def by_id(self, user_id: int) -> User | None:
+        return await self._fetch_one(users.select().where(users.c.id == user_id))
+
+    async def by_identifier(self, identifier: str) -> User | None:
+        """A username, or an email when it contains '@' (usernames never do)."""
+        column = users.c.email_norm if "@" in identifier else users.c.username_norm
+        return await self._fetch_one(users.select().where(column == fold(identifier)))
+
+    async def by_email(self, email: str) -> User | None:
+        return await self._fetch_one(users.select().where(users.c.email_norm == fold(email)))
+
+    async def set_display_name(self, user_id: int, display_name: str) -> None:
+        await self._db.execute(
+            users.update().where(users.c.id == user_id).values(display_name=display_name))
+
+    async def upgrade_hash(self, user_id: int, old_hash: str, new_hash: str) -> None:
+        """Store a re-hash made with current parameters, unless the password changed meanwhile."""
+        await self._db.execute(users.update().where(
+            (users.c.id == user_id) & (users.c.password_hash == old_hash)
+        ).values(password_hash=new_hash))
+
+    async def set_password(self, user_id: int, password_hash: str) -> int:
+        """Change the password and bump the token version; returns the new version."""
+        async with self._db.transaction():
+            await self._db.execute(users.update().where(users.c.id == user_id).values(
+                password_hash=password_hash, password_changed_at=_now(),
+                token_version=users.c.token_version + 1))
+            version = await self._db.fetch_val(
+                sa.select(users.c.token_version).where(users.c.id == user_id))
+        return int(version)
+
+    async def set_role(self, user_id: int, role: str) -> None:
+        await self._db.execute(users.update().where(users.c.id == user_id).values(role=role))
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        await self._db.execute(
+            users.update().where(users.c.id == user_id).values(
+                is_active=active, token_version=users.c.token_version + 1))

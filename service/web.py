@@ -1,0 +1,89 @@
+"""HTTP plumbing shared by the routes: bounded body reading, Bearer tokens, client IP, JSON out."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .errors import MalformedRequest, NotAuthenticated, PayloadTooLarge, TokenInvalid
+from .schemas import parse_json_object
+
+# Token responses must never be cached; nothing else here is cacheable either.
+API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None,
+                  background: BackgroundTask | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code, headers={**API_HEADERS, **(headers or {})},
+                    media_type="application/json", background=background)
+
+
+def empty_response(status_code: int) -> Response:
+    return Response(b"", status_code, headers=API_HEADERS)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing with 413 past `limit` bytes without reading it all into memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise MalformedRequest("Invalid Content-Length header.")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    limit = request.app.state.settings.server.max_body_bytes
+    raw = await read_body(request, limit)
+    return parse_json_object(raw, request.headers.get("content-type"), allow_empty=allow_empty)
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise NotAuthenticated()
+    token = token.strip()
+    if not token or " " in token:
+        raise TokenInvalid("malformed", "Invalid Authorization header.").for_bearer()
+    return token
+
+
+def client_ip(request: Request, trusted_proxies: tuple[str, ...]) -> str:
+    """The socket peer, or the nearest untrusted X-Forwarded-For hop when the peer is a proxy."""
+    peer = request.client.host if request.client else "unknown"
+    if not trusted_proxies or not _is_trusted(peer, trusted_proxies):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted_proxies):
+            return hop
+    return peer
+
+
+def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in trusted:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False

@@ -1,0 +1,190 @@
+"""Real parts for every test: a Redis server, an SMTP server, a SQLite file, PostgreSQL if reachable.
+
+Redis: $AUTH_TEST_REDIS_URL, else the machine's server on 127.0.0.1:6379 (database 9), else an
+embedded Valkey started for the session. Each test gets its own key prefix and RQ queue name,
+and deletes only its own keys afterwards: nobody else's data is flushed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from aiosmtpd.controller import Controller
+
+from service import embedded_redis, migrate
+from service.app import create_app
+from service.config import (JwtSettings, PasswordSettings, RateLimitSettings, Settings,
+                            SmtpSettings, WorkerSettings)
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_REDIS_DB = 9
+SECRET = "test-secret-" + "x" * 40
+# Cheap argon2id parameters: the suite hashes hundreds of passwords.
+FAST_PASSWORDS = PasswordSettings(time_cost=1, memory_cost=1024, parallelism=1,
+                                  max_concurrent_hashes=2)
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    explicit = os.environ.get("AUTH_TEST_REDIS_URL")
+    if explicit:
+        yield explicit
+        return
+    machine = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    if _redis_answers(machine):
+        yield machine
+        return
+    data_dir = tmp_path_factory.mktemp("embedded-redis")
+    url = embedded_redis.ensure_running(data_dir)
+    print(f"\nno Redis on 127.0.0.1:6379: tests use an embedded Valkey at {url}")
+    yield url
+    embedded_redis.stop(data_dir)
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"authtest-{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+class Mailbox:
+    """Messages an in-process aiosmtpd server received; optionally refuses the first N."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refuse_next = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            return "451 Requested action aborted: try again later"
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, redis_prefix: str,
+             smtp_server: tuple[Mailbox, int]) -> Settings:
+    database_url = f"sqlite:///{tmp_path / 'auth.db'}"
+    migrate.upgrade(database_url)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database=dataclasses.replace(Settings().database, url=database_url),
+        redis=dataclasses.replace(Settings().redis, url=redis_url, prefix=redis_prefix),
+        jwt=JwtSettings(secret=SECRET),
+        passwords=FAST_PASSWORDS,
+        rate_limit=RateLimitSettings(enabled=False),
+        smtp=SmtpSettings(port=smtp_server[1], timeout=5),
+        worker=WorkerSettings(queue=f"{redis_prefix}mail", retry_intervals=(0, 0)),
+    )
+
+
+class LiveServer:
+    """The app on a real uvicorn server in a thread, on a socket bound to a free port."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
+
+
+@pytest.fixture
+def make_client() -> Iterator[Any]:
+    """Serve an app built from given settings; returns an httpx.Client aimed at it."""
+    servers: list[LiveServer] = []
+    clients: list[httpx.Client] = []
+
+    def make(settings: Settings, **kwargs: Any) -> httpx.Client:
+        server = LiveServer(create_app(settings, **kwargs)).__enter__()
+        servers.append(server)
+        client = httpx.Client(base_url=server.url, timeout=30)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+    for server in servers:
+        server.__exit__()
+
+
+@pytest.fixture
+def client(settings: Settings, make_client: Any) -> httpx.Client:
+    return make_client(settings)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def no_unhandled_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A crash is a bug: any request that reached the 500 handler fails the test."""
+    yield
+    crashes = [r for r in caplog.records if r.name == "authsvc.app" and r.levelname == "ERROR"]
+    assert not crashes, [r.getMessage() for r in crashes]

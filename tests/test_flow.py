@@ -1,0 +1,76 @@
+"""The walk-through a frontend makes: register -> profile -> refresh -> logout -> reset by email."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+
+from service.config import Settings
+from support import USER, bearer, register, run_worker
+
+API = "/api/v1/auth/"
+
+
+def reset_token_from(message: Any) -> str:
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    link = re.search(r"https?://\S+", text)
+    assert link, text
+    return parse_qs(urlparse(link.group(0)).query)["token"][0]
+
+
+def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any,
+                      tmp_path: Path) -> None:
+    mailbox, _ = smtp_server
+    created = register(client)
+    assert created["user"] == {"username": "alice", "email": "alice@example.com",
+                               "display_name": "Alice"}
+
+    profile = client.get(API + "profile/", headers=bearer(created["access"]))
+    assert profile.status_code == 200
+    assert profile.json()["username"] == "alice"
+    assert profile.headers["cache-control"] == "no-store"
+
+    refreshed = client.post(API + "token/refresh/", json={"refresh": created["refresh"]})
+    assert refreshed.status_code == 200 and set(refreshed.json()) == {"access"}
+    assert client.get(API + "profile/", headers=bearer(refreshed.json()["access"])).status_code == 200
+
+    logout = client.post(API + "logout/", json={"refresh_token": created["refresh"]})
+    assert logout.status_code == 205 and logout.content == b""
+    again = client.post(API + "token/refresh/", json={"refresh": created["refresh"]})
+    assert again.status_code == 401 and again.json()["reason"] == "token_revoked"
+    assert client.post(API + "logout/", json={"refresh_token": created["refresh"]}).status_code == 400
+
+    login = client.post(API + "login/", json={"username_or_email": "ALICE@example.com",
+                                              "password": USER["password"]})
+    assert login.status_code == 200
+    old_refresh = login.json()["refresh"]
+
+    asked = client.post(API + "password-reset/", json={"email": "alice@example.com"})
+    assert asked.status_code == 200 and asked.json() == {"message": "Password reset link sent"}
+    worker = run_worker(settings, tmp_path)
+    assert worker.returncode == 0, worker.stderr
+    assert len(mailbox.messages) == 1
+    message = mailbox.messages[0]
+    assert message["To"] == "alice@example.com"
+    token = reset_token_from(message)
+    assert token not in worker.stderr + worker.stdout  # the link is never logged
+
+    new_password = "a brand new passphrase"
+    confirmed = client.post(API + "password-reset/confirm/", json={
+        "token": token, "password": new_password, "password2": new_password})
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json() == {"message": "Password has been reset"}
+
+    stale = client.post(API + "token/refresh/", json={"refresh": old_refresh})
+    assert stale.status_code == 401 and stale.json()["reason"] == "password_changed"
+    assert client.post(API + "login/", json={"username_or_email": "alice",
+                                             "password": USER["password"]}).status_code == 401
+    assert client.post(API + "login/", json={"username_or_email": "alice",
+                                             "password": new_password}).status_code == 200
+    reused = client.post(API + "password-reset/confirm/", json={
+        "token": token, "password": "yet another passphrase", "password2": "yet another passphrase"})
+    assert reused.status_code == 400 and "token" in reused.json()

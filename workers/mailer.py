@@ -1,0 +1,67 @@
+"""RQ jobs that send mail over SMTP. Imports config only: the web process never imports this.
+
+A job raises on any SMTP failure so RQ retries it (with the backoff declared where it was
+enqueued, see service/mail.py) and, past the last retry, keeps it in the failed registry.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import smtplib
+from email.message import EmailMessage
+from email.utils import make_msgid
+from functools import lru_cache
+
+from service.config import Settings, SmtpSettings, load_settings
+
+log = logging.getLogger("authsvc.worker")
+
+
+@lru_cache(maxsize=1)
+def _settings() -> Settings:
+    """The worker process's own configuration (config.toml and AUTH_* environment)."""
+    return load_settings()
+
+
+def password_reset_message(smtp: SmtpSettings, to: str, username: str, link: str,
+                           ttl_minutes: int) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = "Reset your password"
+    message["From"] = smtp.from_address
+    message["To"] = to
+    message["Message-ID"] = make_msgid(domain="authsvc.local")
+    message.set_content(
+        f"Hello {username},\n\n"
+        "Someone asked to reset the password of your account.\n"
+        f"Open this link within {ttl_minutes} minutes to choose a new password:\n\n"
+        f"{link}\n\n"
+        "If that was not you, ignore this email: your password stays as it is.\n")
+    name, url = html.escape(username), html.escape(link, quote=True)
+    message.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>Hello {name},</p>"
+        "<p>Someone asked to reset the password of your account.</p>"
+        f'<p><a href="{url}">Choose a new password</a> (valid {ttl_minutes} minutes).</p>'
+        "<p>If that was not you, ignore this email: your password stays as it is.</p>"
+        "</body></html>", subtype="html")
+    return message
+
+
+def deliver(smtp: SmtpSettings, message: EmailMessage) -> None:
+    """Send one message; any failure raises (so the job is retried)."""
+    with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
+        if smtp.starttls:
+            client.starttls()
+        if smtp.username:
+            client.login(smtp.username, smtp.password)
+        client.send_message(message)
+
+
+def send_password_reset(to: str, username: str, link: str) -> None:
+    """The RQ job. The link is a secret: it is never logged."""
+    settings = _settings()
+    message = password_reset_message(settings.smtp, to, username, link,
+                                     max(1, settings.password_reset.ttl // 60))
+    deliver(settings.smtp, message)
+    log.info("password reset email sent (message %s)", message["Message-ID"])
