@@ -45,6 +45,11 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     *_PG_DOWN)
 
 
+# uvicorn must not rewrite the client address from X-Forwarded-For: the app decides whom to
+# believe ([server] trusted_proxies).
+UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
+
+
 def redis_clients(settings: Settings) -> tuple[redis.asyncio.Redis, redis.Redis]:
     """Async client for the API, sync client for RQ; both time out rather than hang."""
     url = embedded_redis.resolve_url(settings.redis.url, settings.data_dir)

@@ -53,13 +53,13 @@ def _require_migrated(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .app import create_app
+    from .app import UVICORN_OPTIONS, create_app
 
     settings = _settings()
     _require_migrated(settings)
     uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port,
                 loop="auto", http="auto", access_log=args.access_log, log_level="info",
-                proxy_headers=False, server_header=False)
+                **UVICORN_OPTIONS)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

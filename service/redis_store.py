@@ -80,6 +80,9 @@ class RedisStore:
         self._fill = redis.register_script(_FILL_IF_ABSENT)
         self._hit = redis.register_script(_HIT)
 
+    async def ping(self) -> None:
+        await self.redis.ping()
+
     # -- keys ---------------------------------------------------------------------------
     def blacklist_key(self, jti: str) -> str:
         return f"{self._p}blacklist:{jti}"

@@ -100,6 +100,11 @@ async def profile(request: Request) -> Response:
     return json_response(_profile(await _service(request).update_profile(user, display_name)))
 
 
+async def health(request: Request) -> Response:
+    await _service(request).health()
+    return json_response({"status": "ok"})
+
+
 def _both(path: str, endpoint: Endpoint, methods: list[str]) -> list[BaseRoute]:
     """Serve `path/` and `path` alike: API.md forbids a 404 for a missing trailing slash."""
     return [Route(path, endpoint, methods=methods),
@@ -116,4 +121,5 @@ ROUTES: list[BaseRoute] = [
     *_both(AUTH_PREFIX + "password-reset/confirm/", password_reset_confirm, ["POST"]),
     *_both(AUTH_PREFIX + "profile/", profile, ["GET", "PATCH"]),
     *_both(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
+    Route("/healthz", health, methods=["GET"]),
 ]

@@ -54,6 +54,11 @@ class AuthService:
         self._mail = mail
         self._clock = clock
 
+    async def health(self) -> None:
+        """Raise if the database or Redis cannot be reached (mapped to 503)."""
+        await self._users.ping()
+        await self._store.ping()
+
     # -- abuse --------------------------------------------------------------------------
     async def _limit(self, scope: str, client_ip: str, identifier: str) -> None:
         """Per client IP and, separately, per submitted identifier (API.md [rate_limit])."""

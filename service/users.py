@@ -86,6 +86,9 @@ class UserStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
+    async def ping(self) -> None:
+        await self._db.fetch_val(sa.select(sa.literal(1)))
+
     async def _fetch_one(self, query: Any) -> User | None:
         row = await self._db.fetch_one(query)
         return User.from_row(row) if row is not None else None

@@ -27,7 +27,7 @@ import uvicorn
 from aiosmtpd.controller import Controller
 
 from service import embedded_redis, migrate
-from service.app import create_app
+from service.app import UVICORN_OPTIONS, create_app
 from service.config import (JwtSettings, PasswordSettings, RateLimitSettings, Settings,
                             SmtpSettings, WorkerSettings)
 
@@ -137,7 +137,8 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
+                                **UVICORN_OPTIONS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)
