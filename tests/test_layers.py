@@ -1,0 +1,64 @@
+"""Imports go one way: routes -> services -> stores -> config/errors (STYLE.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def our_imports(path: Path) -> set[str]:
+    """Names of this project's modules that `path` imports (service.x / workers.x)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = node.module or ""
+                names = [base] if base else [alias.name for alias in node.names]
+                found.update(f"service.{name}".split(".")[1] for name in names)
+            elif node.module and node.module.split(".")[0] in ("service", "workers"):
+                parts = node.module.split(".")
+                found.add(parts[1] if len(parts) > 1 else parts[0])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] in ("service", "workers"):
+                    found.add(parts[1] if len(parts) > 1 else parts[0])
+    return found
+
+
+def module(name: str) -> Path:
+    return ROOT / "service" / f"{name}.py"
+
+
+@pytest.mark.parametrize("name, allowed", [
+    ("errors", set()),
+    ("config", set()),
+    ("identity", set()),
+    ("tokens", {"config", "errors"}),
+    ("passwords", {"config", "identity"}),
+    ("users", {"errors", "identity"}),
+    ("redis_store", set()),
+    ("mail", {"config"}),
+    ("schemas", {"errors", "identity"}),
+    ("services", {"config", "errors", "mail", "passwords", "redis_store", "schemas", "tokens",
+                  "users"}),
+    ("web", {"errors", "schemas"}),
+    ("routes", {"schemas", "errors", "services", "web"}),
+])
+def test_module_imports_only_what_its_layer_allows(name: str, allowed: set[str]) -> None:
+    extra = our_imports(module(name)) - allowed
+    assert not extra, f"service/{name}.py imports {sorted(extra)}"
+
+
+def test_worker_imports_only_config() -> None:
+    assert our_imports(ROOT / "workers" / "mailer.py") <= {"config"}
+
+
+def test_nothing_below_the_app_imports_it() -> None:
+    for path in (ROOT / "service").glob("*.py"):
+        if path.stem not in ("app", "cli"):
+            assert "app" not in our_imports(path), path.name
