@@ -16,6 +16,7 @@ NO_NUL = "Null characters are not allowed."
 BLANK = "This field may not be blank."
 DISPLAY_NAME_MAX = 150
 TOKEN_MAX = 4096
+RESET_TOKEN_MAX = 256
 ROLE_MAX = 64
 
 
@@ -157,7 +158,7 @@ def email_input(data: dict[str, Any]) -> str:
 
 def reset_confirm_input(data: dict[str, Any], max_password: int) -> ResetConfirmInput:
     f = _Fields(data)
-    token = f.string("token", max_length=256)
+    token = f.string("token", max_length=RESET_TOKEN_MAX)
     password = _passwords(f, max_password)
     f.done()
     assert token is not None and password is not None

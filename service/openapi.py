@@ -1,0 +1,323 @@
+"""The OpenAPI 3.1 document of the service, built from small helpers and the live settings."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+from .config import Settings
+from .identity import EMAIL_MAX, USERNAME_MAX
+from .schemas import DISPLAY_NAME_MAX, RESET_TOKEN_MAX, TOKEN_MAX
+
+Json = dict[str, Any]
+
+AUTH = "/api/v1/auth/"
+JSON = "application/json"
+
+# Error responses by component name; several 401s differ only in when and which `code`.
+STATUS = {"BadRequest": "400", "InvalidCredentials": "401", "TokenRefused": "401",
+          "BearerUnauthorized": "401", "PayloadTooLarge": "413", "UnsupportedMediaType": "415",
+          "TooManyRequests": "429", "ServerError": "500", "ServiceUnavailable": "503"}
+
+
+def version() -> str:
+    """The installed package's version, or the project's own when it is not installed."""
+    try:
+        return importlib.metadata.version("authsvc")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def _ref(kind: str, name: str, **siblings: Any) -> Json:
+    return {"$ref": f"#/components/{kind}/{name}", **siblings}
+
+
+def _string(description: str = "", **limits: Any) -> Json:
+    return {"type": "string", **({"description": description} if description else {}), **limits}
+
+
+def _obj(properties: Json, required: list[str], description: str = "") -> Json:
+    schema: Json = {"type": "object", "properties": properties, "required": required}
+    return {**schema, "description": description} if description else schema
+
+
+def _content(schema: Json, media_type: str = JSON) -> Json:
+    return {media_type: {"schema": schema}}
+
+
+def _response(description: str, schema: Json | None = None, **headers: Json) -> Json:
+    answer: Json = {"description": description}
+    if schema is not None:
+        answer["content"] = _content(schema)
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _token_response(description: str, schema_name: str) -> Json:
+    """A success that carries tokens, hence never cached."""
+    return _response(description, _ref("schemas", schema_name),
+                     **{"Cache-Control": _ref("headers", "CacheControl")})
+
+
+def _operation(op_id: str, summary: str, description: str, ok: Json, *, body: str | None = None,
+               errors: tuple[str, ...] = (), bearer: bool = False, tag: str = "auth") -> Json:
+    """One operation; a JSON body brings 413 and 415, every operation may answer 500."""
+    op: Json = {"operationId": op_id, "tags": [tag], "summary": summary,
+                "description": description}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": _content(_ref("schemas", body))}
+        errors = (*errors, "PayloadTooLarge", "UnsupportedMediaType")
+    if bearer:
+        op["security"] = [{"bearerAuth": []}]
+    failures = {STATUS[name]: _ref("responses", name) for name in (*errors, "ServerError")}
+    op["responses"] = dict(sorted({**ok, **failures}.items()))
+    return op
+
+
+def _field_schemas(s: Settings) -> Json:
+    p = s.passwords
+    return {
+        "Username": _string("Letters of any script, digits and `. _ - +`; no `@`. Unique after "
+                            "NFKC normalisation and case folding.",
+                            minLength=1, maxLength=USERNAME_MAX),
+        "Email": _string("Stored lower-cased; unique after NFKC normalisation and case folding.",
+                         format="email", minLength=1, maxLength=EMAIL_MAX),
+        "NewPassword": _string(f"{p.min_length} to {p.max_length} characters, not a common "
+                               "password, not the username or email; no composition rules "
+                               "(NIST SP 800-63B). Never trimmed.",
+                               minLength=p.min_length, maxLength=p.max_length),
+        "DisplayName": _string(f"A string of 0 to {DISPLAY_NAME_MAX} characters; `null` is a 400.",
+                               maxLength=DISPLAY_NAME_MAX),
+        "Role": _string(f"One of the self-registrable roles; `{s.auth.default_role}` when omitted.",
+                        enum=list(s.auth.self_register_roles), default=s.auth.default_role),
+        "Jwt": _string("A JSON Web Token.", minLength=1, maxLength=TOKEN_MAX),
+    }
+
+
+def _request_schemas(s: Settings) -> Json:
+    new_password = _ref("schemas", "NewPassword")
+    password2 = _ref("schemas", "NewPassword", description="Must equal `password`.")
+    return {
+        "RegisterRequest": _obj({
+            "username": _ref("schemas", "Username"), "email": _ref("schemas", "Email"),
+            "password": new_password, "password2": password2,
+            "display_name": _ref("schemas", "DisplayName"), "role": _ref("schemas", "Role"),
+        }, ["username", "email", "password", "password2"]),
+        "LoginRequest": _obj({
+            "username_or_email": _string("An email when it contains `@`, else a username; "
+                                         "any case.", minLength=1, maxLength=EMAIL_MAX),
+            "password": _string(minLength=1, maxLength=s.passwords.max_length),
+        }, ["username_or_email", "password"]),
+        "LogoutRequest": _obj({"refresh_token": _ref("schemas", "Jwt")}, ["refresh_token"]),
+        "PasswordResetRequest": _obj({"email": _ref("schemas", "Email")}, ["email"]),
+        "PasswordResetConfirmRequest": _obj({
+            "token": _string("The token from the reset link.", minLength=1,
+                             maxLength=RESET_TOKEN_MAX),
+            "password": new_password, "password2": password2,
+        }, ["token", "password", "password2"]),
+        "ProfileUpdate": _obj({"display_name": _ref("schemas", "DisplayName")}, [],
+                              "Only `display_name` changes; other fields are ignored."),
+        "TokenRefreshRequest": _obj({"refresh": _ref("schemas", "Jwt")}, ["refresh"]),
+    }
+
+
+def _response_schemas(s: Settings) -> Json:
+    jwt = s.jwt
+    access = _string(f"Access token (JWT), valid {jwt.access_ttl} s.")
+    refresh = _string(f"Refresh token (JWT), valid {jwt.refresh_ttl} s from issue.")
+    user = {"username": _string(), "email": _string(), "display_name": _string()}
+    rotated = ["access", "refresh"] if jwt.rotate_refresh_tokens else ["access"]
+    return {
+        "RegisterResponse": _obj({"user": _obj(user, list(user)), "refresh": refresh,
+                                 "access": access}, ["user", "refresh", "access"]),
+        "LoginResponse": _obj({"user": _obj({"username": _string(), "email": _string()},
+                                          ["username", "email"]),
+                              "refresh": refresh, "access": access}, ["user", "refresh", "access"]),
+        "Profile": _obj({**user, "role": _string("Extension beyond the original service.")},
+                        [*user, "role"]),
+        "TokenRefreshResponse": _obj(
+            {"access": access, "refresh": _string("Successor refresh token with the same expiry; "
+                                                  "sent only with `[jwt] rotate_refresh_tokens`.")},
+            rotated, f"`[jwt] rotate_refresh_tokens` is {str(jwt.rotate_refresh_tokens).lower()}."),
+        "Message": _obj({"message": _string()}, ["message"]),
+        "Health": _obj({"status": _string(const="ok")}, ["status"]),
+    }
+
+
+def _error_schemas() -> Json:
+    return {
+        "FieldErrors": {"type": "object", "minProperties": 1,
+                        "description": "Messages by field name; errors not tied to a field "
+                                       "under `non_field_errors`.",
+                        "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "Detail": _obj({"detail": _string()}, ["detail"]),
+        "AuthError": _obj({
+            "detail": _string(),
+            "code": _string("`token_not_valid` for every token refusal, `not_authenticated` when "
+                            "no token is sent, `no_active_account` for wrong credentials."),
+            "reason": _string("Why a token was refused (`token_expired`, `token_revoked`, "
+                              "`password_changed`, `bad_signature`, `wrong_token_type`, ...); "
+                              "only with `token_not_valid`."),
+        }, ["detail", "code"]),
+    }
+
+
+def _error_responses(s: Settings) -> Json:
+    detail, auth_error = _ref("schemas", "Detail"), _ref("schemas", "AuthError")
+    retry = {"Retry-After": _ref("headers", "RetryAfter")}
+    return {
+        "BadRequest": _response("Invalid input: messages by field, or `detail` when the body "
+                                "cannot be parsed.",
+                                {"oneOf": [_ref("schemas", "FieldErrors"), detail]}),
+        "InvalidCredentials": _response("Wrong credentials or inactive account "
+                                        "(`no_active_account`), always the same answer.",
+                                        auth_error),
+        "TokenRefused": _response("Malformed, forged, expired or revoked refresh token "
+                                  "(`token_not_valid`).", auth_error),
+        "BearerUnauthorized": _response("No token (`not_authenticated`) or a refused access "
+                                        "token (`token_not_valid`).", auth_error,
+                                        **{"WWW-Authenticate": _ref("headers", "WWWAuthenticate")}),
+        "PayloadTooLarge": _response(f"Body over {s.server.max_body_bytes} bytes "
+                                     "(`[server] max_body_bytes`).", detail),
+        "UnsupportedMediaType": _response("Body that is not JSON.", detail),
+        "TooManyRequests": _response("Rate limit hit.", detail, **retry),
+        "ServerError": _response("Server fault; never a stack trace.", detail),
+        "ServiceUnavailable": _response("The database or Redis cannot be reached.", detail,
+                                        **retry),
+    }
+
+
+def _headers() -> Json:
+    return {
+        "RetryAfter": {"description": "Seconds to wait before retrying.", "required": True,
+                       "schema": {"type": "integer", "minimum": 1}},
+        "WWWAuthenticate": {"description": "The Bearer challenge.", "required": True,
+                            "schema": _string(examples=['Bearer realm="api"'])},
+        "CacheControl": {"description": "Responses with tokens are never cached.",
+                         "required": True, "schema": _string(const="no-store")},
+    }
+
+
+def _throttle(s: Settings, scope: str, per: str) -> tuple[str, tuple[str, ...]]:
+    """A sentence on the rate limit and the 429 it brings, when rate limiting is on."""
+    if not s.rate_limit.enabled:
+        return "", ()
+    rate = getattr(s.rate_limit, scope)
+    return (f" Rate-limited to {rate} per client IP and, separately, per {per}.",
+            ("TooManyRequests",))
+
+
+def _account_paths(s: Settings) -> Json:
+    roles = ", ".join(f"`{role}`" for role in s.auth.self_register_roles)
+    register_note, register_429 = _throttle(s, "register", "email")
+    login_note, login_429 = _throttle(s, "login", "submitted username or email")
+    return {
+        AUTH + "register/": {"post": _operation(
+            "register", "Create an account",
+            f"`display_name` and `role` are optional; `role` is one of {roles} (never `admin`)."
+            + register_note,
+            {"201": _token_response("Created: the new user and a token pair.", "RegisterResponse")},
+            body="RegisterRequest", errors=("BadRequest", *register_429, "ServiceUnavailable"))},
+        AUTH + "login/": {"post": _operation(
+            "login", "Log in",
+            "A wrong password, an unknown user and an inactive account get the same 401."
+            + login_note,
+            {"200": _token_response("The user and a token pair.", "LoginResponse")},
+            body="LoginRequest",
+            errors=("BadRequest", "InvalidCredentials", *login_429, "ServiceUnavailable"))},
+        AUTH + "logout/": {"post": _operation(
+            "logout", "Revoke a refresh token",
+            "The token stays refused until it would have expired. Any token that cannot be "
+            "revoked now (malformed, forged, expired, already revoked, an access token) is a "
+            "400 on `refresh_token`.",
+            {"205": _response("Reset Content: revoked. The body is empty.")},
+            body="LogoutRequest", errors=("BadRequest", "ServiceUnavailable"))},
+    }
+
+
+def _reset_paths(s: Settings) -> Json:
+    note, too_many = _throttle(s, "password_reset", "email")
+    return {
+        AUTH + "password-reset/": {"post": _operation(
+            "passwordReset", "Ask for a password reset link",
+            "Answers the same 200, about equally fast, whether or not the email is known; the "
+            f"worker sends the link, valid {s.password_reset.ttl} s and single use." + note,
+            {"200": _response('`{"message": "Password reset link sent"}`',
+                              _ref("schemas", "Message"))},
+            body="PasswordResetRequest", errors=("BadRequest", *too_many, "ServiceUnavailable"))},
+        AUTH + "password-reset/confirm/": {"post": _operation(
+            "passwordResetConfirm", "Set a new password with a reset token",
+            "Every earlier refresh token and reset token of the user is refused afterwards. "
+            "An unknown, used or expired token is a 400 on `token`.",
+            {"200": _response('`{"message": "Password has been reset"}`',
+                              _ref("schemas", "Message"))},
+            body="PasswordResetConfirmRequest", errors=("BadRequest", "ServiceUnavailable"))},
+    }
+
+
+def _session_paths(s: Settings) -> Json:
+    rotation = "on" if s.jwt.rotate_refresh_tokens else "off"
+    profile = {"200": _response("The profile; `role` is an extension.", _ref("schemas", "Profile"))}
+    return {
+        AUTH + "profile/": {
+            "get": _operation("getProfile", "Read the profile", "The authenticated user.",
+                              profile, errors=("BearerUnauthorized", "ServiceUnavailable"),
+                              bearer=True, tag="profile"),
+            "patch": _operation(
+                "updateProfile", "Change the display name",
+                "Changes `display_name` only; `username`, `email`, `role` and unknown fields "
+                "are ignored. `{}` changes nothing; an empty body (zero bytes) is a 400.",
+                profile, body="ProfileUpdate", bearer=True, tag="profile",
+                errors=("BadRequest", "BearerUnauthorized", "ServiceUnavailable"))},
+        AUTH + "token/refresh/": {"post": _operation(
+            "refreshToken", "Get a new access token",
+            "Returns `refresh` too only when `[jwt] rotate_refresh_tokens` is on (here: "
+            f"{rotation}); the old refresh token is then revoked. A refresh token's expiry is "
+            "fixed at issue.",
+            {"200": _token_response("A new access token.", "TokenRefreshResponse")},
+            body="TokenRefreshRequest",
+            errors=("BadRequest", "TokenRefused", "ServiceUnavailable"))},
+    }
+
+
+def _service_paths() -> Json:
+    html = {"200": {"description": "A page rendering this document.",
+                    "content": _content({"type": "string"}, "text/html")}}
+    health = {"200": _response("Database and Redis answer.", _ref("schemas", "Health")),
+              "503": _response("A backing service cannot be reached.", _ref("schemas", "Detail"))}
+    return {
+        "/api/v1/openapi.json": {"get": _operation(
+            "getOpenApi", "This document", "OpenAPI 3.1, reflecting the running configuration.",
+            {"200": _response("The document.", {"type": "object"})}, tag="docs")},
+        "/api/v1/docs": {"get": _operation("getDocs", "API documentation page",
+                                           "Renders this document.", html, tag="docs")},
+        "/healthz": {"get": _operation("getHealth", "Health check",
+                                       "Checks the database and Redis.", health, tag="health")},
+    }
+
+
+def document(settings: Settings) -> Json:
+    """The whole OpenAPI 3.1.0 document for `settings`."""
+    s = settings
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "authsvc", "version": version(),
+                 "description": "Accounts, JWT access and refresh tokens, revocable logout and "
+                                "password reset by email. Auth paths answer with or without "
+                                "their trailing slash; error bodies follow Django REST "
+                                "Framework's shapes."},
+        "tags": [{"name": "auth", "description": "Accounts, sessions and passwords."},
+                 {"name": "profile", "description": "The authenticated user."},
+                 {"name": "docs", "description": "This document and its page."},
+                 {"name": "health", "description": "For load balancers and monitors."}],
+        "paths": {**_account_paths(s), **_reset_paths(s), **_session_paths(s), **_service_paths()},
+        "components": {
+            "schemas": {**_field_schemas(s), **_request_schemas(s), **_response_schemas(s),
+                        **_error_schemas()},
+            "responses": _error_responses(s),
+            "headers": _headers(),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"}},
+        },
+    }

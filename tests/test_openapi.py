@@ -1,0 +1,244 @@
+"""The OpenAPI document at /api/v1/openapi.json and the page at /api/v1/docs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from service import docs
+from service.config import Settings
+from service.routes import ROUTES
+
+AUTH = "/api/v1/auth/"
+# API.md's tables: path -> methods.
+CONTRACT = {
+    AUTH + "register/": {"post"},
+    AUTH + "login/": {"post"},
+    AUTH + "logout/": {"post"},
+    AUTH + "password-reset/": {"post"},
+    AUTH + "password-reset/confirm/": {"post"},
+    AUTH + "profile/": {"get", "patch"},
+    AUTH + "token/refresh/": {"post"},
+    "/api/v1/openapi.json": {"get"},
+    "/api/v1/docs": {"get"},
+    "/healthz": {"get"},
+}
+BEARER = {(AUTH + "profile/", "get"), (AUTH + "profile/", "patch")}
+STATIC = Path(docs.__file__).with_name("static")
+
+
+def docs_app(settings: Settings | None = None) -> Starlette:
+    app = Starlette(routes=docs.routes())
+    app.state.settings = settings or Settings()
+    return app
+
+
+class AppClient:
+    """GETs through httpx's ASGI transport: these routes need no lifespan and no server."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    def get(self, url: str) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                response = await client.get(url)
+                await response.aread()
+                return response
+
+        return asyncio.run(send())
+
+
+def docs_client(settings: Settings | None = None) -> AppClient:
+    return AppClient(docs_app(settings))
+
+
+def fetch(settings: Settings | None = None) -> dict[str, Any]:
+    response = docs_client(settings).get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    return response.json()  # type: ignore[no-any-return]
+
+
+def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            yield path, method, op
+
+
+def refs(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs(value)
+
+
+def resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), ref
+        target: Any = doc
+        for part in ref[2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def test_document_is_openapi_3_1() -> None:
+    response = docs_client().get("/api/v1/openapi.json")
+    assert response.headers["content-type"] == "application/json"
+    doc = response.json()
+    assert doc["openapi"] == "3.1.0"
+    assert doc["info"]["title"] == "authsvc"
+    assert doc["info"]["version"]
+
+
+def test_every_contract_path_has_its_methods() -> None:
+    paths = fetch()["paths"]
+    assert {path: set(item) for path, item in paths.items()} == CONTRACT
+
+
+def test_document_matches_the_router() -> None:
+    paths = fetch()["paths"]
+    for route in ROUTES:
+        if isinstance(route, Route) and route.include_in_schema:
+            methods = {m.lower() for m in route.methods or ()} - {"head"}
+            assert set(paths[route.path]) == methods, route.path
+
+
+def test_every_ref_resolves_and_every_component_is_used() -> None:
+    doc = fetch()
+    used = set(refs(doc))
+    for ref in used:
+        resolve(doc, {"$ref": ref})
+    components = doc["components"]
+    declared = {f"#/components/{kind}/{name}" for kind in ("schemas", "responses", "headers")
+                for name in components[kind]}
+    assert declared - used == set()
+
+
+def test_bearer_endpoints_declare_401_with_a_challenge() -> None:
+    doc = fetch()
+    secured = {(path, method) for path, method, op in operations(doc) if op.get("security")}
+    assert secured == BEARER
+    for path, method in BEARER:
+        op = doc["paths"][path][method]
+        assert op["security"] == [{"bearerAuth": []}]
+        assert "WWW-Authenticate" in resolve(doc, op["responses"]["401"])["headers"]
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+def test_register_declares_201_and_400() -> None:
+    responses = fetch()["paths"][AUTH + "register/"]["post"]["responses"]
+    assert {"201", "400"} <= set(responses) and "200" not in responses
+
+
+def test_logout_answers_205_without_content() -> None:
+    responses = fetch()["paths"][AUTH + "logout/"]["post"]["responses"]
+    assert "content" not in responses["205"]
+    assert not any(status.startswith("2") for status in set(responses) - {"205"})
+
+
+def test_every_body_declares_413_and_415() -> None:
+    with_body = set()
+    for path, method, op in operations(fetch()):
+        if "requestBody" in op:
+            with_body.add((path, method))
+            assert {"413", "415", "400"} <= set(op["responses"]), (path, method)
+    assert with_body == {(path, method) for path, methods in CONTRACT.items()
+                         for method in methods if method in ("post", "patch")}
+
+
+def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:
+    doc = fetch()
+    for name in ("register/", "login/", "password-reset/"):
+        response = resolve(doc, doc["paths"][AUTH + name]["post"]["responses"]["429"])
+        assert "Retry-After" in response["headers"]
+    quiet = fetch(Settings().replace(rate_limit={"enabled": False}))
+    assert not any("429" in op["responses"] for _, _, op in operations(quiet))
+
+
+def test_password_limits_follow_settings() -> None:
+    doc = fetch(Settings().replace(passwords={"min_length": 15, "max_length": 64}))
+    password = doc["components"]["schemas"]["NewPassword"]
+    assert (password["minLength"], password["maxLength"]) == (15, 64)
+    register = doc["components"]["schemas"]["RegisterRequest"]
+    assert register["required"] == ["username", "email", "password", "password2"]
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_refresh_is_required_only_with_rotation(rotate: bool) -> None:
+    doc = fetch(Settings().replace(jwt={"rotate_refresh_tokens": rotate}))
+    schema = doc["components"]["schemas"]["TokenRefreshResponse"]
+    assert set(schema["properties"]) == {"access", "refresh"}
+    assert schema["required"] == (["access", "refresh"] if rotate else ["access"])
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_document_passes_openapi_spec_validator(rotate: bool) -> None:
+    import openapi_spec_validator as validator
+    validator.validate(fetch(Settings().replace(jwt={"rotate_refresh_tokens": rotate})))
+
+
+def test_document_is_computed_once_per_app() -> None:
+    app = docs_app()
+    client = AppClient(app)
+    first = client.get("/api/v1/openapi.json")
+    app.state.settings = Settings().replace(passwords={"min_length": 20})
+    assert client.get("/api/v1/openapi.json").content == first.content
+
+
+def test_docs_page_is_html_with_local_assets_only() -> None:
+    client = docs_client()
+    response = client.get("/api/v1/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    html = response.text
+    links = re.findall(r'\b(?:src|href)="([^"]*)"', html)
+    assert links and not [link for link in links if "http" in link or link.startswith("//")]
+    assert re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S) == [""]  # no inline code
+    for link in links:  # each relative link reaches something this app serves
+        assert client.get(urljoin(str(response.url), link)).status_code == 200, link
+
+
+@pytest.mark.parametrize("name, media_type", [("docs.js", "text/javascript"),
+                                              ("docs.css", "text/css")])
+def test_assets_are_served_with_their_content_type(name: str, media_type: str) -> None:
+    response = docs_client().get(f"/api/v1/docs/assets/{name}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == media_type
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.content == (STATIC / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["nope.js", "docs.html", "DOCS.JS", "openapi.py",
+                                  "..%2Fopenapi.py"])
+def test_unknown_asset_is_404(name: str) -> None:
+    assert docs_client().get(f"/api/v1/docs/assets/{name}").status_code == 404
+
+
+def test_page_code_never_writes_markup_or_reaches_out() -> None:
+    for name in ("docs.html", "docs.js", "docs.css"):
+        text = (STATIC / name).read_text(encoding="utf-8")
+        assert "http:" not in text and "https:" not in text, name
+        assert ".innerHTML" not in text and "insertAdjacentHTML" not in text, name
+        assert "document.write" not in text and "eval(" not in text, name
