@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import docs, embedded_redis, jwt_secret
-from .config import Settings
+from .config import Settings, secret_bytes_needed
 from .errors import AuthServiceError, MethodNotAllowed, NotFound, ServiceUnavailable
 from .mail import MailQueue
 from .passwords import PasswordHasher
@@ -96,7 +96,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        secret = jwt_secret.resolve(settings.jwt.secret, settings.data_dir)
+        secret = jwt_secret.resolve(settings.jwt.secret, settings.data_dir,
+                                    secret_bytes_needed(settings.jwt.algorithm))
         async_redis, sync_redis = redis_clients(settings)
         db = database(settings)
         await db.connect()

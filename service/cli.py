@@ -85,6 +85,7 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     from .passwords import PasswordHasher, policy_problems
 
     settings = _settings()
+    _require_migrated(settings)
     password = (sys.stdin.readline().rstrip("\n") if args.password_stdin
                 else getpass.getpass("Password: "))
     problems = [p for p in (identity.username_problem(args.username),

@@ -13,7 +13,7 @@ FILE_NAME = "jwt-secret"
 MIN_BYTES = 32
 
 
-def resolve(configured: str, data_dir: Path) -> str:
+def resolve(configured: str, data_dir: Path, min_bytes: int = MIN_BYTES) -> str:
     """The configured secret, or the one stored under `data_dir`, created on first use.
 
     Creation is atomic (write to a temp file, then link it into place), so processes
@@ -37,6 +37,6 @@ def resolve(configured: str, data_dir: Path) -> str:
         finally:
             tmp.unlink()
     secret = path.read_text().strip()
-    if len(secret.encode()) < MIN_BYTES:
-        raise RuntimeError(f"{path}: stored JWT secret is shorter than {MIN_BYTES} bytes")
+    if len(secret.encode()) < min_bytes:
+        raise RuntimeError(f"{path}: stored JWT secret is shorter than {min_bytes} bytes")
     return secret

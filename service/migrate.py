@@ -46,6 +46,9 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def current(database_url: str) -> str | None:
     """The revision the database is at (None before the first migration)."""
+    path = sqlite_path(database_url)
+    if path is not None and not path.exists():
+        return None  # reading must not create the file (or fail on a missing directory)
     from alembic.runtime.migration import MigrationContext
     import asyncio
 

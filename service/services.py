@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from .config import Settings
 from .errors import InvalidCredentials, RateLimited, TokenInvalid, ValidationFailed
+from .identity import fold
 from .mail import MailQueue
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import CachedUser, RedisStore
@@ -65,7 +66,7 @@ class AuthService:
         if not self._s.rate_limit.enabled:
             return
         rate = getattr(self._s.rate_limit, scope)
-        counts = await self._store.hit(scope, [f"ip:{client_ip}", f"id:{identifier.lower()}"],
+        counts = await self._store.hit(scope, [f"ip:{client_ip}", f"id:{fold(identifier)}"],
                                        rate.window)
         over = [left for count, left in counts if count > rate.limit]
         if over:

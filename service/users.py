@@ -66,16 +66,17 @@ class DuplicateUser(Exception):
         self.field = field
 
 
-def _is_unique_violation(exc: BaseException) -> str | None:
-    """Which unique field an insert collided on, for SQLite and PostgreSQL alike."""
-    name = type(exc).__name__
+def _unique_violation_field(exc: BaseException) -> str | None:
+    """Which unique field an insert collided on (SQLite and PostgreSQL), else None."""
     text = str(exc)
-    if name not in ("IntegrityError", "UniqueViolationError"):
+    unique = (type(exc).__name__ == "UniqueViolationError"
+              or (type(exc).__name__ == "IntegrityError" and "UNIQUE" in text))
+    if not unique:
         return None
     for field in ("username", "email"):
         if f"{field}_norm" in text:
             return field
-    return "username"
+    return None
 
 
 def _now() -> dt.datetime:
@@ -103,7 +104,7 @@ class UserStore:
         try:
             user_id = await self._db.execute(users.insert().values(**values))
         except Exception as exc:
-            field = _is_unique_violation(exc)
+            field = _unique_violation_field(exc)
             if field is None:
                 raise
             raise DuplicateUser(field) from exc
@@ -128,8 +129,9 @@ class UserStore:
 
     async def by_identifier(self, identifier: str) -> User | None:
         """A username, or an email when it contains '@' (usernames never do)."""
-        column = users.c.email_norm if "@" in identifier else users.c.username_norm
-        return await self._fetch_one(users.select().where(column == fold(identifier)))
+        folded = fold(identifier)  # fold first: a fullwidth ＠ is an @ too
+        column = users.c.email_norm if "@" in folded else users.c.username_norm
+        return await self._fetch_one(users.select().where(column == folded))
 
     async def by_email(self, email: str) -> User | None:
         return await self._fetch_one(users.select().where(users.c.email_norm == fold(email)))

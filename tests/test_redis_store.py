@@ -1,0 +1,243 @@
+"""redis_store.py on the real Redis: key families, TTLs, hashing of secrets, atomicity."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio
+
+from service.redis_store import CachedUser, RedisStore
+
+T = TypeVar("T")
+USER_TTL = 86400
+ALICE = CachedUser(id=7, username="alice", email="alice@example.com", display_name="Älice ✓",
+                   role="user", is_active=True, token_version=3)
+TOKEN = "sEcReT-reset-token_Abc123"
+
+
+def run(redis_url: str, prefix: str,
+        body: Callable[[RedisStore, redis.asyncio.Redis], Awaitable[T]]) -> T:
+    """Run `body` with a RedisStore on a client of its own, closed afterwards."""
+    async def main() -> T:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            return await body(RedisStore(client, prefix, user_ttl=USER_TTL), client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+async def keys_with_ttls(client: redis.asyncio.Redis, prefix: str) -> dict[str, int]:
+    found = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+    return {key.decode(): await client.ttl(key) for key in found}
+
+
+def test_every_key_family_has_a_ttl(redis_url: str, redis_prefix: str) -> None:
+    """After every writing method has run, each key under the prefix expires."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> dict[str, int]:
+        await store.blacklist("jti-1", 120)
+        await store.put_user(ALICE)
+        await store.fill_user(CachedUser(8, "bob", "bob@example.com", "", "user", True, 0))
+        await store.put_reset(TOKEN, 7, 3, 600)
+        await store.put_reset("other-token", 8, 0, 600)
+        taken, ttl = await store.take_reset("other-token")
+        assert taken is not None
+        await store.restore_reset("other-token", *taken, ttl)
+        await store.hit("login", ["ip:127.0.0.1", "id:alice"], 60)
+        return await keys_with_ttls(client, redis_prefix)
+
+    ttls = run(redis_url, redis_prefix, body)
+    families = {key[len(redis_prefix):].split(":", 1)[0] for key in ttls}
+    assert families == {"blacklist", "user", "reset", "rl"}, ttls
+    assert len(ttls) == 7, ttls
+    assert all(ttl > 0 for ttl in ttls.values()), ttls
+
+
+def test_blacklist_ttl_is_the_one_passed_and_revokes_once(redis_url: str,
+                                                         redis_prefix: str) -> None:
+    """The first blacklist sets the given TTL; a second one (NX) is refused and changes nothing."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[Any, ...]:
+        first = await store.blacklist("jti-a", 1234)
+        ttl = await client.ttl(store.blacklist_key("jti-a"))
+        second = await store.blacklist("jti-a", 99999)
+        ttl_after = await client.ttl(store.blacklist_key("jti-a"))
+        return first, ttl, second, ttl_after
+
+    first, ttl, second, ttl_after = run(redis_url, redis_prefix, body)
+    assert first is True and second is False
+    assert 1233 <= ttl <= 1234 and 1232 <= ttl_after <= 1234
+
+
+def test_user_and_blacklisted_reads_both_in_one_go(redis_url: str, redis_prefix: str) -> None:
+    """It answers the cached row and whether that jti was revoked."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> list[Any]:
+        before = await store.user_and_blacklisted(7, "jti-b")
+        await store.put_user(ALICE)
+        await store.blacklist("jti-b", 60)
+        return [before, await store.user_and_blacklisted(7, "jti-b"),
+                await store.user_and_blacklisted(7, "jti-c")]
+
+    assert run(redis_url, redis_prefix, body) == [(None, False), (ALICE, True), (ALICE, False)]
+
+
+def test_reset_token_is_stored_under_its_sha256_only(redis_url: str, redis_prefix: str) -> None:
+    """The key is the token's sha256 digest; the token text appears in no key or value."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[dict[str, int], Any]:
+        await store.put_reset(TOKEN, 7, 3, 600)
+        ttls = await keys_with_ttls(client, redis_prefix)
+        return ttls, [await client.get(key) for key in ttls]
+
+    ttls, values = run(redis_url, redis_prefix, body)
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    assert list(ttls) == [f"{redis_prefix}reset:{digest}"]
+    assert 599 <= ttls[f"{redis_prefix}reset:{digest}"] <= 600
+    assert values == [b"7:3"]
+    assert all(TOKEN not in key and TOKEN.encode() not in value
+               for key, value in zip(ttls, values))
+
+
+def test_take_reset_is_single_use(redis_url: str, redis_prefix: str) -> None:
+    """A token is taken once with its user, version and TTL; then it is gone."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> list[Any]:
+        await store.put_reset(TOKEN, 7, 3, 600)
+        return [await store.take_reset(TOKEN), await store.take_reset(TOKEN),
+                await store.take_reset("never-issued")]
+
+    first, second, unknown = run(redis_url, redis_prefix, body)
+    assert first[0] == (7, 3) and 599 <= first[1] <= 600
+    assert second == (None, 0) and unknown == (None, 0)
+
+
+def test_fifty_concurrent_takes_of_one_token_let_exactly_one_win(redis_url: str,
+                                                                redis_prefix: str) -> None:
+    """take_reset is atomic: of 50 simultaneous takes exactly one gets the token."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> list[Any]:
+        await store.put_reset(TOKEN, 7, 3, 600)
+        return list(await asyncio.gather(*(store.take_reset(TOKEN) for _ in range(50))))
+
+    results = run(redis_url, redis_prefix, body)
+    winners = [r for r in results if r[0] is not None]
+    assert len(winners) == 1 and winners[0][0] == (7, 3)
+    assert results.count((None, 0)) == 49
+
+
+def test_restore_reset_puts_the_token_back_with_its_remaining_ttl(redis_url: str,
+                                                                  redis_prefix: str) -> None:
+    """A token taken with 250 s left comes back with 250 s, not the original hour."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[Any, ...]:
+        await store.put_reset(TOKEN, 7, 3, 3600)
+        await client.expire(store.reset_key(TOKEN), 250)  # as if most of the hour had passed
+        taken, ttl = await store.take_reset(TOKEN)
+        assert taken is not None
+        await store.restore_reset(TOKEN, *taken, ttl)
+        restored_ttl = await client.ttl(store.reset_key(TOKEN))
+        return ttl, restored_ttl, await store.take_reset(TOKEN)
+
+    ttl, restored_ttl, again = run(redis_url, redis_prefix, body)
+    assert 249 <= ttl <= 250 and 248 <= restored_ttl <= ttl
+    assert again[0] == (7, 3)
+
+
+def test_restore_reset_of_an_expired_token_stores_nothing(redis_url: str,
+                                                          redis_prefix: str) -> None:
+    """A remaining TTL of 0 means the token is dead: nothing is written back."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> dict[str, int]:
+        await store.restore_reset(TOKEN, 7, 3, 0)
+        return await keys_with_ttls(client, redis_prefix)
+
+    assert run(redis_url, redis_prefix, body) == {}
+
+
+def test_fill_user_caches_an_absent_row_with_the_user_ttl(redis_url: str,
+                                                          redis_prefix: str) -> None:
+    """fill_user writes the row when nothing is cached, expiring after the user TTL."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[Any, int]:
+        await store.fill_user(ALICE)
+        return await store.cached_user(7), await client.ttl(store.user_key(7))
+
+    cached, ttl = run(redis_url, redis_prefix, body)
+    assert cached == ALICE and USER_TTL - 1 <= ttl <= USER_TTL
+
+
+def test_fill_user_never_overwrites_a_writers_put_user(redis_url: str,
+                                                       redis_prefix: str) -> None:
+    """A reader's stale fill after a writer's put leaves the writer's row (writer wins)."""
+    written = CachedUser(7, "alice", "alice@example.com", "New name", "admin", False, 4)
+
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[Any, int]:
+        await store.put_user(written)
+        await store.fill_user(ALICE)
+        return await store.cached_user(7), await client.ttl(store.user_key(7))
+
+    cached, ttl = run(redis_url, redis_prefix, body)
+    assert cached == written and USER_TTL - 1 <= ttl <= USER_TTL
+
+
+def test_put_user_replaces_a_cached_row(redis_url: str, redis_prefix: str) -> None:
+    """put_user overwrites whatever was cached, keeping the user TTL."""
+    written = CachedUser(7, "alice", "alice@example.com", "", "user", True, 9)
+
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[Any, int]:
+        await store.fill_user(ALICE)
+        await client.hset(store.user_key(7), "stray", "field")
+        await store.put_user(written)
+        return await store.cached_user(7), await client.ttl(store.user_key(7))
+
+    cached, ttl = run(redis_url, redis_prefix, body)
+    assert cached == written and USER_TTL - 1 <= ttl <= USER_TTL
+
+
+def test_thirty_concurrent_hits_count_one_to_thirty(redis_url: str, redis_prefix: str) -> None:
+    """30 hits at once over a limit of 10: counts 1..30 once each, 10 pass, TTL is the window."""
+    limit, window = 10, 60
+
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[list[Any], int]:
+        results = await asyncio.gather(*(store.hit("login", ["ip:10.0.0.1"], window)
+                                         for _ in range(30)))
+        return [r[0] for r in results], await client.ttl(store.rate_key("login", "ip:10.0.0.1"))
+
+    hits, ttl = run(redis_url, redis_prefix, body)
+    assert sorted(count for count, _ in hits) == list(range(1, 31))
+    assert sum(1 for count, _ in hits if count <= limit) == limit
+    assert all(window - 1 <= left <= window for _, left in hits), hits
+    assert window - 1 <= ttl <= window
+
+
+def test_hit_counts_each_key_and_scope_apart(redis_url: str, redis_prefix: str) -> None:
+    """One hit counts against every key given; another scope or key has its own counter."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> list[Any]:
+        return [await store.hit("login", ["ip:a", "id:alice"], 60),
+                await store.hit("login", ["ip:a", "id:bob"], 60),
+                await store.hit("register", ["ip:a"], 3600)]
+
+    first, second, other_scope = run(redis_url, redis_prefix, body)
+    assert [c for c, _ in first] == [1, 1]
+    assert [c for c, _ in second] == [2, 1]
+    assert other_scope == [(1, 3600)]
+
+
+def test_hit_window_is_fixed_not_sliding(redis_url: str, redis_prefix: str) -> None:
+    """A later hit does not push the window's end back: seconds left keep falling."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[Any, int]:
+        await store.hit("login", ["ip:b"], 60)
+        await client.pexpire(store.rate_key("login", "ip:b"), 4500)  # as if 55.5 s had passed
+        result = await store.hit("login", ["ip:b"], 60)
+        return result, await client.pttl(store.rate_key("login", "ip:b"))
+
+    result, pttl = run(redis_url, redis_prefix, body)
+    assert result == [(2, 5)]
+    assert 0 < pttl <= 4500
+
+
+def test_rate_keys_do_not_hold_the_identifier_in_clear(redis_url: str, redis_prefix: str) -> None:
+    """The counted identifier (an email here) is hashed into the key."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> dict[str, int]:
+        await store.hit("password_reset", ["id:alice@example.com"], 3600)
+        return await keys_with_ttls(client, redis_prefix)
+
+    keys = run(redis_url, redis_prefix, body)
+    assert len(keys) == 1 and all("alice" not in key for key in keys), keys
