@@ -17,13 +17,23 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
+def _invisible(char: str) -> bool:
+    """Marks that render as nothing (default-ignorable): they would make look-alike names."""
+    code = ord(char)
+    return (code == 0x034F or 0x17B4 <= code <= 0x17B5 or 0x180B <= code <= 0x180F
+            or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF)
+
+
 def username_problem(username: str) -> str | None:
-    """Why `username` is not acceptable, or None."""
-    if not 1 <= len(username) <= USERNAME_MAX:
+    """Why `username` is not acceptable, or None. Judged on the NFKC form that is stored."""
+    canonical = unicodedata.normalize("NFKC", username)
+    if not 1 <= len(canonical) <= USERNAME_MAX:
         return f"Ensure this field has 1 to {USERNAME_MAX} characters."
-    for char in unicodedata.normalize("NFKC", username):
+    for index, char in enumerate(canonical):
         category = unicodedata.category(char)
-        if not (category.startswith("L") or category.startswith("M") or category == "Nd"
+        # Combining marks belong to letters of many scripts, but never start a name.
+        mark_ok = category.startswith("M") and index > 0 and not _invisible(char)
+        if not (category.startswith("L") or category == "Nd" or mark_ok
                 or char in _USERNAME_PUNCTUATION):
             return ("Enter a valid username. This value may contain only letters, "
                     "numbers, and ./+/-/_ characters.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +43,12 @@ def policy_problems(password: str, settings: PasswordSettings, *, username: str 
     return problems
 
 
+def normalise(password: str) -> str:
+    """NFKC before hashing and verifying (NIST SP 800-63B 5.1.1.2): the same password typed
+    on another keyboard or OS, composed or decomposed, is the same password."""
+    return unicodedata.normalize("NFKC", password)
+
+
 @dataclass(frozen=True)
 class Verification:
     valid: bool
@@ -61,9 +68,10 @@ class PasswordHasher:
         self._dummy_hash = self._hasher.hash("dummy password for unknown users")
 
     def hash_sync(self, password: str) -> str:
-        return self._hasher.hash(password)
+        return self._hasher.hash(normalise(password))
 
     def _verify_sync(self, stored_hash: str | None, password: str) -> Verification:
+        password = normalise(password)
         try:
             self._hasher.verify(stored_hash or self._dummy_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -39,7 +39,7 @@ def _tokens(session: Session) -> dict[str, str]:
 
 
 async def register(request: Request) -> Response:
-    data = schemas.register_input(await json_body(request), _max_password(request))
+    data = schemas.register_input(await json_body(request), request.app.state.settings)
     session = await _service(request).register(data, _ip(request))
     user = session.user
     return json_response({"user": {"username": user.username, "email": user.email,

@@ -6,8 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .config import Settings
 from .errors import MalformedRequest, UnsupportedMediaType, ValidationFailed
 from .identity import EMAIL_MAX, canonical_email, canonical_username, email_problem, username_problem
+from .passwords import policy_problems
 
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
@@ -83,11 +85,15 @@ class _Fields:
 
 @dataclass(frozen=True)
 class RegisterInput:
+    """A parsed registration; `errors` holds every rule it broke that needs no database,
+    so the service can add uniqueness errors and report them all together."""
+
     username: str
     email: str
     password: str
     display_name: str
-    role: str | None
+    role: str
+    errors: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ def _passwords(fields: _Fields, max_length: int) -> str | None:
     return password
 
 
-def register_input(data: dict[str, Any], max_password: int) -> RegisterInput:
+def register_input(data: dict[str, Any], settings: Settings) -> RegisterInput:
+    """Every rule that needs no database, collected in `errors`; the role is resolved."""
     f = _Fields(data)
     username = f.string("username", max_length=10_000)
     if username is not None and (problem := username_problem(username)):
@@ -119,14 +126,19 @@ def register_input(data: dict[str, Any], max_password: int) -> RegisterInput:
     email = f.string("email", max_length=10_000)
     if email is not None and (problem := email_problem(email)):
         f.fail("email", problem)
-    password = _passwords(f, max_password)
+    password = _passwords(f, settings.passwords.max_length)
     display_name = f.string("display_name", max_length=DISPLAY_NAME_MAX, required=False,
                             allow_blank=True, default="")
-    role = f.string("role", max_length=ROLE_MAX, required=False)
-    f.done()
-    assert username is not None and email is not None and password is not None
-    return RegisterInput(canonical_username(username), canonical_email(email), password,
-                         display_name or "", role)
+    role = f.string("role", max_length=ROLE_MAX, required=False,
+                    default=settings.auth.default_role)
+    if role is not None and role not in settings.auth.self_register_roles:
+        f.fail("role", f'"{role}" is not a role you can register with.')
+    if password is not None and "password" not in f.errors:
+        for problem in policy_problems(password, settings.passwords, username=username or "",
+                                       email=email or ""):
+            f.fail("password", problem)
+    return RegisterInput(canonical_username(username or ""), canonical_email(email or ""),
+                         password or "", display_name or "", role or "", f.errors)
 
 
 def login_input(data: dict[str, Any], max_password: int) -> LoginInput:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 
 from .config import Settings
 from .errors import InvalidCredentials, RateLimited, TokenInvalid, ValidationFailed
-from .identity import fold
 from .mail import MailQueue
+from .identity import fold
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import CachedUser, RedisStore
 from .schemas import LoginInput, RegisterInput, ResetConfirmInput
@@ -74,24 +74,20 @@ class AuthService:
 
     # -- register / login ---------------------------------------------------------------
     async def register(self, data: RegisterInput, client_ip: str) -> Session:
+        """Uniqueness is judged here; every other error comes from schemas.register_input."""
+        # Limited before the uniqueness look-up: it tells whether an email is registered.
         await self._limit("register", client_ip, data.email)
-        errors: dict[str, list[str]] = {}
-        role = data.role if data.role is not None else self._s.auth.default_role
-        if role not in self._s.auth.self_register_roles:
-            errors["role"] = [f'"{role}" is not a role you can register with.']
-        problems = policy_problems(data.password, self._s.passwords,
-                                   username=data.username, email=data.email)
-        if problems:
-            errors["password"] = problems
-        for field in await self._users.taken(username=data.username, email=data.email):
-            errors[field] = [TAKEN[field]]
+        errors = dict(data.errors)
+        if data.username and data.email and not ("username" in errors and "email" in errors):
+            for field in await self._users.taken(username=data.username, email=data.email):
+                errors.setdefault(field, [TAKEN[field]])
         if errors:
             raise ValidationFailed(errors)
         password_hash = await self._hasher.hash(data.password)
         try:
             user = await self._users.create(
                 username=data.username, email=data.email, display_name=data.display_name,
-                role=role, password_hash=password_hash)
+                role=data.role, password_hash=password_hash)
         except DuplicateUser as exc:  # lost a race with a concurrent registration
             raise ValidationFailed.on(exc.field, TAKEN[exc.field]) from exc
         await self._store.put_user(cached(user))

@@ -43,9 +43,9 @@ def module(name: str) -> Path:
     ("users", {"errors", "identity"}),
     ("redis_store", set()),
     ("mail", {"config"}),
-    ("schemas", {"errors", "identity"}),
-    ("services", {"config", "errors", "mail", "passwords", "redis_store", "schemas", "tokens",
-                  "users"}),
+    ("schemas", {"config", "errors", "identity", "passwords"}),
+    ("services", {"config", "errors", "identity", "mail", "passwords", "redis_store", "schemas",
+                  "tokens", "users"}),
     ("web", {"errors", "schemas"}),
     ("routes", {"schemas", "errors", "services", "web"}),
 ])
