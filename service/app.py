@@ -74,7 +74,8 @@ def _as_service_error(request: Request, exc: Exception) -> AuthServiceError:
         if exc.status_code == 404:
             return NotFound()
         if exc.status_code == 405:
-            return MethodNotAllowed(f'Method "{request.method}" not allowed.')
+            return MethodNotAllowed(f'Method "{request.method}" not allowed.',
+                                    allow=(exc.headers or {}).get("Allow", ""))
         error = AuthServiceError(str(exc.detail))
         error.status_code = exc.status_code
         return error

@@ -114,6 +114,13 @@ class MethodNotAllowed(AuthServiceError):
     status_code = 405
     detail = "Method not allowed."
 
+    def __init__(self, detail: str | None = None, allow: str = "") -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow} if self.allow else {}
+
 
 class PayloadTooLarge(AuthServiceError):
     status_code = 413

@@ -8,8 +8,12 @@ import unicodedata
 USERNAME_MAX = 150
 EMAIL_MAX = 254
 _USERNAME_PUNCTUATION = frozenset("._-+")
-# Deliberately permissive (RFC 5322 is not what users type); the mail server has the last word.
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.][^@\s]*\.[^@\s.]{2,}", re.UNICODE)
+# The dot-atom form only: no quoting, comments, brackets or list separators, so an address
+# can never name a second mailbox when it lands in a To header. Letters of any script pass
+# (SMTPUTF8 addresses).
+_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_LABEL}", re.UNICODE)
 
 
 def fold(text: str) -> str:
@@ -44,7 +48,7 @@ def email_problem(email: str) -> str | None:
     """Why `email` is not acceptable, or None."""
     if len(email) > EMAIL_MAX:
         return f"Ensure this field has no more than {EMAIL_MAX} characters."
-    if not _EMAIL.fullmatch(email) or ".." in email.rsplit("@", 1)[1]:
+    if not _EMAIL.fullmatch(email) or len(email.split("@")[0]) > 64:
         return "Enter a valid email address."
     return None
 

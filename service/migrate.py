@@ -49,9 +49,9 @@ def current(database_url: str) -> str | None:
     path = sqlite_path(database_url)
     if path is not None and not path.exists():
         return None  # reading must not create the file (or fail on a missing directory)
-    from alembic.runtime.migration import MigrationContext
     import asyncio
 
+    from alembic.runtime.migration import MigrationContext
     from sqlalchemy.ext.asyncio import create_async_engine
 
     async def read() -> str | None:

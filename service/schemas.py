@@ -8,7 +8,13 @@ from typing import Any
 
 from .config import Settings
 from .errors import MalformedRequest, UnsupportedMediaType, ValidationFailed
-from .identity import EMAIL_MAX, canonical_email, canonical_username, email_problem, username_problem
+from .identity import (
+    EMAIL_MAX,
+    canonical_email,
+    canonical_username,
+    email_problem,
+    username_problem,
+)
 from .passwords import policy_problems
 
 REQUIRED = "This field is required."
@@ -16,6 +22,7 @@ NOT_NULL = "This field may not be null."
 NOT_STRING = "Not a valid string."
 NO_NUL = "Null characters are not allowed."
 BLANK = "This field may not be blank."
+BAD_UNICODE = "Invalid characters: unpaired surrogate escapes are not text."
 DISPLAY_NAME_MAX = 150
 TOKEN_MAX = 4096
 RESET_TOKEN_MAX = 256
@@ -34,12 +41,22 @@ def parse_json_object(body: bytes, content_type: str | None, *, allow_empty: boo
             f'Unsupported media type "{media_type or "none"}" in request: send application/json.')
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    # ValueError covers JSONDecodeError, bad UTF-8 and integers past Python's digit limit.
+    except (ValueError, RecursionError) as exc:
         raise MalformedRequest(f"JSON parse error - {exc}") from exc
     if not isinstance(data, dict):
         raise MalformedRequest(
             f"Invalid data. Expected a JSON object, but got {type(data).__name__}.")
     return data
+
+
+def _encodable(value: str) -> bool:
+    """False for lone surrogates (JSON allows "\\ud800"; UTF-8, argon2 and SQL do not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Fields:
@@ -67,6 +84,9 @@ class _Fields:
             return None
         if "\x00" in value:
             self.fail(name, NO_NUL)
+            return None
+        if not _encodable(value):
+            self.fail(name, BAD_UNICODE)
             return None
         if trim:
             value = value.strip()

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 
 from .config import Settings
 from .errors import InvalidCredentials, RateLimited, TokenInvalid, ValidationFailed
-from .mail import MailQueue
 from .identity import fold
+from .mail import MailQueue
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import CachedUser, RedisStore
 from .schemas import LoginInput, RegisterInput, ResetConfirmInput
@@ -156,7 +156,7 @@ class AuthService:
                                       ver=user.token_version, now=now)
         if not self._s.jwt.rotate_refresh_tokens:
             return Refreshed(access, None)
-        if not await self._store.blacklist(claims.jti, claims.remaining(now)):
+        if not await self._store.blacklist(claims.jti, self._codec.remaining(claims, now)):
             raise TokenInvalid("token_revoked", "Token is blacklisted")
         # The successor keeps the original expiry: refreshing never extends a session.
         refresh, _ = self._codec.issue(REFRESH, sub=claims.sub, role=user.role,
@@ -167,7 +167,7 @@ class AuthService:
         """Revoke a refresh token; 400 (on `refresh_token`) for anything we cannot revoke now."""
         try:
             claims, _ = await self._live_refresh(token)
-            revoked = await self._store.blacklist(claims.jti, claims.remaining(self._clock()))
+            revoked = await self._store.blacklist(claims.jti, self._codec.remaining(claims, self._clock()))
         except TokenInvalid as exc:
             raise ValidationFailed.on("refresh_token", exc.detail) from exc
         if not revoked:

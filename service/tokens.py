@@ -7,6 +7,7 @@ when configured. The algorithm is pinned on decode; PyJWT errors become TokenInv
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import jwt
 from .config import JwtSettings
 from .errors import TokenInvalid
 
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 ACCESS = "access"
 REFRESH = "refresh"
 
@@ -30,9 +32,10 @@ class Claims:
     role: str
     ver: int
 
-    def remaining(self, now: float) -> int:
-        """Whole seconds until expiry, at least 1 (the TTL of anything guarding this token)."""
-        return max(1, int(self.exp - now) + 1)
+    def remaining(self, now: float, leeway: int) -> int:
+        """Whole seconds the token is still accepted (leeway included), at least 1: the TTL of
+        anything guarding it, so a revocation never expires before the token does."""
+        return max(1, int(self.exp + leeway - now) + 1)
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,14 @@ class TokenCodec:
         access, _ = self.issue(ACCESS, sub=sub, role=role, ver=ver, now=now)
         return TokenPair(access, refresh, refresh_claims)
 
+    def remaining(self, claims: Claims, now: float) -> int:
+        return claims.remaining(now, self._s.leeway)
+
     def decode(self, token: str, expected_type: str, now: float) -> Claims:
         """Verify signature, algorithm, times and type; raise TokenInvalid with a reason."""
+        # Exactly three unpadded base64url segments: PyJWT would also accept added '='.
+        if not _COMPACT_JWS.fullmatch(token):
+            raise TokenInvalid("malformed")
         try:
             payload = jwt.decode(
                 token, self._key, algorithms=[self._s.algorithm],

@@ -19,7 +19,8 @@ API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None,
                   background: BackgroundTask | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "backslashreplace")
     return Response(body, status_code, headers={**API_HEADERS, **(headers or {})},
                     media_type="application/json", background=background)
 

@@ -8,35 +8,25 @@ and deletes only its own keys afterwards: nobody else's data is flushed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import socket
-import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
-import uvicorn
 from aiosmtpd.controller import Controller
+from support import FAST_PASSWORDS, SECRET, LiveServer, Mailbox, free_port
 
 from service import embedded_redis, migrate
-from service.app import UVICORN_OPTIONS, create_app
-from service.config import (JwtSettings, PasswordSettings, RateLimitSettings, Settings,
-                            SmtpSettings, WorkerSettings)
+from service.app import create_app
+from service.config import JwtSettings, RateLimitSettings, Settings, SmtpSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = 9
-SECRET = "test-secret-" + "x" * 40
-# Cheap argon2id parameters: the suite hashes hundreds of passwords.
-FAST_PASSWORDS = PasswordSettings(time_cost=1, memory_cost=1024, parallelism=1,
-                                  max_concurrent_hashes=2)
 
 
 def _redis_answers(url: str) -> bool:
@@ -81,27 +71,6 @@ def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-class Mailbox:
-    """Messages an in-process aiosmtpd server received; optionally refuses the first N."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.refuse_next = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse_next > 0:
-            self.refuse_next -= 1
-            return "451 Requested action aborted: try again later"
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Mailbox, int]]:
     mailbox = Mailbox()
@@ -127,35 +96,6 @@ def settings(tmp_path: Path, redis_url: str, redis_prefix: str,
         smtp=SmtpSettings(port=smtp_server[1], timeout=5),
         worker=WorkerSettings(queue=f"{redis_prefix}mail", retry_intervals=(0, 0)),
     )
-
-
-class LiveServer:
-    """The app on a real uvicorn server in a thread, on a socket bound to a free port."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
-                                **UVICORN_OPTIONS)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -187,5 +127,8 @@ def client(settings: Settings, make_client: Any) -> httpx.Client:
 def no_unhandled_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """A crash is a bug: any request that reached the 500 handler fails the test."""
     yield
-    crashes = [r for r in caplog.records if r.name == "authsvc.app" and r.levelname == "ERROR"]
-    assert not crashes, [r.getMessage() for r in crashes]
+    # caplog.records in teardown holds only teardown's records: read the earlier phases.
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    crashes = [r.getMessage() for r in records if r.levelno >= logging.ERROR
+               and r.name.startswith(("authsvc", "uvicorn"))]
+    assert not crashes, crashes

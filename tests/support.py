@@ -3,16 +3,78 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import uvicorn
 
-from service.config import Settings
+from service.app import UVICORN_OPTIONS
+from service.config import PasswordSettings, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-" + "x" * 40
+# Cheap argon2id parameters: the suite hashes hundreds of passwords.
+FAST_PASSWORDS = PasswordSettings(time_cost=1, memory_cost=1024, parallelism=1,
+                                  max_concurrent_hashes=2)
+
+
+class Mailbox:
+    """Messages an in-process aiosmtpd server received; optionally refuses the first N."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refuse_next = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            return "451 Requested action aborted: try again later"
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """The app on a real uvicorn server in a thread, on a socket bound to a free port."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
+                                **UVICORN_OPTIONS)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -56,3 +118,22 @@ def register(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def settle(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    """Let the server finish logging a crash before the test fails and pytest formats it:
+    uvicorn logs a 500's traceback after the response, and on CPython 3.11 < 3.11.8
+    ast.parse (used by traceback and pytest alike) is not thread-safe (gh-106905)."""
+    for _ in range(3):  # answered: the event loop has finished the previous request's task
+        try:
+            client.get("/api/v1/auth/nope/")
+            break
+        except httpx.TransportError:  # uvicorn closes a connection whose app raised
+            continue
+    deadline, seen = time.monotonic() + 2, -1
+    while time.monotonic() < deadline:
+        records = caplog.get_records("call")
+        if len(records) == seen and all(r.exc_text or not r.exc_info for r in records):
+            return
+        seen = len(records)
+        time.sleep(0.05)

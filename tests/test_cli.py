@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from support import SECRET, free_port
 
-from conftest import SECRET, free_port
 from service import migrate
 from service.config import Settings
 from service.tokens import ACCESS, REFRESH, TokenCodec

@@ -12,9 +12,9 @@ import argon2
 import httpx
 import pytest
 import redis
+from support import USER, bearer, register
 
 from service.config import Settings
-from support import USER, bearer, register
 
 API = "/api/v1/auth/"
 LOGIN = API + "login/"

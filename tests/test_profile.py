@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import jwt
 import redis
+from support import USER, bearer, register, run_worker
 
 from service.config import Settings
-from support import USER, bearer, register, run_worker
 
 API = "/api/v1/auth/"
 PROFILE = API + "profile/"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from support import USER, register
 
 from service.config import Rate, Settings
-from support import USER, register
 
 API = "/api/v1/auth/"
 

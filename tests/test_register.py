@@ -8,10 +8,9 @@ from contextlib import closing
 from typing import Any
 
 import httpx
-import pytest
+from support import USER, bearer, register
 
 from service.config import Settings
-from support import USER, bearer, register
 
 API = "/api/v1/auth/"
 REGISTER = API + "register/"

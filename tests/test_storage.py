@@ -14,9 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from databases import Database
+from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from service import migrate
 from service.app import database
 from service.config import Settings

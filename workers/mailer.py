@@ -48,14 +48,15 @@ def password_reset_message(smtp: SmtpSettings, to: str, username: str, link: str
     return message
 
 
-def deliver(smtp: SmtpSettings, message: EmailMessage) -> None:
-    """Send one message; any failure raises (so the job is retried)."""
+def deliver(smtp: SmtpSettings, message: EmailMessage, to: str) -> None:
+    """Send one message to exactly `to` (never recipients parsed out of its headers); any
+    failure raises, so the job is retried."""
     with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
         if smtp.starttls:
             client.starttls()
         if smtp.username:
             client.login(smtp.username, smtp.password)
-        client.send_message(message)
+        client.send_message(message, to_addrs=[to])
 
 
 def send_password_reset(to: str, username: str, link: str) -> None:
@@ -63,5 +64,5 @@ def send_password_reset(to: str, username: str, link: str) -> None:
     settings = _settings()
     message = password_reset_message(settings.smtp, to, username, link,
                                      max(1, settings.password_reset.ttl // 60))
-    deliver(settings.smtp, message)
+    deliver(settings.smtp, message, to)
     log.info("password reset email sent (message %s)", message["Message-ID"])

@@ -1,0 +1,461 @@
+"""Tokens through HTTP: forgeries, expiry, type confusion and revocation on token/refresh/,
+logout/ and profile/. Time is an injected clock; nothing here sleeps except where Redis's own
+TTL is the thing under test."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import jwt
+import pytest
+import redis
+from jwt.warnings import InsecureKeyLengthWarning
+from rq import Queue
+from support import SECRET, USER, bearer, register, run_worker
+
+from service.config import Settings
+
+API = "/api/v1/auth/"
+T0 = 1_900_000_000
+LEEWAY = 10
+ACCESS_TTL = 3600
+REFRESH_TTL = 86400
+OTHER_SECRET = "another-secret-" + "y" * 40
+
+
+class Clock:
+    """The app's injected clock: tests move time by assigning `now`."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def api(settings: Settings, make_client: Any, clock: Clock) -> httpx.Client:
+    return make_client(settings, clock=clock)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def alice(api: httpx.Client) -> dict[str, Any]:
+    """alice's register/ answer; bob is registered too, so a changed `sub` names a real user."""
+    created = register(api)
+    register(api, username="bob", email="bob@example.com")
+    return created
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def claims(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
+
+
+def sign(payload: dict[str, Any], key: str, algorithm: str) -> str:
+    """A token signed as an attacker would, however short the key is for that algorithm."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        return jwt.encode(payload, key, algorithm=algorithm)
+
+
+def with_payload(token: str, **changes: Any) -> str:
+    """The same header and signature over a changed payload."""
+    header, payload, signature = token.split(".")
+    body = {**json.loads(unb64(payload)), **changes}
+    return ".".join([header, b64(json.dumps(body, separators=(",", ":")).encode()), signature])
+
+
+def unsigned(token: str, alg: str = "none") -> str:
+    header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    return f"{header}.{token.split('.')[1]}."
+
+
+def flip(text: str, index: int) -> str:
+    return text[:index] + ("A" if text[index] != "A" else "B") + text[index + 1:]
+
+
+def flip_signature_byte(token: str) -> str:
+    header, payload, signature = token.split(".")
+    return ".".join([header, payload, flip(signature, len(signature) // 2)])
+
+
+FORGERIES: dict[str, Callable[[str], str]] = {
+    "alg-none": unsigned,
+    "alg-None-capitalised": lambda t: unsigned(t, "None"),
+    "alg-none-keeping-signature": lambda t: unsigned(t) + t.split(".")[2],
+    "wrong-key": lambda t: sign(claims(t), OTHER_SECRET, "HS256"),
+    "HS512-same-key": lambda t: sign(claims(t), SECRET, "HS512"),
+    "HS384-same-key": lambda t: sign(claims(t), SECRET, "HS384"),
+    "role-admin": lambda t: with_payload(t, role="admin"),
+    "sub-of-another-user": lambda t: with_payload(t, sub="2"),
+    "exp-extended": lambda t: with_payload(t, exp=claims(t)["exp"] + 10 * 365 * 86400),
+    "ver-changed": lambda t: with_payload(t, ver=claims(t)["ver"] + 1),
+    "signature-byte-altered": flip_signature_byte,
+    "signature-stripped": lambda t: t.rsplit(".", 1)[0] + ".",
+}
+BAD_SIGNATURE = {"wrong-key", "HS512-same-key", "HS384-same-key", "role-admin",
+                 "sub-of-another-user", "exp-extended", "ver-changed", "signature-byte-altered",
+                 "alg-none", "alg-None-capitalised", "alg-none-keeping-signature"}
+
+
+def refresh(api: httpx.Client, token: str) -> httpx.Response:
+    return api.post(API + "token/refresh/", json={"refresh": token})
+
+
+def logout(api: httpx.Client, token: str) -> httpx.Response:
+    return api.post(API + "logout/", json={"refresh_token": token})
+
+
+def profile(api: httpx.Client, token: str) -> httpx.Response:
+    return api.get(API + "profile/", headers=bearer(token))
+
+
+def login(api: httpx.Client, password: str = USER["password"]) -> dict[str, Any]:
+    response = api.post(API + "login/", json={"username_or_email": "alice", "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def assert_refused(response: httpx.Response, reason: str | None = None, *,
+                   bearer_endpoint: bool = False) -> None:
+    """API.md errors: 401 {detail, code: token_not_valid, reason}; Bearer endpoints add
+    WWW-Authenticate: Bearer."""
+    assert response.status_code == 401, response.text
+    body = response.json()
+    assert body["code"] == "token_not_valid", body
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body.get("reason"), str) and body["reason"], body
+    if reason is not None:
+        assert body["reason"] == reason, body
+    if bearer_endpoint:
+        assert response.headers.get("www-authenticate", "").startswith("Bearer"), response.headers
+
+
+def assert_logout_refused(response: httpx.Response) -> None:
+    """API.md: logout/ answers 400 on `refresh_token` for any token it cannot revoke now."""
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert list(body) == ["refresh_token"], body
+    assert isinstance(body["refresh_token"], list) and body["refresh_token"]
+    assert all(isinstance(m, str) and m for m in body["refresh_token"])
+
+
+def blacklist_key(settings: Settings, token: str) -> str:
+    return f"{settings.redis.prefix}blacklist:{claims(token)['jti']}"
+
+
+# -- the genuine article ------------------------------------------------------------------------
+def test_genuine_tokens_are_accepted(api: httpx.Client, alice: dict[str, Any]) -> None:
+    """Control: the unforged tokens pass every endpoint forged ones are refused on."""
+    assert profile(api, alice["access"]).status_code == 200
+    refreshed = refresh(api, alice["refresh"])
+    assert refreshed.status_code == 200 and set(refreshed.json()) == {"access"}
+    assert refreshed.headers["cache-control"] == "no-store"
+    assert logout(api, alice["refresh"]).status_code == 205
+
+
+# -- forgeries ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_forged_refresh_token_is_refused_by_refresh(api: httpx.Client, alice: dict[str, Any],
+                                                    forgery: str) -> None:
+    """API.md + RFC 8725 3.1/3.2, ASVS 3.5.3: other keys/algorithms, alg none, edits are 401."""
+    forged = FORGERIES[forgery](alice["refresh"])
+    assert forged != alice["refresh"]
+    reason = "bad_signature" if forgery in BAD_SIGNATURE else None
+    assert_refused(refresh(api, forged), reason)
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_forged_access_token_is_refused_by_profile(api: httpx.Client, alice: dict[str, Any],
+                                                   forgery: str) -> None:
+    """API.md + JWT cheat sheet (none algorithm, signature checks): 401 with WWW-Authenticate."""
+    forged = FORGERIES[forgery](alice["access"])
+    reason = "bad_signature" if forgery in BAD_SIGNATURE else None
+    assert_refused(profile(api, forged), reason, bearer_endpoint=True)
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_forged_refresh_token_is_refused_by_logout(api: httpx.Client, alice: dict[str, Any],
+                                                   forgery: str) -> None:
+    """API.md: logout/ answers 400 on refresh_token for a forged token, and revokes nothing."""
+    assert_logout_refused(logout(api, FORGERIES[forgery](alice["refresh"])))
+    assert refresh(api, alice["refresh"]).status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", ["token/refresh/", "profile/", "logout/"])
+def test_token_with_a_byte_appended_is_refused(api: httpx.Client, alice: dict[str, Any],
+                                               endpoint: str) -> None:
+    """API.md: a token altered in any byte is refused (here: '=' appended to the signature)."""
+    if endpoint == "profile/":
+        assert_refused(profile(api, alice["access"] + "="), bearer_endpoint=True)
+    elif endpoint == "logout/":
+        assert_logout_refused(logout(api, alice["refresh"] + "="))
+    else:
+        assert_refused(refresh(api, alice["refresh"] + "="))
+
+
+def test_token_for_a_user_that_does_not_exist_is_refused(api: httpx.Client,
+                                                         alice: dict[str, Any]) -> None:
+    """API.md: a validly signed token whose user does not exist is a token refusal (401/400)."""
+    ghost_refresh = jwt.encode({**claims(alice["refresh"]), "sub": "999999"}, SECRET,
+                               algorithm="HS256")
+    ghost_access = jwt.encode({**claims(alice["access"]), "sub": "999999"}, SECRET,
+                              algorithm="HS256")
+    assert_refused(refresh(api, ghost_refresh))
+    assert_refused(profile(api, ghost_access), bearer_endpoint=True)
+    assert_logout_refused(logout(api, ghost_refresh))
+
+
+def test_missing_bearer_token_is_not_authenticated(api: httpx.Client) -> None:
+    """API.md errors: no token sent is 401 code not_authenticated with WWW-Authenticate."""
+    response = api.get(API + "profile/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+# -- token type ---------------------------------------------------------------------------------
+def test_access_token_is_refused_where_a_refresh_token_is_expected(api: httpx.Client,
+                                                                  alice: dict[str, Any]) -> None:
+    """API.md + RFC 8725 3.11 (explicit typing): an access token never refreshes or logs out."""
+    assert_refused(refresh(api, alice["access"]), "wrong_token_type")
+    assert_logout_refused(logout(api, alice["access"]))
+
+
+def test_refresh_token_is_refused_as_a_bearer_token(api: httpx.Client,
+                                                    alice: dict[str, Any]) -> None:
+    """API.md + RFC 8725 3.11: a refresh token is never accepted as an access token."""
+    assert_refused(profile(api, alice["refresh"]), "wrong_token_type", bearer_endpoint=True)
+
+
+# -- expiry (injected clock, default leeway 10 s) -----------------------------------------------
+def test_access_token_expiry_has_a_ten_second_leeway(api: httpx.Client, alice: dict[str, Any],
+                                                     clock: Clock) -> None:
+    """API.md: time claims get a leeway (default 10 s): accepted at exp+9, refused at exp+10."""
+    exp = claims(alice["access"])["exp"]
+    assert exp == T0 + ACCESS_TTL
+    clock.now = exp + LEEWAY - 1
+    assert profile(api, alice["access"]).status_code == 200
+    clock.now = exp + LEEWAY
+    assert_refused(profile(api, alice["access"]), "token_expired", bearer_endpoint=True)
+
+
+def test_refresh_token_expiry_has_a_ten_second_leeway(api: httpx.Client, alice: dict[str, Any],
+                                                      clock: Clock) -> None:
+    """API.md: an expired refresh token is 401 token_expired; leeway 10 s."""
+    exp = claims(alice["refresh"])["exp"]
+    assert exp == T0 + REFRESH_TTL
+    clock.now = exp + LEEWAY - 1
+    assert refresh(api, alice["refresh"]).status_code == 200
+    clock.now = exp + LEEWAY
+    assert_refused(refresh(api, alice["refresh"]), "token_expired")
+
+
+def test_expired_refresh_token_cannot_log_out(api: httpx.Client, alice: dict[str, Any],
+                                              clock: Clock) -> None:
+    """API.md: logout/ is 400 for an expired token, and 205 just inside the leeway."""
+    second = login(api)["refresh"]
+    exp = claims(alice["refresh"])["exp"]
+    clock.now = exp + LEEWAY - 1
+    assert logout(api, alice["refresh"]).status_code == 205
+    clock.now = exp + LEEWAY
+    assert_logout_refused(logout(api, second))
+
+
+def test_token_issued_in_the_future_is_refused_beyond_the_leeway(
+        api: httpx.Client, alice: dict[str, Any], clock: Clock) -> None:
+    """API.md leeway: a token whose iat (RFC 7519 4.1.6) is over 10 s ahead is refused."""
+    clock.now = T0 - LEEWAY
+    assert profile(api, alice["access"]).status_code == 200
+    clock.now = T0 - LEEWAY - 1
+    assert_refused(profile(api, alice["access"]), "token_not_yet_valid", bearer_endpoint=True)
+    assert_refused(refresh(api, alice["refresh"]), "token_not_yet_valid")
+
+
+def test_refresh_never_extends_the_refresh_token(api: httpx.Client, alice: dict[str, Any],
+                                                 clock: Clock) -> None:
+    """API.md: a refresh token's own expiry is fixed at issue; refreshing never extends it."""
+    exp = claims(alice["refresh"])["exp"]
+    for now in (T0 + 1000, T0 + 50_000, exp - 1):
+        clock.now = now
+        refreshed = refresh(api, alice["refresh"])
+        assert refreshed.status_code == 200 and set(refreshed.json()) == {"access"}
+    clock.now = exp + LEEWAY
+    assert_refused(refresh(api, alice["refresh"]), "token_expired")
+
+
+# -- logout and the blacklist -------------------------------------------------------------------
+def test_logout_twice_is_400_the_second_time(api: httpx.Client, alice: dict[str, Any]) -> None:
+    """API.md: logout/ answers 400 for a token that is already revoked."""
+    first = logout(api, alice["refresh"])
+    assert first.status_code == 205 and first.content == b""
+    assert_logout_refused(logout(api, alice["refresh"]))
+
+
+def test_logged_out_token_stays_refused(api: httpx.Client, alice: dict[str, Any],
+                                        clock: Clock) -> None:
+    """API.md + ASVS 3.3.1: after logout/ the token is refused by refresh (401), logout (400)."""
+    assert logout(api, alice["refresh"]).status_code == 205
+    for now in (T0, T0 + 3600, T0 + REFRESH_TTL - 1):
+        clock.now = now
+        assert_refused(refresh(api, alice["refresh"]), "token_revoked")
+        assert_logout_refused(logout(api, alice["refresh"]))
+    other = login(api)["refresh"]
+    assert refresh(api, other).status_code == 200  # only that token was revoked
+
+
+def test_blacklist_key_lives_as_long_as_the_token(api: httpx.Client, alice: dict[str, Any],
+                                                  settings: Settings, sync_redis: redis.Redis,
+                                                  clock: Clock) -> None:
+    """API.md Redis conventions: `{prefix}blacklist:{jti}`, TTL = the token's remaining life."""
+    clock.now = T0 + 1000
+    assert logout(api, alice["refresh"]).status_code == 205
+    key = blacklist_key(settings, alice["refresh"])
+    assert sync_redis.exists(key)
+    remaining = claims(alice["refresh"])["exp"] - clock.now
+    assert remaining - 2 <= sync_redis.ttl(key) <= remaining + LEEWAY + 2
+
+
+def test_logged_out_token_is_not_revived_within_the_leeway(api: httpx.Client,
+                                                           alice: dict[str, Any],
+                                                           settings: Settings,
+                                                           sync_redis: redis.Redis,
+                                                           clock: Clock) -> None:
+    """API.md: a logged-out token stays refused until it would have expired anyway: the
+    blacklist entry outlives the token's expiry plus the leeway the decoder grants."""
+    exp = claims(alice["refresh"])["exp"]
+    clock.now = exp + 5  # expired, but still accepted inside the leeway
+    assert logout(api, alice["refresh"]).status_code == 205
+    ttl = sync_redis.ttl(blacklist_key(settings, alice["refresh"]))
+    assert ttl >= exp + LEEWAY - clock.now, ttl
+    assert_refused(refresh(api, alice["refresh"]))
+
+
+# -- rotation -----------------------------------------------------------------------------------
+@pytest.fixture
+def rotating(settings: Settings, make_client: Any, clock: Clock) -> httpx.Client:
+    return make_client(settings.replace(jwt={"rotate_refresh_tokens": True}),  # type: ignore
+                       clock=clock)
+
+
+def test_rotation_returns_a_refresh_that_keeps_the_original_expiry(rotating: httpx.Client,
+                                                                  clock: Clock) -> None:
+    """API.md: with rotation on, refresh returns {access, refresh}; expiry is fixed at issue."""
+    original = register(rotating)["refresh"]
+    exp = claims(original)["exp"]
+    clock.now = T0 + 1000
+    first = refresh(rotating, original)
+    assert first.status_code == 200 and set(first.json()) == {"access", "refresh"}
+    successor = first.json()["refresh"]
+    assert claims(successor)["exp"] == exp
+    assert claims(successor)["jti"] != claims(original)["jti"]
+    assert claims(first.json()["access"])["token_type"] == "access"
+    clock.now = T0 + 2000
+    second = refresh(rotating, successor)
+    assert second.status_code == 200 and claims(second.json()["refresh"])["exp"] == exp
+    clock.now = exp + LEEWAY
+    assert_refused(refresh(rotating, second.json()["refresh"]), "token_expired")
+
+
+def test_rotation_revokes_the_old_refresh_token(rotating: httpx.Client, settings: Settings,
+                                                sync_redis: redis.Redis, clock: Clock) -> None:
+    """API.md + RFC 9700 4.14.2 (rotation): a rotated-out refresh token is refused after."""
+    original = register(rotating)["refresh"]
+    clock.now = T0 + 1000
+    successor = refresh(rotating, original).json()["refresh"]
+    assert_refused(refresh(rotating, original), "token_revoked")
+    assert_logout_refused(logout(rotating, original))
+    ttl = sync_redis.ttl(blacklist_key(settings, original))
+    remaining = claims(original)["exp"] - clock.now
+    assert remaining - 2 <= ttl <= remaining + LEEWAY + 2
+    assert refresh(rotating, successor).status_code == 200
+
+
+def test_concurrent_rotations_of_one_token_have_one_winner(rotating: httpx.Client) -> None:
+    """RFC 9700 4.14.2: one refresh token rotates once, even when two requests race."""
+    original = register(rotating)["refresh"]
+    racers = 4
+    barrier = threading.Barrier(racers)
+    results: list[httpx.Response] = []
+
+    def race() -> None:
+        with httpx.Client(base_url=rotating.base_url, timeout=30) as own:
+            barrier.wait()
+            results.append(refresh(own, original))
+
+    threads = [threading.Thread(target=race) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(r.status_code for r in results) == [200] + [401] * (racers - 1)
+    for loser in (r for r in results if r.status_code == 401):
+        assert_refused(loser, "token_revoked")
+
+
+# -- the per-user cut-off after a password reset -------------------------------------------------
+def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> None:
+    """The reset email is queued after the response (a background task): wait, bounded."""
+    queue = Queue(settings.worker.queue, connection=connection)
+    deadline = time.monotonic() + 10
+    while queue.count < count:
+        assert time.monotonic() < deadline, "the reset email was never queued"
+        time.sleep(0.02)
+
+
+def reset_token_from(message: Any) -> str:
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    link = re.search(r"https?://\S+", text)
+    assert link, text
+    return parse_qs(urlparse(link.group(0)).query)["token"][0]
+
+
+def test_token_minted_in_the_reset_second_is_judged_by_version(
+        api: httpx.Client, alice: dict[str, Any], settings: Settings, smtp_server: Any,
+        sync_redis: redis.Redis, tmp_path: Path) -> None:
+    """API.md: the per-user version claim judges tokens minted in the reset's own second."""
+    mailbox, _ = smtp_server
+    before = alice
+    assert api.post(API + "password-reset/", json={"email": USER["email"]}).status_code == 200
+    wait_for_jobs(settings, sync_redis, 1)
+    assert run_worker(settings, tmp_path).returncode == 0
+    new_password = "a brand new passphrase"
+    confirmed = api.post(API + "password-reset/confirm/", json={
+        "token": reset_token_from(mailbox.messages[0]), "password": new_password,
+        "password2": new_password})
+    assert confirmed.status_code == 200, confirmed.text
+    after = login(api, new_password)
+    assert claims(after["refresh"])["iat"] == claims(before["refresh"])["iat"] == T0
+    for attempt in range(2):
+        assert_refused(refresh(api, before["refresh"]), "password_changed")
+        assert_refused(profile(api, before["access"]), "password_changed", bearer_endpoint=True)
+        assert_logout_refused(logout(api, before["refresh"]))
+        assert profile(api, after["access"]).status_code == 200
+        assert refresh(api, after["refresh"]).status_code == 200
+        # The cut-off lives with the user in the database: it survives losing Redis's cache.
+        user_keys = list(sync_redis.scan_iter(match=f"{settings.redis.prefix}user:*"))
+        if user_keys:
+            sync_redis.delete(*user_keys)
