@@ -149,7 +149,8 @@ class Settings:
 
 def _section_types() -> dict[str, type]:
     hints = typing.get_type_hints(Settings)
-    return {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
+    return {name: hint for name, hint in hints.items()
+            if isinstance(hint, type) and dataclasses.is_dataclass(hint)}
 
 
 def _coerce(value: object, hint: object, from_env: bool) -> object:
@@ -208,6 +209,7 @@ def _build_section(name: str, cls: type, file_values: Mapping[str, object],
     values: dict[str, object] = {}
     for key in known:
         env_name = f"AUTH_{name}_{key}".upper()
+        raw: object
         if env_name in env:
             raw, from_env, where = env[env_name], True, env_name
         elif key in file_values:

@@ -124,7 +124,7 @@ class RedisStore:
         key = self.user_key(user.id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
-            pipe.hset(key, mapping=user.to_fields())
+            pipe.hset(key, mapping=dict(user.to_fields()))  # type: ignore[arg-type]
             pipe.expire(key, self._user_ttl)
             await pipe.execute()
 

@@ -11,7 +11,8 @@ from starlette.routing import BaseRoute, Route
 
 from . import schemas
 from .errors import TokenInvalid
-from .services import AuthService, CachedUser, Session
+from .redis_store import CachedUser
+from .services import AuthService, Session
 from .web import bearer_token, client_ip, empty_response, json_body, json_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
