@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,35 +15,50 @@ import redis.asyncio
 from databases import Database
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import docs, embedded_redis, jwt_secret
+from . import admin_routes, docs, embedded_redis, jwt_secret
+from .admin import AdminService
 from .config import Settings, secret_bytes_needed
+from .devices import DeviceTokens
 from .errors import AuthServiceError, MethodNotAllowed, NotFound, ServiceUnavailable
 from .mail import MailQueue
 from .passwords import PasswordHasher
 from .redis_store import RedisStore
 from .routes import ROUTES
 from .services import AuthService
+from .session_store import SessionStore
 from .tokens import TokenCodec
 from .users import UserStore
-from .web import json_response
+from .web import CORSMiddleware, json_response
 
 log = logging.getLogger("authsvc.app")
 
 try:  # asyncpg is present whenever PostgreSQL is used
-    from asyncpg.exceptions import PostgresConnectionError as _PgConnectionError
-    from asyncpg.exceptions import TooManyConnectionsError as _PgTooMany
-    _PG_DOWN: tuple[type[BaseException], ...] = (_PgConnectionError, _PgTooMany)
+    from asyncpg import exceptions as _pg
+    # Lost or refused connections (ConnectionDoesNotExistError: cut mid-query), a full server,
+    # and a server shutting down, crashed or starting up (57P01, 57P02, 57P03).
+    _PG_DOWN: tuple[type[BaseException], ...] = (
+        _pg.PostgresConnectionError, _pg.TooManyConnectionsError, _pg.AdminShutdownError,
+        _pg.CrashShutdownError, _pg.CannotConnectNowError)
 except ImportError:  # pragma: no cover
     _PG_DOWN = ()
 
 # Failures of a backing service, not of the request: answered 503 so clients retry.
+# OSError covers what sockets raise below the drivers: refused or reset connections, an
+# unreachable host (a plain OSError), a failed DNS look-up (socket.gaierror), and asyncio's
+# "Multiple exceptions" when every address of a dual-stack name refuses. Redis answering
+# OOM (noeviction: it must not forget a revocation) or READONLY (a failover) is an outage too.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError, ConnectionError, TimeoutError, sqlite3.OperationalError,
-    *_PG_DOWN)
+    redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError,
+    OSError, socket.gaierror, TimeoutError, sqlite3.OperationalError, *_PG_DOWN)
+# OSErrors that are bugs or misconfiguration on this machine, not an outage: 500.
+_LOCAL_FAULTS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+                 PermissionError)
 
 
 # uvicorn must not rewrite the client address from X-Forwarded-For: the app decides whom to
@@ -79,7 +95,7 @@ def _as_service_error(request: Request, exc: Exception) -> AuthServiceError:
         error = AuthServiceError(str(exc.detail))
         error.status_code = exc.status_code
         return error
-    if isinstance(exc, UNAVAILABLE):
+    if isinstance(exc, UNAVAILABLE) and not isinstance(exc, _LOCAL_FAULTS):
         log.warning("backing service unavailable on %s %s: %r", request.method,
                     request.url.path, exc)
         return ServiceUnavailable()
@@ -104,9 +120,14 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         await db.connect()
         hasher = PasswordHasher(settings.passwords)
         store = RedisStore(async_redis, settings.redis.prefix, user_ttl=settings.jwt.refresh_ttl)
+        users = UserStore(db)
+        sessions = SessionStore(async_redis, settings.redis.prefix,
+                                index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
         app.state.service = AuthService(
-            settings, UserStore(db), store, hasher, TokenCodec(settings.jwt, secret),
-            MailQueue(settings, sync_redis), clock)
+            settings, users, store, sessions, hasher, TokenCodec(settings.jwt, secret),
+            DeviceTokens(secret, settings.lockout.device_ttl), MailQueue(settings, sync_redis),
+            clock)
+        app.state.admin = AdminService(users, store, sessions)
         app.state.database = db
         app.state.redis = async_redis
         try:
@@ -118,12 +139,28 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             sync_redis.close()
 
     app = Starlette(
-        routes=[*ROUTES, *docs.routes()],
+        routes=[*ROUTES, *admin_routes.ADMIN_ROUTES, *docs.routes()],
         # Exception is Starlette's last resort (500); the rest are answered as ordinary errors.
         exception_handlers={Exception: _on_error, HTTPException: _on_error,
                             AuthServiceError: _on_error,
                             **{cls: _on_error for cls in UNAVAILABLE}},
+        middleware=_cors(settings),
         lifespan=lifespan)
+    # `/healthz/` would get a bare 307 from the router, without API_HEADERS: answer 404 instead
+    # (every API path is served with and without its trailing slash, see routes._both).
+    app.router.redirect_slashes = False
     app.state.settings = settings
     return app
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS only for the origins listed in [cors] allow_origins; none listed: no CORS at all."""
+    cors = settings.cors
+    if not cors.allow_origins:
+        return []
+    return [Middleware(CORSMiddleware, allow_origins=list(cors.allow_origins),
+                       allow_credentials=cors.allow_credentials, max_age=cors.max_age,
+                       allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+                       allow_headers=["Authorization", "Content-Type"],
+                       expose_headers=["Retry-After"])]
 

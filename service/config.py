@@ -72,6 +72,7 @@ class JwtSettings:
     audience: str = ""
     leeway: int = 10
     rotate_refresh_tokens: bool = False
+    rotation_grace: int = 10
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,28 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class CorsSettings:
+    allow_origins: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    max_age: int = 600
+
+
+@dataclass(frozen=True)
+class LockoutSettings:
+    enabled: bool = True
+    max_failures: int = 5
+    window: int = 900
+    device_ttl: int = 90 * 86400
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    enabled: bool = True
+    url_template: str = "http://localhost:8000/not-me?token={token}"
+    link_ttl: int = 7 * 86400
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -134,6 +157,9 @@ class Settings:
     password_reset: PasswordResetSettings = PasswordResetSettings()
     smtp: SmtpSettings = SmtpSettings()
     worker: WorkerSettings = WorkerSettings()
+    lockout: LockoutSettings = LockoutSettings()
+    alerts: AlertSettings = AlertSettings()
+    cors: CorsSettings = CorsSettings()
     data_dir: Path = Path("./data")
 
     def replace(self, **sections: object) -> Settings:
@@ -284,6 +310,7 @@ def validate(s: Settings) -> None:
     _check(s.jwt.access_ttl > 0, "[jwt] access_ttl", "must be > 0")
     _check(s.jwt.refresh_ttl > 0, "[jwt] refresh_ttl", "must be > 0")
     _check(0 <= s.jwt.leeway <= 300, "[jwt] leeway", "must be 0..300 seconds")
+    _check(0 <= s.jwt.rotation_grace <= 60, "[jwt] rotation_grace", "must be 0..60 seconds")
     _check(bool(s.auth.default_role), "[auth] default_role", "must not be empty")
     _check(s.auth.default_role in s.auth.self_register_roles, "[auth] default_role",
            "must be one of self_register_roles")
@@ -303,3 +330,31 @@ def validate(s: Settings) -> None:
     _check(1 <= s.smtp.port <= 65535, "[smtp] port", "must be 1..65535")
     _check(all(i >= 0 for i in s.worker.retry_intervals), "[worker] retry_intervals",
            "must be >= 0 seconds")
+    _check(s.lockout.max_failures >= 1, "[lockout] max_failures", "must be >= 1")
+    _check(s.lockout.window >= 1, "[lockout] window", "must be >= 1 second")
+    _check(s.lockout.device_ttl >= 60, "[lockout] device_ttl", "must be >= 60 seconds")
+    _check("{token}" in s.alerts.url_template, "[alerts] url_template", "must contain {token}")
+    _check(s.alerts.link_ttl >= 60, "[alerts] link_ttl", "must be >= 60 seconds")
+    _validate_cors(s.cors)
+
+
+# An origin as browsers send it: scheme://host[:port], lower case, no path, no trailing slash.
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+                     r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _validate_cors(c: CorsSettings) -> None:
+    """Never `*` with credentials (any site could read a user's answers); no `null` origin."""
+    _check(not ("*" in c.allow_origins and c.allow_credentials), "[cors] allow_credentials",
+           'must be false when [cors] allow_origins contains "*"')
+    for origin in c.allow_origins:
+        match = _ORIGIN.fullmatch(origin)
+        _check(origin == "*" or (match is not None and _port_ok(origin)), "[cors] allow_origins",
+               f"{origin!r} must be scheme://host[:port] in lower case, without a path "
+               'or trailing slash (or "*")')
+    _check(0 <= c.max_age <= 86400, "[cors] max_age", "must be 0..86400 seconds")
+
+
+def _port_ok(origin: str) -> bool:
+    port = re.search(r":([0-9]{1,5})$", origin.split("://", 1)[1])
+    return port is None or 1 <= int(port.group(1)) <= 65535

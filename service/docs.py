@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .openapi import document
+from .web import API_HEADERS
 
 STATIC = Path(__file__).with_name("static")
 ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}
@@ -37,8 +38,7 @@ async def openapi_json(request: Request) -> Response:
     if body is None:  # once per app: the settings never change while it runs
         body = json.dumps(document(state.settings), ensure_ascii=False).encode()
         state.openapi_json = body
-    return Response(body, media_type="application/json",
-                    headers={"X-Content-Type-Options": "nosniff"})
+    return Response(body, media_type="application/json", headers=API_HEADERS)
 
 
 async def docs_page(request: Request) -> Response:

@@ -12,6 +12,7 @@
     ├── PayloadTooLarge                 413
     ├── UnsupportedMediaType            415
     ├── RateLimited                     429  + Retry-After
+    │   └── LoginLocked                      (lockout of an identifier, untrusted devices)
     └── ServiceUnavailable              503  (Redis or the database cannot be reached)
 """
 
@@ -142,6 +143,15 @@ class RateLimited(AuthServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class LoginLocked(RateLimited):
+    """Too many failed logins for an identifier from devices it has never signed in from."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.detail = ("Too many failed sign-in attempts for this account. Try again in "
+                       f"{self.retry_after} seconds, or from a device that has signed in before.")
 
 
 class ServiceUnavailable(AuthServiceError):

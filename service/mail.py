@@ -15,6 +15,7 @@ from rq import Queue, Retry
 from .config import Settings
 
 SEND_PASSWORD_RESET = "workers.mailer.send_password_reset"
+SEND_SECURITY_ALERT = "workers.mailer.send_security_alert"
 
 
 class MailQueue:
@@ -23,21 +24,29 @@ class MailQueue:
         self._retry = Retry(max=len(settings.worker.retry_intervals) or 1,
                             interval=list(settings.worker.retry_intervals) or [0])
         self._ttl = settings.password_reset.ttl
+        self._alert_ttl = settings.alerts.link_ttl
         self._result_ttl = settings.worker.result_ttl
 
     @property
     def queue(self) -> Queue:
         return self._queue
 
-    def _enqueue_reset(self, to: str, username: str, link: str) -> str:
-        recipient = hashlib.sha256(to.encode()).hexdigest()[:12]
-        job = self._queue.enqueue_call(
-            SEND_PASSWORD_RESET, kwargs={"to": to, "username": username, "link": link},
-            description=f"password reset email to recipient {recipient}",
-            retry=self._retry, ttl=self._ttl, failure_ttl=self._ttl,
-            result_ttl=self._result_ttl)
-        return job.id
+    def _enqueue(self, job: str, what: str, kwargs: dict[str, str], ttl: int) -> str:
+        recipient = hashlib.sha256(kwargs["to"].encode()).hexdigest()[:12]
+        queued = self._queue.enqueue_call(
+            job, kwargs=kwargs, description=f"{what} email to recipient {recipient}",
+            retry=self._retry, ttl=ttl, failure_ttl=ttl, result_ttl=self._result_ttl)
+        return queued.id
 
     async def send_password_reset(self, to: str, username: str, link: str) -> str:
         """Queue the reset email; returns the job id. RQ's client is synchronous: use a thread."""
-        return await asyncio.to_thread(self._enqueue_reset, to, username, link)
+        return await asyncio.to_thread(self._enqueue, SEND_PASSWORD_RESET, "password reset",
+                                       {"to": to, "username": username, "link": link}, self._ttl)
+
+    async def send_security_alert(self, to: str, username: str, kind: str, detail: str,
+                                  link: str) -> str:
+        """Queue a security alert (kind: new_device | token_reuse) with its "not me" link."""
+        return await asyncio.to_thread(
+            self._enqueue, SEND_SECURITY_ALERT, f"security alert ({kind})",
+            {"to": to, "username": username, "kind": kind, "detail": detail, "link": link},
+            self._alert_ttl)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
+from .admin import MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MAX
 from .config import Settings
 from .identity import EMAIL_MAX, USERNAME_MAX
-from .schemas import DISPLAY_NAME_MAX, RESET_TOKEN_MAX, TOKEN_MAX
+from .schemas import DEVICE_TOKEN_MAX, DISPLAY_NAME_MAX, RESET_TOKEN_MAX, ROLE_MAX, TOKEN_MAX
 
 Json = dict[str, Any]
 
@@ -16,7 +17,8 @@ JSON = "application/json"
 
 # Error responses by component name; several 401s differ only in when and which `code`.
 STATUS = {"BadRequest": "400", "InvalidCredentials": "401", "TokenRefused": "401",
-          "BearerUnauthorized": "401", "PayloadTooLarge": "413", "UnsupportedMediaType": "415",
+          "BearerUnauthorized": "401", "Forbidden": "403", "NotFound": "404",
+          "PayloadTooLarge": "413", "UnsupportedMediaType": "415",
           "TooManyRequests": "429", "ServerError": "500", "ServiceUnavailable": "503"}
 
 
@@ -108,7 +110,17 @@ def _request_schemas(s: Settings) -> Json:
             "username_or_email": _string("An email when it contains `@`, else a username; "
                                          "any case.", minLength=1, maxLength=EMAIL_MAX),
             "password": _string(minLength=1, maxLength=s.passwords.max_length),
+            "device_token": _string("The `device_token` of an earlier login on this device "
+                                    "(or send the `authsvc_device` cookie): it keeps its own "
+                                    "allowance while the account is locked for other devices.",
+                                    maxLength=DEVICE_TOKEN_MAX),
         }, ["username_or_email", "password"]),
+        "PasswordChangeRequest": _obj({
+            "old_password": _string(minLength=1, maxLength=s.passwords.max_length),
+            "password": new_password, "password2": password2,
+        }, ["old_password", "password", "password2"]),
+        "NotMeRequest": _obj({"token": _string("The token from the alert's link.", minLength=1,
+                                               maxLength=TOKEN_MAX)}, ["token"]),
         "LogoutRequest": _obj({"refresh_token": _ref("schemas", "Jwt")}, ["refresh_token"]),
         "PasswordResetRequest": _obj({"email": _ref("schemas", "Email")}, ["email"]),
         "PasswordResetConfirmRequest": _obj({
@@ -133,7 +145,17 @@ def _response_schemas(s: Settings) -> Json:
                                  "access": access}, ["user", "refresh", "access"]),
         "LoginResponse": _obj({"user": _obj({"username": _string(), "email": _string()},
                                           ["username", "email"]),
-                              "refresh": refresh, "access": access}, ["user", "refresh", "access"]),
+                              "refresh": refresh, "access": access,
+                              "device_token": _string("Proof that this device signed in; also "
+                                                      "set as the `authsvc_device` cookie.")},
+                             ["user", "refresh", "access", "device_token"]),
+        "TokenPair": _obj({"access": access, "refresh": refresh}, ["access", "refresh"]),
+        "SessionList": {"type": "array", "items": _obj({
+            "id": _string("The session id (the tokens' `sid` claim)."),
+            "created": _string(format="date-time"), "last_used": _string(format="date-time"),
+            "user_agent": _string(), "ip": _string(),
+            "current": {"type": "boolean", "description": "The session of this access token."},
+        }, ["id", "created", "last_used", "user_agent", "ip", "current"])},
         "Profile": _obj({**user, "role": _string("Extension beyond the original service.")},
                         [*user, "role"]),
         "TokenRefreshResponse": _obj(
@@ -141,6 +163,7 @@ def _response_schemas(s: Settings) -> Json:
                                                   "sent only with `[jwt] rotate_refresh_tokens`.")},
             rotated, f"`[jwt] rotate_refresh_tokens` is {str(jwt.rotate_refresh_tokens).lower()}."),
         "Message": _obj({"message": _string()}, ["message"]),
+        **_admin_schemas(),
         "Health": _obj({"status": _string(const="ok")}, ["status"]),
     }
 
@@ -178,6 +201,10 @@ def _error_responses(s: Settings) -> Json:
         "BearerUnauthorized": _response("No token (`not_authenticated`) or a refused access "
                                         "token (`token_not_valid`).", auth_error,
                                         **{"WWW-Authenticate": _ref("headers", "WWWAuthenticate")}),
+        "Forbidden": _response("Authenticated, but not allowed: the caller's current role is "
+                               "not `admin`.", detail),
+        "NotFound": _response('Unknown resource (`{"detail": "Not found."}`), or a page past '
+                              'the last (`{"detail": "Invalid page."}`).', detail),
         "PayloadTooLarge": _response(f"Body over {s.server.max_body_bytes} bytes "
                                      "(`[server] max_body_bytes`).", detail),
         "UnsupportedMediaType": _response("Body that is not JSON.", detail),
@@ -212,6 +239,11 @@ def _account_paths(s: Settings) -> Json:
     roles = ", ".join(f"`{role}`" for role in s.auth.self_register_roles)
     register_note, register_429 = _throttle(s, "register", "email")
     login_note, login_429 = _throttle(s, "login", "submitted username or email")
+    if s.lockout.enabled:
+        login_note += (f" After {s.lockout.max_failures} failures within {s.lockout.window} s an "
+                       "identifier is locked (429) for devices that never signed in to it; a "
+                       "known device (`device_token`) keeps its own allowance.")
+        login_429 = ("TooManyRequests",)
     return {
         AUTH + "register/": {"post": _operation(
             "register", "Create an account",
@@ -281,6 +313,130 @@ def _session_paths(s: Settings) -> Json:
     }
 
 
+def _security_paths(s: Settings) -> Json:
+    bearer_errors = ("BearerUnauthorized", "ServiceUnavailable")
+    return {
+        AUTH + "sessions/": {"get": _operation(
+            "listSessions", "List my sessions",
+            "Every live session of the caller (one per login), the current one marked.",
+            {"200": _response("The sessions.", _ref("schemas", "SessionList"))},
+            errors=bearer_errors, bearer=True, tag="sessions")},
+        AUTH + "sessions/{sid}/": {"delete": {
+            **_operation("endSession", "End one of my sessions",
+                         "Its access and refresh tokens are refused at once; another user's "
+                         "session id is a 404.",
+                         {"204": _response("Ended. The body is empty.")},
+                         errors=("NotFound", *bearer_errors), bearer=True, tag="sessions"),
+            "parameters": [{"name": "sid", "in": "path", "required": True,
+                            "schema": _string()}]}},
+        AUTH + "logout-all/": {"post": _operation(
+            "logoutAll", "End all my sessions",
+            "Every session of the caller ends; all their tokens are refused at once.",
+            {"205": _response("Reset Content. The body is empty.")},
+            errors=bearer_errors, bearer=True, tag="sessions")},
+        AUTH + "password/change/": {"post": _operation(
+            "changePassword", "Change my password",
+            "Needs the current password. Every other session ends and every earlier token is "
+            "refused; this session goes on with the fresh pair returned.",
+            {"200": _token_response("A fresh token pair for this session.", "TokenPair")},
+            body="PasswordChangeRequest", errors=("BadRequest", *bearer_errors), bearer=True,
+            tag="sessions")},
+        AUTH + "security/not-me/": {"post": _operation(
+            "notMe", "This wasn't me",
+            "The confirming POST behind the link in a security alert (a sign-in from a new "
+            "device, or a refresh token used twice): ends every session of the account and "
+            "emails a password reset link. The link itself (a GET a mail scanner may follow) "
+            "does nothing. Single use; an unknown or used token is a 400 on `token`.",
+            {"200": _response("Done.", _ref("schemas", "Message"))},
+            body="NotMeRequest", errors=("BadRequest", "ServiceUnavailable"), tag="sessions")},
+    }
+
+
+def _admin_schemas() -> Json:
+    user = {
+        "id": {"type": "integer", "minimum": 1,
+               "description": "The user's id: the tokens' `sub` claim, as an integer."},
+        "username": _string(), "email": _string(), "display_name": _string(),
+        "role": _string(maxLength=ROLE_MAX), "is_active": {"type": "boolean"},
+        "date_joined": _string("ISO 8601, UTC.", format="date-time"),
+    }
+    link = {"type": ["string", "null"], "format": "uri"}
+    return {
+        "AdminUser": _obj(user, list(user)),
+        "UserPage": _obj({
+            "count": {"type": "integer", "minimum": 0,
+                      "description": "Users matching the filters, on every page."},
+            "next": {**link, "description": "Absolute URL of the next page, or null."},
+            "previous": {**link, "description": "Absolute URL of the previous page, or null."},
+            "results": {"type": "array", "items": _ref("schemas", "AdminUser")},
+        }, ["count", "next", "previous", "results"], "Django REST Framework's page shape."),
+        "AdminUserUpdate": _obj({
+            "role": _string("Any role; changing it refuses every earlier token of the user.",
+                            minLength=1, maxLength=ROLE_MAX),
+            "is_active": {"type": "boolean",
+                          "description": "`false` refuses every token of the user at once and "
+                                         "blocks login; `true` lets them log in again."},
+        }, [], "Both optional; other fields are ignored. `{}` changes nothing."),
+    }
+
+
+def _query(name: str, description: str, schema: Json) -> Json:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+def _admin_operation(op_id: str, summary: str, description: str, ok: Json, *,
+                     body: str | None = None, errors: tuple[str, ...] = (),
+                     parameters: list[Json] | None = None) -> Json:
+    errors = ("BearerUnauthorized", "Forbidden", *errors, "ServiceUnavailable")
+    op = _operation(op_id, summary, description, ok, body=body, errors=errors, bearer=True,
+                    tag="admin")
+    if parameters:
+        op["parameters"] = parameters
+    return op
+
+
+def _admin_paths() -> Json:
+    user_id = [{"name": "id", "in": "path", "required": True,
+                "description": "The user's id; anything not numeric is a 404.",
+                "schema": {"type": "integer", "minimum": 1}}]
+    listing = [
+        _query("page", "1-based page number.", {"type": "integer", "minimum": 1, "default": 1}),
+        _query("page_size", "Users per page.", {"type": "integer", "minimum": 1,
+                                                "maximum": MAX_PAGE_SIZE, "default": PAGE_SIZE}),
+        _query("role", "Only users with this role.", _string(maxLength=ROLE_MAX)),
+        _query("is_active", "Only active (`true`) or inactive (`false`) users.",
+               {"type": "string", "enum": ["true", "false", "1", "0"]}),
+        _query("search", "Case-insensitive substring of the username, email or display name; "
+               "`%` and `_` are literal.", _string(maxLength=SEARCH_MAX)),
+    ]
+    user = {"200": _response("The user.", _ref("schemas", "AdminUser"))}
+    return {
+        AUTH + "users/": {"get": _admin_operation(
+            "listUsers", "List users",
+            "Ordered by id, paged in Django REST Framework's shape. A bad query value is a 400 "
+            "on its name; an empty value applies no filter.",
+            {"200": _response("One page of users.", _ref("schemas", "UserPage"))},
+            errors=("BadRequest", "NotFound"), parameters=listing)},
+        AUTH + "users/{id}/": {
+            "get": _admin_operation("getUser", "Read a user", "Any user, active or not.", user,
+                                    errors=("NotFound",), parameters=user_id),
+            "patch": _admin_operation(
+                "updateUser", "Change a user's role or active state",
+                "Changing `role` or deactivating refuses every existing access and refresh "
+                "token of the user at once. An admin cannot deactivate or demote themselves "
+                "(400 `non_field_errors`).",
+                user, body="AdminUserUpdate", errors=("BadRequest", "NotFound"),
+                parameters=user_id)},
+        AUTH + "users/{id}/revoke-sessions/": {"post": _admin_operation(
+            "revokeUserSessions", "Refuse every token of a user",
+            "Every access and refresh token issued to the user so far is refused at once; "
+            "the user can log in again.",
+            {"204": _response("No Content: done. The body is empty.")},
+            errors=("NotFound",), parameters=user_id)},
+    }
+
+
 def _service_paths() -> Json:
     html = {"200": {"description": "A page rendering this document.",
                     "content": _content({"type": "string"}, "text/html")}}
@@ -309,9 +465,14 @@ def document(settings: Settings) -> Json:
                                 "Framework's shapes."},
         "tags": [{"name": "auth", "description": "Accounts, sessions and passwords."},
                  {"name": "profile", "description": "The authenticated user."},
+                 {"name": "sessions", "description": "Server-side sessions and account "
+                                                     "security."},
+                 {"name": "admin", "description": "User administration; role `admin` only."},
                  {"name": "docs", "description": "This document and its page."},
                  {"name": "health", "description": "For load balancers and monitors."}],
-        "paths": {**_account_paths(s), **_reset_paths(s), **_session_paths(s), **_service_paths()},
+        "paths": {**_account_paths(s), **_reset_paths(s), **_session_paths(s), **_security_paths(s),
+                  **_admin_paths(),
+                  **_service_paths()},
         "components": {
             "schemas": {**_field_schemas(s), **_request_schemas(s), **_response_schemas(s),
                         **_error_schemas()},

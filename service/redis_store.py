@@ -1,12 +1,17 @@
 """Every Redis key the service writes: its family, what it holds and its TTL are defined here.
 
-    {prefix}blacklist:{jti}          "1"             refresh token revoked by logout/rotation;
-                                                     TTL = the token's remaining lifetime
     {prefix}user:{id}                hash            cached user row (token version, active,
                                                      role, profile); TTL = refresh lifetime
     {prefix}reset:{sha256(token)}    "{id}:{ver}"    a password-reset token, single use;
                                                      TTL = password_reset.ttl
     {prefix}rl:{scope}:{sha256(key)} counter         fixed-window rate limit; TTL = the window
+    {prefix}lock:{sha256(key)}       counter         login failures of an identifier (untrusted
+                                                     clients) or of one device; TTL = the
+                                                     lockout window from the first failure
+    {prefix}notme:{sha256(token)}    "{id}"          a "this wasn't me" link from a security
+                                                     alert, single use; TTL = alerts.link_ttl
+
+Sessions and the refresh-token blacklist live in session_store.py.
 """
 
 from __future__ import annotations
@@ -84,9 +89,6 @@ class RedisStore:
         await self.redis.ping()
 
     # -- keys ---------------------------------------------------------------------------
-    def blacklist_key(self, jti: str) -> str:
-        return f"{self._p}blacklist:{jti}"
-
     def user_key(self, user_id: int) -> str:
         return f"{self._p}user:{user_id}"
 
@@ -95,19 +97,6 @@ class RedisStore:
 
     def rate_key(self, scope: str, key: str) -> str:
         return f"{self._p}rl:{scope}:{token_digest(key)[:32]}"
-
-    # -- refresh-token blacklist ---------------------------------------------------------
-    async def blacklist(self, jti: str, ttl: int) -> bool:
-        """Revoke; False when it was already revoked (so logout can answer 400)."""
-        return bool(await self.redis.set(self.blacklist_key(jti), "1", ex=ttl, nx=True))
-
-    async def user_and_blacklisted(self, user_id: int, jti: str) -> tuple[CachedUser | None, bool]:
-        """One round trip: the cached user row and whether `jti` is revoked."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.user_key(user_id))
-            pipe.exists(self.blacklist_key(jti))
-            fields, revoked = await pipe.execute()
-        return CachedUser.from_fields(user_id, fields) if fields else None, bool(revoked)
 
     # -- user cache ----------------------------------------------------------------------
     async def cached_user(self, user_id: int) -> CachedUser | None:
@@ -151,6 +140,35 @@ class RedisStore:
         """Put back a token whose confirm failed half-way, so the user can try again."""
         if ttl > 0:
             await self.redis.set(self.reset_key(token), f"{user_id}:{version}", ex=ttl, nx=True)
+
+    # -- login lockout ------------------------------------------------------------------
+    def lock_key(self, key: str) -> str:
+        return f"{self._p}lock:{token_digest(key)[:32]}"
+
+    async def failures(self, key: str) -> tuple[int, int]:
+        """(failures counted, seconds until the count resets)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.lock_key(key))
+            pipe.ttl(self.lock_key(key))
+            count, ttl = await pipe.execute()
+        return int(count or 0), max(1, int(ttl))
+
+    async def fail(self, key: str, window: int) -> None:
+        await self._hit(keys=[self.lock_key(key)], args=[window])
+
+    async def clear_failures(self, key: str) -> None:
+        await self.redis.delete(self.lock_key(key))
+
+    # -- "this wasn't me" links ---------------------------------------------------------
+    def notme_key(self, token: str) -> str:
+        return f"{self._p}notme:{token_digest(token)}"
+
+    async def put_notme(self, token: str, user_id: int, ttl: int) -> None:
+        await self.redis.set(self.notme_key(token), str(user_id), ex=ttl)
+
+    async def take_notme(self, token: str) -> int | None:
+        value = await self.redis.getdel(self.notme_key(token))
+        return int(value) if value is not None else None
 
     # -- rate limits ---------------------------------------------------------------------
     async def hit(self, scope: str, keys: list[str], window: int) -> list[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from starlette.background import BackgroundTask
@@ -12,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from . import schemas
 from .errors import TokenInvalid
 from .redis_store import CachedUser
-from .services import AuthService, Session
+from .services import AuthService, Caller, Client, Session
 from .web import bearer_token, client_ip, empty_response, json_body, json_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -26,8 +27,9 @@ def _max_password(request: Request) -> int:
     return request.app.state.settings.passwords.max_length  # type: ignore[no-any-return]
 
 
-def _ip(request: Request) -> str:
-    return client_ip(request, request.app.state.settings.server.trusted_proxies)
+def _client(request: Request) -> Client:
+    ip = client_ip(request, request.app.state.settings.server.trusted_proxies)
+    return Client(ip, request.headers.get("user-agent", "")[:256])
 
 
 def _profile(user: CachedUser) -> dict[str, str]:
@@ -41,19 +43,27 @@ def _tokens(session: Session) -> dict[str, str]:
 
 async def register(request: Request) -> Response:
     data = schemas.register_input(await json_body(request), request.app.state.settings)
-    session = await _service(request).register(data, _ip(request))
+    session = await _service(request).register(data, _client(request))
     user = session.user
     return json_response({"user": {"username": user.username, "email": user.email,
                                    "display_name": user.display_name},
                           **_tokens(session)}, 201)
 
 
+DEVICE_COOKIE = "authsvc_device"
+
+
 async def login(request: Request) -> Response:
-    data = schemas.login_input(await json_body(request), _max_password(request))
-    session = await _service(request).login(data, _ip(request))
+    data = schemas.login_input(await json_body(request), _max_password(request),
+                               request.cookies.get(DEVICE_COOKIE))
+    session = await _service(request).login(data, _client(request))
     user = session.user
+    settings = request.app.state.settings
+    cookie = (f"{DEVICE_COOKIE}={session.device_token}; Max-Age={settings.lockout.device_ttl}; "
+              f"Path={AUTH_PREFIX}login; HttpOnly; Secure; SameSite=Strict")
     return json_response({"user": {"username": user.username, "email": user.email},
-                          **_tokens(session)})
+                          **_tokens(session), "device_token": session.device_token},
+                         headers={"Set-Cookie": cookie})
 
 
 async def logout(request: Request) -> Response:
@@ -74,9 +84,16 @@ async def token_refresh(request: Request) -> Response:
 async def password_reset(request: Request) -> Response:
     email = schemas.email_input(await json_body(request))
     service = _service(request)
-    await service.request_reset(email, _ip(request))
+    await service.request_reset(email, _client(request).ip)
     return json_response({"message": "Password reset link sent"},
                          background=BackgroundTask(service.send_reset, email))
+
+
+async def not_me(request: Request) -> Response:
+    token = schemas.token_input(await json_body(request), "token")
+    await _service(request).not_me(token, _client(request).ip)
+    return json_response({"message": "Every session has ended; a password reset link has "
+                                     "been sent"})
 
 
 async def password_reset_confirm(request: Request) -> Response:
@@ -85,7 +102,8 @@ async def password_reset_confirm(request: Request) -> Response:
     return json_response({"message": "Password has been reset"})
 
 
-async def _bearer_user(request: Request) -> CachedUser:
+async def bearer_caller(request: Request) -> Caller:
+    """The authenticated caller of a Bearer endpoint; 401 with WWW-Authenticate otherwise."""
     try:
         return await _service(request).authenticate(bearer_token(request))
     except TokenInvalid as exc:
@@ -93,11 +111,42 @@ async def _bearer_user(request: Request) -> CachedUser:
 
 
 async def profile(request: Request) -> Response:
-    user = await _bearer_user(request)
+    caller = await bearer_caller(request)
     if request.method == "GET":
-        return json_response(_profile(user))
+        return json_response(_profile(caller.user))
     display_name = schemas.profile_patch_input(await json_body(request))
-    return json_response(_profile(await _service(request).update_profile(user, display_name)))
+    return json_response(_profile(await _service(request).update_profile(caller, display_name)))
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat()
+
+
+async def sessions(request: Request) -> Response:
+    caller = await bearer_caller(request)
+    listed = await _service(request).list_sessions(caller)
+    return json_response([{"id": s.sid, "created": _iso(s.created),
+                           "last_used": _iso(s.last_used), "user_agent": s.user_agent,
+                           "ip": s.ip, "current": s.sid == caller.sid} for s in listed])
+
+
+async def session_delete(request: Request) -> Response:
+    caller = await bearer_caller(request)
+    await _service(request).end_session(caller, request.path_params["sid"])
+    return empty_response(204)
+
+
+async def logout_all(request: Request) -> Response:
+    caller = await bearer_caller(request)
+    await _service(request).logout_all(caller)
+    return empty_response(205)
+
+
+async def password_change(request: Request) -> Response:
+    caller = await bearer_caller(request)
+    data = schemas.password_change_input(await json_body(request), _max_password(request))
+    pair = await _service(request).change_password(caller, data)
+    return json_response({"access": pair.access, "refresh": pair.refresh})
 
 
 async def health(request: Request) -> Response:
@@ -121,5 +170,10 @@ ROUTES: list[BaseRoute] = [
     *_both(AUTH_PREFIX + "password-reset/confirm/", password_reset_confirm, ["POST"]),
     *_both(AUTH_PREFIX + "profile/", profile, ["GET", "PATCH"]),
     *_both(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
+    *_both(AUTH_PREFIX + "sessions/", sessions, ["GET"]),
+    *_both(AUTH_PREFIX + "sessions/{sid}/", session_delete, ["DELETE"]),
+    *_both(AUTH_PREFIX + "logout-all/", logout_all, ["POST"]),
+    *_both(AUTH_PREFIX + "password/change/", password_change, ["POST"]),
+    *_both(AUTH_PREFIX + "security/not-me/", not_me, ["POST"]),
     Route("/healthz", health, methods=["GET"]),
 ]

@@ -26,6 +26,7 @@ BAD_UNICODE = "Invalid characters: unpaired surrogate escapes are not text."
 DISPLAY_NAME_MAX = 150
 TOKEN_MAX = 4096
 RESET_TOKEN_MAX = 256
+DEVICE_TOKEN_MAX = 200
 ROLE_MAX = 64
 
 
@@ -120,6 +121,13 @@ class RegisterInput:
 class LoginInput:
     identifier: str
     password: str
+    device_token: str | None = None
+
+
+@dataclass(frozen=True)
+class PasswordChangeInput:
+    old_password: str
+    password: str
 
 
 @dataclass(frozen=True)
@@ -161,13 +169,17 @@ def register_input(data: dict[str, Any], settings: Settings) -> RegisterInput:
                          password or "", display_name or "", role or "", f.errors)
 
 
-def login_input(data: dict[str, Any], max_password: int) -> LoginInput:
+def login_input(data: dict[str, Any], max_password: int,
+                device_cookie: str | None = None) -> LoginInput:
+    """The device token comes from the body or, failing that, the authsvc_device cookie."""
     f = _Fields(data)
     identifier = f.string("username_or_email", max_length=EMAIL_MAX)
     password = f.string("password", max_length=max_password, trim=False)
+    device = f.string("device_token", max_length=DEVICE_TOKEN_MAX, required=False,
+                      default=device_cookie)
     f.done()
     assert identifier is not None and password is not None
-    return LoginInput(identifier, password)
+    return LoginInput(identifier, password, device)
 
 
 def token_input(data: dict[str, Any], name: str) -> str:
@@ -204,3 +216,12 @@ def profile_patch_input(data: dict[str, Any]) -> str | None:
                             allow_blank=True)
     f.done()
     return display_name
+
+
+def password_change_input(data: dict[str, Any], max_password: int) -> PasswordChangeInput:
+    f = _Fields(data)
+    old = f.string("old_password", max_length=max_password, trim=False)
+    password = _passwords(f, max_password)
+    f.done()
+    assert old is not None and password is not None
+    return PasswordChangeInput(old, password)

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from .config import Settings
-from .errors import InvalidCredentials, RateLimited, TokenInvalid, ValidationFailed
+from .devices import DeviceTokens
+from .errors import (
+    InvalidCredentials,
+    LoginLocked,
+    NotFound,
+    RateLimited,
+    TokenInvalid,
+    ValidationFailed,
+)
 from .identity import fold
 from .mail import MailQueue
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import CachedUser, RedisStore
-from .schemas import LoginInput, RegisterInput, ResetConfirmInput
+from .schemas import LoginInput, PasswordChangeInput, RegisterInput, ResetConfirmInput
+from .session_store import RefreshOutcome, SessionInfo, SessionStore
 from .tokens import ACCESS, REFRESH, Claims, TokenCodec, TokenPair
 from .users import DuplicateUser, User, UserStore
 
@@ -25,6 +36,10 @@ TAKEN = {"username": "A user with that username already exists.",
 BAD_RESET_TOKEN = "Invalid or expired token."
 
 
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def cached(user: User) -> CachedUser:
     return CachedUser(id=user.id, username=user.username, email=user.email,
                       display_name=user.display_name, role=user.role,
@@ -32,9 +47,26 @@ def cached(user: User) -> CachedUser:
 
 
 @dataclass(frozen=True)
+class Client:
+    """Who is calling, as far as HTTP tells: recorded with the session it starts."""
+
+    ip: str
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated Bearer request: the user's current row and the token's session."""
+
+    user: CachedUser
+    sid: str
+
+
+@dataclass(frozen=True)
 class Session:
     user: CachedUser | User
     tokens: TokenPair
+    device_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,11 +77,14 @@ class Refreshed:
 
 class AuthService:
     def __init__(self, settings: Settings, users: UserStore, store: RedisStore,
-                 hasher: PasswordHasher, codec: TokenCodec, mail: MailQueue,
+                 sessions: SessionStore, hasher: PasswordHasher, codec: TokenCodec,
+                 devices: DeviceTokens, mail: MailQueue,
                  clock: Callable[[], float] = time.time) -> None:
+        self._devices = devices
         self._s = settings
         self._users = users
         self._store = store
+        self._sessions = sessions
         self._hasher = hasher
         self._codec = codec
         self._mail = mail
@@ -73,10 +108,10 @@ class AuthService:
             raise RateLimited(max(over))
 
     # -- register / login ---------------------------------------------------------------
-    async def register(self, data: RegisterInput, client_ip: str) -> Session:
+    async def register(self, data: RegisterInput, client: Client) -> Session:
         """Uniqueness is judged here; every other error comes from schemas.register_input."""
         # Limited before the uniqueness look-up: it tells whether an email is registered.
-        await self._limit("register", client_ip, data.email)
+        await self._limit("register", client.ip, data.email)
         errors = dict(data.errors)
         if data.username and data.email and not ("username" in errors and "email" in errors):
             for field in await self._users.taken(username=data.username, email=data.email):
@@ -91,32 +126,90 @@ class AuthService:
         except DuplicateUser as exc:  # lost a race with a concurrent registration
             raise ValidationFailed.on(exc.field, TAKEN[exc.field]) from exc
         await self._store.put_user(cached(user))
-        return Session(user, self._issue_pair(user.sub, user.role, user.token_version))
+        return Session(user, await self._start_session(cached(user), client))
 
-    async def login(self, data: LoginInput, client_ip: str) -> Session:
-        await self._limit("login", client_ip, data.identifier)
+    async def login(self, data: LoginInput, client: Client) -> Session:
+        await self._limit("login", client.ip, data.identifier)
         user = await self._users.by_identifier(data.identifier)
+        now = self._clock()
+        device = (self._devices.verify(data.device_token, user.id, now)
+                  if user is not None else None)
+        # OWASP device cookies: a known device has its own failure count; everyone else shares
+        # the identifier's, counted whether or not the account exists.
+        lock = f"device:{device}" if device else f"id:{fold(data.identifier)}"
+        lockout = self._s.lockout
+        if lockout.enabled:
+            failures, resets_in = await self._store.failures(lock)
+            if failures >= lockout.max_failures:
+                raise LoginLocked(resets_in)
         # Unknown users cost the same hashing work as a wrong password.
         result = await self._hasher.verify(user.password_hash if user else None, data.password)
         if user is None or not result.valid or not user.is_active:
+            if lockout.enabled:
+                await self._store.fail(lock, lockout.window)
             raise InvalidCredentials()
         if result.new_hash:
             await self._users.upgrade_hash(user.id, user.password_hash, result.new_hash)
+        if device:
+            await self._store.clear_failures(lock)
+        else:
+            await self._alert(cached(user), "new_device",
+                              f"When: {_when(now)}. From: {client.ip}, "
+                              f"{client.user_agent or 'unknown browser'}.")
         await self._store.fill_user(cached(user))
-        return Session(user, self._issue_pair(user.sub, user.role, user.token_version))
+        device_token = (data.device_token if device and data.device_token
+                        else self._devices.issue(user.id, now))
+        return Session(user, await self._start_session(cached(user), client), device_token)
 
-    def _issue_pair(self, sub: str, role: str, ver: int) -> TokenPair:
-        return self._codec.issue_pair(sub=sub, role=role, ver=ver, now=self._clock())
+    async def _alert(self, user: CachedUser, kind: str, detail: str) -> None:
+        """Mail a security alert with a "this wasn't me" link; never fails the request."""
+        if not self._s.alerts.enabled:
+            return
+        try:
+            token = secrets.token_urlsafe(32)
+            await self._store.put_notme(token, user.id, self._s.alerts.link_ttl)
+            link = self._s.alerts.url_template.replace("{token}", token)
+            await self._mail.send_security_alert(user.email, user.username, kind, detail, link)
+        except Exception:
+            log.exception("could not queue a %s alert for user %s", kind, user.id)
+
+    async def not_me(self, token: str, client_ip: str) -> None:
+        """The confirming POST behind an alert's link: end every session, start a reset."""
+        await self._limit("password_reset", client_ip, token)
+        user_id = await self._store.take_notme(token)
+        row = await self._users.by_id(user_id) if user_id is not None else None
+        if row is None:
+            raise ValidationFailed.on("token", BAD_RESET_TOKEN)
+        ended = await self._sessions.end_all(row.id)
+        log.warning("user %s reported a sign-in as not theirs: %s sessions ended", row.id, ended)
+        await self.send_reset(row.email)
+
+    async def _start_session(self, user: CachedUser, client: Client) -> TokenPair:
+        now = self._clock()
+        sid = uuid.uuid4().hex
+        pair = self._codec.issue_pair(sub=str(user.id), role=user.role, ver=user.token_version,
+                                      sid=sid, now=now)
+        exp = pair.refresh_claims.exp
+        await self._sessions.start(sid=sid, user_id=user.id, refresh_jti=pair.refresh_claims.jti,
+                                   now=now, exp=exp, ttl=self._ttl(exp, now),
+                                   user_agent=client.user_agent, ip=client.ip)
+        return pair
+
+    def _ttl(self, exp: int, now: float) -> int:
+        """Seconds a token expiring at `exp` is still accepted (leeway included)."""
+        return max(1, int(exp + self._s.jwt.leeway - now) + 1)
 
     # -- tokens -------------------------------------------------------------------------
-    async def _current_user(self, user_id: int, cached_user: CachedUser | None) -> CachedUser:
-        if cached_user is None:
+    async def _user(self, user_id: int, fields: dict[str, str]) -> CachedUser:
+        """The cached row (from the same round trip as the session check), else the database."""
+        user = CachedUser.from_fields(user_id, fields) if fields else None
+        if user is None:
             row = await self._users.by_id(user_id)
             if row is None:
                 raise TokenInvalid("user_not_found", "User not found")
-            cached_user = cached(row)
-            await self._store.fill_user(cached_user)
-        return cached_user
+            user = cached(row)
+            await self._store.fill_user(user)
+        return user
 
     def _check_user(self, claims: Claims, user: CachedUser) -> None:
         if not user.is_active:
@@ -131,47 +224,108 @@ class AuthService:
             raise TokenInvalid("malformed", "Token subject is malformed")
         return int(claims.sub)
 
-    async def authenticate(self, access_token: str) -> CachedUser:
-        """The user behind a Bearer token, or TokenInvalid."""
+    async def authenticate(self, access_token: str) -> Caller:
+        """The user behind a Bearer token, or TokenInvalid; one Redis round trip."""
         claims = self._codec.decode(access_token, ACCESS, self._clock())
         user_id = self._user_id(claims)
-        user = await self._current_user(user_id, await self._store.cached_user(user_id))
+        fields, alive = await self._sessions.user_and_alive(user_id, claims.sid)
+        user = await self._user(user_id, fields)
         self._check_user(claims, user)
-        return user
+        if not alive:
+            raise TokenInvalid("session_ended", "Session has ended")
+        return Caller(user, claims.sid)
 
-    async def _live_refresh(self, token: str) -> tuple[Claims, CachedUser]:
-        claims = self._codec.decode(token, REFRESH, self._clock())
-        user_id = self._user_id(claims)
-        cached_user, revoked = await self._store.user_and_blacklisted(user_id, claims.jti)
-        if revoked:
-            raise TokenInvalid("token_revoked", "Token is blacklisted")
-        user = await self._current_user(user_id, cached_user)
-        self._check_user(claims, user)
-        return claims, user
+    async def _refused(self, outcome: RefreshOutcome, claims: Claims,
+                       user: CachedUser) -> TokenInvalid:
+        if outcome.status == "reused":
+            log.warning("refresh token reuse for user %s: session %s ended (theft suspected)",
+                        claims.sub, claims.sid)
+            await self._alert(user, "token_reuse", f"When: {_when(self._clock())}.")
+            return TokenInvalid("token_reused", "Token was already used: session ended")
+        if outcome.status == "revoked":
+            return TokenInvalid("token_revoked", "Token is blacklisted")
+        if outcome.status == "stale":
+            return TokenInvalid("password_changed",
+                                "Token was issued before the password was changed")
+        return TokenInvalid("session_ended", "Session has ended")
 
     async def refresh(self, token: str) -> Refreshed:
-        claims, user = await self._live_refresh(token)
         now = self._clock()
-        access, _ = self._codec.issue(ACCESS, sub=claims.sub, role=user.role,
-                                      ver=user.token_version, now=now)
-        if not self._s.jwt.rotate_refresh_tokens:
+        claims = self._codec.decode(token, REFRESH, now)
+        user_id = self._user_id(claims)
+        if self._s.jwt.rotate_refresh_tokens:
+            outcome = await self._sessions.rotate(
+                user_id, claims.sid, claims.jti, claims.ver, now,
+                grace=self._s.jwt.rotation_grace, new_refresh_jti=uuid.uuid4().hex,
+                new_access_jti=uuid.uuid4().hex, blacklist_ttl=self._ttl(claims.exp, now))
+        else:
+            outcome = await self._sessions.use_refresh(user_id, claims.sid, claims.jti,
+                                                       claims.ver, now)
+        user = await self._user(user_id, outcome.user_fields)
+        self._check_user(claims, user)
+        if outcome.status not in ("ok", "rotated", "grace"):
+            raise await self._refused(outcome, claims, user)
+        if outcome.status == "ok":
+            access, _ = self._codec.issue(ACCESS, sub=claims.sub, role=user.role,
+                                          ver=user.token_version, sid=claims.sid, now=now)
             return Refreshed(access, None)
-        if not await self._store.blacklist(claims.jti, self._codec.remaining(claims, now)):
-            raise TokenInvalid("token_revoked", "Token is blacklisted")
-        # The successor keeps the original expiry: refreshing never extends a session.
-        refresh, _ = self._codec.issue(REFRESH, sub=claims.sub, role=user.role,
-                                       ver=user.token_version, now=now, exp=claims.exp)
-        return Refreshed(access, refresh)
+        # The successor keeps the original expiry (refreshing never extends a session), and
+        # is minted from the claims stored at rotation, so a racing tab gets the same pair.
+        pair = self._codec.issue_pair(
+            sub=claims.sub, role=user.role, ver=user.token_version, sid=claims.sid,
+            now=outcome.rotated_at, refresh_exp=claims.exp, refresh_jti=outcome.refresh_jti,
+            access_jti=outcome.access_jti)
+        return Refreshed(pair.access, pair.refresh)
 
     async def logout(self, token: str) -> None:
-        """Revoke a refresh token; 400 (on `refresh_token`) for anything we cannot revoke now."""
+        """End the token's session and blacklist it; 400 (on `refresh_token`) for anything
+        that cannot be revoked now."""
+        now = self._clock()
         try:
-            claims, _ = await self._live_refresh(token)
-            revoked = await self._store.blacklist(claims.jti, self._codec.remaining(claims, self._clock()))
+            claims = self._codec.decode(token, REFRESH, now)
+            user_id = self._user_id(claims)
+            outcome = await self._sessions.logout(user_id, claims.sid, claims.jti, claims.ver,
+                                                  self._ttl(claims.exp, now))
+            user = await self._user(user_id, outcome.user_fields)
+            self._check_user(claims, user)
+            if outcome.status != "ok":
+                raise await self._refused(outcome, claims, user)
         except TokenInvalid as exc:
             raise ValidationFailed.on("refresh_token", exc.detail) from exc
-        if not revoked:
-            raise ValidationFailed.on("refresh_token", "Token is blacklisted")
+
+    async def logout_all(self, caller: Caller) -> int:
+        return await self._sessions.end_all(caller.user.id)
+
+    async def list_sessions(self, caller: Caller) -> list[SessionInfo]:
+        return await self._sessions.list(caller.user.id)
+
+    async def end_session(self, caller: Caller, sid: str) -> None:
+        if not await self._sessions.end(caller.user.id, sid):
+            raise NotFound()
+
+    async def change_password(self, caller: Caller, data: PasswordChangeInput) -> TokenPair:
+        """New password; every other session ends, this one goes on with fresh tokens."""
+        row = await self._users.by_id(caller.user.id)
+        assert row is not None
+        result = await self._hasher.verify(row.password_hash, data.old_password)
+        if not result.valid:
+            raise ValidationFailed.on("old_password", "Your old password was entered incorrectly.")
+        problems = policy_problems(data.password, self._s.passwords, username=row.username,
+                                   email=row.email)
+        if problems:
+            raise ValidationFailed({"password": problems})
+        version = await self._users.set_password(row.id, await self._hasher.hash(data.password))
+        user = replace(cached(row), token_version=version)
+        await self._store.put_user(user)
+        await self._sessions.end_all(row.id, keep=caller.sid)
+        now = self._clock()
+        pair = self._codec.issue_pair(sub=str(row.id), role=user.role, ver=version,
+                                      sid=caller.sid, now=now)
+        exp = pair.refresh_claims.exp
+        await self._sessions.set_current(caller.sid, pair.refresh_claims.jti, now, exp,
+                                         self._ttl(exp, now))
+        log.info("password changed for user %s", row.id)
+        return pair
 
     # -- password reset -----------------------------------------------------------------
     async def request_reset(self, email: str, client_ip: str) -> None:
@@ -217,10 +371,12 @@ class AuthService:
             await self._store.restore_reset(data.token, user_id, version, ttl_left)
             raise
         await self._store.put_user(replace(cached(user), token_version=new_version))
+        await self._sessions.end_all(user.id)
         log.info("password reset for user %s", user.id)
 
     # -- profile ------------------------------------------------------------------------
-    async def update_profile(self, user: CachedUser, display_name: str | None) -> CachedUser:
+    async def update_profile(self, caller: Caller, display_name: str | None) -> CachedUser:
+        user = caller.user
         if display_name is None or display_name == user.display_name:
             return user
         await self._users.set_display_name(user.id, display_name)

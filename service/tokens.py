@@ -1,8 +1,9 @@
 """The one place a token's life is defined: issue and decode, pure, with the clock passed in.
 
 Claims: sub (user id), jti, iat, exp, token_type (access|refresh), role, ver (the user's
-token version: a password reset bumps it, refusing every token minted before), and iss/aud
-when configured. The algorithm is pinned on decode; PyJWT errors become TokenInvalid here.
+token version: a password reset bumps it, refusing every token minted before), sid (the
+server-side session both tokens belong to), and iss/aud when configured. The algorithm is
+pinned on decode; PyJWT errors become TokenInvalid here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Claims:
     token_type: str
     role: str
     ver: int
+    sid: str
 
     def remaining(self, now: float, leeway: int) -> int:
         """Whole seconds the token is still accepted (leeway included), at least 1: the TTL of
@@ -43,6 +45,7 @@ class TokenPair:
     access: str
     refresh: str
     refresh_claims: Claims
+    access_claims: Claims
 
 
 class TokenCodec:
@@ -55,25 +58,32 @@ class TokenCodec:
     def _encode(self, claims: Claims) -> str:
         payload: dict[str, Any] = {
             "token_type": claims.token_type, "sub": claims.sub, "jti": claims.jti,
-            "iat": claims.iat, "exp": claims.exp, "role": claims.role, "ver": claims.ver}
+            "iat": claims.iat, "exp": claims.exp, "role": claims.role, "ver": claims.ver,
+            "sid": claims.sid}
         if self._s.issuer:
             payload["iss"] = self._s.issuer
         if self._s.audience:
             payload["aud"] = self._s.audience
         return jwt.encode(payload, self._key, algorithm=self._s.algorithm)
 
-    def issue(self, token_type: str, *, sub: str, role: str, ver: int, now: float,
-              exp: int | None = None) -> tuple[str, Claims]:
+    def issue(self, token_type: str, *, sub: str, role: str, ver: int, sid: str, now: float,
+              exp: int | None = None, jti: str | None = None) -> tuple[str, Claims]:
+        """Mint a token. HMAC signing is deterministic: the same claims (jti, iat included)
+        give the same token, which is how a rotation's successor is handed out again."""
         ttl = self._s.access_ttl if token_type == ACCESS else self._s.refresh_ttl
         iat = int(now)
-        claims = Claims(sub=sub, jti=uuid.uuid4().hex, iat=iat, exp=exp or iat + ttl,
-                        token_type=token_type, role=role, ver=ver)
+        claims = Claims(sub=sub, jti=jti or uuid.uuid4().hex, iat=iat, exp=exp or iat + ttl,
+                        token_type=token_type, role=role, ver=ver, sid=sid)
         return self._encode(claims), claims
 
-    def issue_pair(self, *, sub: str, role: str, ver: int, now: float) -> TokenPair:
-        refresh, refresh_claims = self.issue(REFRESH, sub=sub, role=role, ver=ver, now=now)
-        access, _ = self.issue(ACCESS, sub=sub, role=role, ver=ver, now=now)
-        return TokenPair(access, refresh, refresh_claims)
+    def issue_pair(self, *, sub: str, role: str, ver: int, sid: str, now: float,
+                   refresh_exp: int | None = None, refresh_jti: str | None = None,
+                   access_jti: str | None = None) -> TokenPair:
+        refresh, refresh_claims = self.issue(REFRESH, sub=sub, role=role, ver=ver, sid=sid,
+                                             now=now, exp=refresh_exp, jti=refresh_jti)
+        access, access_claims = self.issue(ACCESS, sub=sub, role=role, ver=ver, sid=sid,
+                                           now=now, jti=access_jti)
+        return TokenPair(access, refresh, refresh_claims, access_claims)
 
     def remaining(self, claims: Claims, now: float) -> int:
         return claims.remaining(now, self._s.leeway)
@@ -90,7 +100,7 @@ class TokenCodec:
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
                          "verify_aud": bool(self._s.audience),
                          "verify_iss": bool(self._s.issuer),
-                         "require": ["exp", "iat", "jti", "sub"]})
+                         "require": ["exp", "iat", "jti", "sub", "sid"]})
         except jwt.InvalidSignatureError as exc:
             raise TokenInvalid("bad_signature") from exc
         except jwt.InvalidAlgorithmError as exc:
@@ -117,11 +127,12 @@ class TokenCodec:
             fields = {
                 "sub": payload["sub"], "jti": payload["jti"], "iat": payload["iat"],
                 "exp": payload["exp"], "token_type": payload.get("token_type"),
-                "role": payload.get("role", ""), "ver": payload.get("ver", 0)}
+                "role": payload.get("role", ""), "ver": payload.get("ver", 0),
+                "sid": payload["sid"]}
         except KeyError as exc:
             raise TokenInvalid("malformed") from exc
         types = {"sub": str, "jti": str, "iat": int, "exp": int, "token_type": str,
-                 "role": str, "ver": int}
+                 "role": str, "ver": int, "sid": str}
         for name, kind in types.items():
             value = fields[name]
             if not isinstance(value, kind) or isinstance(value, bool):

@@ -88,7 +88,7 @@ class UserStore:
         self._db = database
 
     async def ping(self) -> None:
-        await self._db.fetch_val(sa.select(sa.literal(1)))
+        await self._db.fetch_val(sa.text("SELECT 1"))
 
     async def _fetch_one(self, query: Any) -> User | None:
         row = await self._db.fetch_one(query)
@@ -163,3 +163,60 @@ class UserStore:
         await self._db.execute(
             users.update().where(users.c.id == user_id).values(
                 is_active=active, token_version=users.c.token_version + 1))
+
+    # -- admin ---------------------------------------------------------------------------
+    async def list_users(self, filters: UserFilter, *, offset: int, limit: int) -> list[User]:
+        """One page of the users matching `filters`, ordered by id."""
+        query = (users.select().where(*filters.conditions()).order_by(users.c.id)
+                 .offset(offset).limit(limit))
+        return [User.from_row(row) for row in await self._db.fetch_all(query)]
+
+    async def count_users(self, filters: UserFilter) -> int:
+        query = sa.select(sa.func.count()).select_from(users).where(*filters.conditions())
+        return int(await self._db.fetch_val(query))
+
+    async def set_role_and_bump(self, user_id: int, role: str) -> None:
+        """Change the role and the token version, so tokens minted under the old role die."""
+        await self._db.execute(users.update().where(users.c.id == user_id).values(
+            role=role, token_version=users.c.token_version + 1))
+
+    async def bump_token_version(self, user_id: int) -> None:
+        """Refuse every token issued so far (admin revoke)."""
+        await self._db.execute(users.update().where(users.c.id == user_id).values(
+            token_version=users.c.token_version + 1))
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """The admin listing's filters; None matches anything."""
+
+    role: str | None = None
+    is_active: bool | None = None
+    search: str | None = None
+
+    def conditions(self) -> list[Any]:
+        found: list[Any] = []
+        if self.role is not None:
+            found.append(users.c.role == self.role)
+        if self.is_active is not None:
+            found.append(users.c.is_active == self.is_active)
+        if self.search:
+            # Usernames and emails are matched on their folded forms (Unicode case folding
+            # everywhere); display_name through ILIKE (PostgreSQL) or lower() (SQLite, ASCII
+            # only). The patterns are bound whole: `databases` %-formats the SQL text, so a
+            # literal % in it (as SQLAlchemy's contains() writes) would break.
+            folded, raw = _like_pattern(fold(self.search)), _like_pattern(self.search)
+            found.append(sa.or_(users.c.username_norm.like(folded, escape=_ESCAPE),
+                                users.c.email_norm.like(folded, escape=_ESCAPE),
+                                users.c.display_name.ilike(raw, escape=_ESCAPE)))
+        return found
+
+
+_ESCAPE = "/"
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its % and _ taken literally."""
+    for char in (_ESCAPE, "%", "_"):
+        text = text.replace(char, _ESCAPE + char)
+    return f"%{text}%"

@@ -23,7 +23,15 @@ from support import FAST_PASSWORDS, SECRET, LiveServer, Mailbox, free_port
 
 from service import embedded_redis, migrate
 from service.app import create_app
-from service.config import JwtSettings, RateLimitSettings, Settings, SmtpSettings, WorkerSettings
+from service.config import (
+    AlertSettings,
+    JwtSettings,
+    LockoutSettings,
+    RateLimitSettings,
+    Settings,
+    SmtpSettings,
+    WorkerSettings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = 9
@@ -93,6 +101,8 @@ def settings(tmp_path: Path, redis_url: str, redis_prefix: str,
         jwt=JwtSettings(secret=SECRET),
         passwords=FAST_PASSWORDS,
         rate_limit=RateLimitSettings(enabled=False),
+        lockout=LockoutSettings(enabled=False),
+        alerts=AlertSettings(enabled=False),
         smtp=SmtpSettings(port=smtp_server[1], timeout=5),
         worker=WorkerSettings(queue=f"{redis_prefix}mail", retry_intervals=(0, 0)),
     )

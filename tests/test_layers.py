@@ -44,9 +44,14 @@ def module(name: str) -> Path:
     ("redis_store", set()),
     ("mail", {"config"}),
     ("schemas", {"config", "errors", "identity", "passwords"}),
-    ("services", {"config", "errors", "identity", "mail", "passwords", "redis_store", "schemas",
-                  "tokens", "users"}),
+    ("session_store", set()),
+    ("devices", set()),
+    ("services", {"config", "devices", "errors", "identity", "mail", "passwords", "redis_store",
+                  "schemas", "session_store", "tokens", "users"}),
     ("web", {"errors", "schemas"}),
+    ("admin", {"errors", "identity", "redis_store", "schemas", "services", "session_store",
+               "users"}),
+    ("admin_routes", {"admin", "redis_store", "routes", "web"}),
     # redis_store only for the CachedUser type the service hands back.
     ("routes", {"schemas", "errors", "redis_store", "services", "web"}),
 ])

@@ -17,6 +17,8 @@ from support import USER, bearer, register
 from service.config import Settings
 
 API = "/api/v1/auth/"
+# API.md's three, plus device_token (issue 3: OWASP device-cookie lockout).
+LOGIN_FIELDS = {"user", "refresh", "access", "device_token"}
 LOGIN = API + "login/"
 
 
@@ -79,7 +81,7 @@ def test_login_body_is_user_refresh_access(client: httpx.Client) -> None:
     response = login(client, "alice")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"user", "refresh", "access"}
+    assert set(body) == LOGIN_FIELDS
     assert body["user"] == {"username": "alice", "email": "alice@example.com"}
     assert all(isinstance(body[k], str) and body[k].count(".") == 2 for k in ("refresh", "access"))
 
@@ -120,7 +122,7 @@ def test_path_without_trailing_slash_is_served(client: httpx.Client) -> None:
     response = client.post(LOGIN.rstrip("/"), json={"username_or_email": "alice",
                                                     "password": USER["password"]})
     assert response.status_code == 200, response.text
-    assert set(response.json()) == {"user", "refresh", "access"}
+    assert set(response.json()) == LOGIN_FIELDS
 
 
 # -- one answer for every failure ------------------------------------------------------------
@@ -210,7 +212,7 @@ def test_old_argon2_parameters_are_upgraded_at_next_login(settings: Settings,
 
     response = login(stronger, "alice")
     assert response.status_code == 200, response.text
-    assert set(response.json()) == {"user", "refresh", "access"}
+    assert set(response.json()) == LOGIN_FIELDS
     assert stored_hash(settings, "alice") == upgraded  # current parameters: no needless re-hash
 
 
@@ -231,7 +233,7 @@ def test_password_is_unicode_normalised(client: httpx.Client) -> None:
     register(client, password=password)
     response = login(client, "alice", unicodedata.normalize("NFD", password))
     assert response.status_code == 200, response.text
-    assert set(response.json()) == {"user", "refresh", "access"}
+    assert set(response.json()) == LOGIN_FIELDS
 
 
 # -- bad input -------------------------------------------------------------------------------

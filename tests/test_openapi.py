@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from service import docs
+from service.admin_routes import ADMIN_ROUTES
 from service.config import Settings
 from service.routes import ROUTES
 
@@ -28,11 +29,25 @@ CONTRACT = {
     AUTH + "password-reset/confirm/": {"post"},
     AUTH + "profile/": {"get", "patch"},
     AUTH + "token/refresh/": {"post"},
+    AUTH + "sessions/": {"get"},
+    AUTH + "sessions/{sid}/": {"delete"},
+    AUTH + "logout-all/": {"post"},
+    AUTH + "password/change/": {"post"},
+    AUTH + "security/not-me/": {"post"},
+    AUTH + "users/": {"get"},
+    AUTH + "users/{id}/": {"get", "patch"},
+    AUTH + "users/{id}/revoke-sessions/": {"post"},
     "/api/v1/openapi.json": {"get"},
     "/api/v1/docs": {"get"},
     "/healthz": {"get"},
 }
-BEARER = {(AUTH + "profile/", "get"), (AUTH + "profile/", "patch")}
+ADMIN = {(AUTH + "users/", "get"), (AUTH + "users/{id}/", "get"),
+         (AUTH + "users/{id}/", "patch"), (AUTH + "users/{id}/revoke-sessions/", "post")}
+SESSIONS = {(AUTH + "sessions/", "get"), (AUTH + "sessions/{sid}/", "delete"),
+            (AUTH + "logout-all/", "post"), (AUTH + "password/change/", "post")}
+BEARER = {(AUTH + "profile/", "get"), (AUTH + "profile/", "patch"), *ADMIN, *SESSIONS}
+# POSTs that take no body.
+NO_BODY = {(AUTH + "users/{id}/revoke-sessions/", "post"), (AUTH + "logout-all/", "post")}
 STATIC = Path(docs.__file__).with_name("static")
 
 
@@ -114,7 +129,7 @@ def test_every_contract_path_has_its_methods() -> None:
 
 def test_document_matches_the_router() -> None:
     paths = fetch()["paths"]
-    for route in ROUTES:
+    for route in [*ROUTES, *ADMIN_ROUTES]:
         if isinstance(route, Route) and route.include_in_schema:
             methods = {m.lower() for m in route.methods or ()} - {"head"}
             assert set(paths[route.path]) == methods, route.path
@@ -161,7 +176,7 @@ def test_every_body_declares_413_and_415() -> None:
             with_body.add((path, method))
             assert {"413", "415", "400"} <= set(op["responses"]), (path, method)
     assert with_body == {(path, method) for path, methods in CONTRACT.items()
-                         for method in methods if method in ("post", "patch")}
+                         for method in methods if method in ("post", "patch")} - NO_BODY
 
 
 def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:
@@ -169,8 +184,11 @@ def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:
     for name in ("register/", "login/", "password-reset/"):
         response = resolve(doc, doc["paths"][AUTH + name]["post"]["responses"]["429"])
         assert "Retry-After" in response["headers"]
-    quiet = fetch(Settings().replace(rate_limit={"enabled": False}))
+    quiet = fetch(Settings().replace(rate_limit={"enabled": False}, lockout={"enabled": False}))
     assert not any("429" in op["responses"] for _, _, op in operations(quiet))
+    locking_only = fetch(Settings().replace(rate_limit={"enabled": False}))
+    assert [path for path, _, op in operations(locking_only) if "429" in op["responses"]] == [
+        AUTH + "login/"]
 
 
 def test_password_limits_follow_settings() -> None:
@@ -242,3 +260,19 @@ def test_page_code_never_writes_markup_or_reaches_out() -> None:
         assert "http:" not in text and "https:" not in text, name
         assert ".innerHTML" not in text and "insertAdjacentHTML" not in text, name
         assert "document.write" not in text and "eval(" not in text, name
+
+
+def test_admin_endpoints_declare_403_and_404() -> None:
+    doc = fetch()
+    for path, method in ADMIN:
+        responses = doc["paths"][path][method]["responses"]
+        assert {"401", "403", "404"} <= set(responses), (path, method)
+        assert "/{id}/" not in path or doc["paths"][path][method]["parameters"][0] == {
+            "name": "id", "in": "path", "required": True,
+            "description": "The user's id; anything not numeric is a 404.",
+            "schema": {"type": "integer", "minimum": 1}}
+    listing = doc["paths"][AUTH + "users/"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {
+        "page", "page_size", "role", "is_active", "search"}
+    assert "400" in listing["responses"]
+    assert doc["components"]["schemas"]["AdminUser"]["properties"]["id"]["type"] == "integer"

@@ -39,7 +39,6 @@ async def keys_with_ttls(client: redis.asyncio.Redis, prefix: str) -> dict[str, 
 def test_every_key_family_has_a_ttl(redis_url: str, redis_prefix: str) -> None:
     """After every writing method has run, each key under the prefix expires."""
     async def body(store: RedisStore, client: redis.asyncio.Redis) -> dict[str, int]:
-        await store.blacklist("jti-1", 120)
         await store.put_user(ALICE)
         await store.fill_user(CachedUser(8, "bob", "bob@example.com", "", "user", True, 0))
         await store.put_reset(TOKEN, 7, 3, 600)
@@ -52,36 +51,9 @@ def test_every_key_family_has_a_ttl(redis_url: str, redis_prefix: str) -> None:
 
     ttls = run(redis_url, redis_prefix, body)
     families = {key[len(redis_prefix):].split(":", 1)[0] for key in ttls}
-    assert families == {"blacklist", "user", "reset", "rl"}, ttls
-    assert len(ttls) == 7, ttls
+    assert families == {"user", "reset", "rl"}, ttls
+    assert len(ttls) == 6, ttls
     assert all(ttl > 0 for ttl in ttls.values()), ttls
-
-
-def test_blacklist_ttl_is_the_one_passed_and_revokes_once(redis_url: str,
-                                                         redis_prefix: str) -> None:
-    """The first blacklist sets the given TTL; a second one (NX) is refused and changes nothing."""
-    async def body(store: RedisStore, client: redis.asyncio.Redis) -> tuple[Any, ...]:
-        first = await store.blacklist("jti-a", 1234)
-        ttl = await client.ttl(store.blacklist_key("jti-a"))
-        second = await store.blacklist("jti-a", 99999)
-        ttl_after = await client.ttl(store.blacklist_key("jti-a"))
-        return first, ttl, second, ttl_after
-
-    first, ttl, second, ttl_after = run(redis_url, redis_prefix, body)
-    assert first is True and second is False
-    assert 1233 <= ttl <= 1234 and 1232 <= ttl_after <= 1234
-
-
-def test_user_and_blacklisted_reads_both_in_one_go(redis_url: str, redis_prefix: str) -> None:
-    """It answers the cached row and whether that jti was revoked."""
-    async def body(store: RedisStore, client: redis.asyncio.Redis) -> list[Any]:
-        before = await store.user_and_blacklisted(7, "jti-b")
-        await store.put_user(ALICE)
-        await store.blacklist("jti-b", 60)
-        return [before, await store.user_and_blacklisted(7, "jti-b"),
-                await store.user_and_blacklisted(7, "jti-c")]
-
-    assert run(redis_url, redis_prefix, body) == [(None, False), (ALICE, True), (ALICE, False)]
 
 
 def test_reset_token_is_stored_under_its_sha256_only(redis_url: str, redis_prefix: str) -> None:

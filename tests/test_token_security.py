@@ -380,22 +380,35 @@ def test_rotation_returns_a_refresh_that_keeps_the_original_expiry(rotating: htt
     assert_refused(refresh(rotating, second.json()["refresh"]), "token_expired")
 
 
-def test_rotation_revokes_the_old_refresh_token(rotating: httpx.Client, settings: Settings,
-                                                sync_redis: redis.Redis, clock: Clock) -> None:
-    """API.md + RFC 9700 4.14.2 (rotation): a rotated-out refresh token is refused after."""
+def test_rotated_out_token_is_blacklisted_and_its_reuse_ends_the_session(
+        rotating: httpx.Client, settings: Settings, sync_redis: redis.Redis,
+        clock: Clock) -> None:
+    """RFC 9700 4.14.2 / OWASP JWT cheat sheet: a rotated-out refresh token presented after the
+    grace window is theft: refused with reason token_reused, and the whole session ends."""
     original = register(rotating)["refresh"]
     clock.now = T0 + 1000
     successor = refresh(rotating, original).json()["refresh"]
-    assert_refused(refresh(rotating, original), "token_revoked")
-    assert_logout_refused(logout(rotating, original))
     ttl = sync_redis.ttl(blacklist_key(settings, original))
     remaining = claims(original)["exp"] - clock.now
     assert remaining - 2 <= ttl <= remaining + LEEWAY + 2
-    assert refresh(rotating, successor).status_code == 200
+    clock.now = T0 + 1000 + settings.jwt.rotation_grace + 1
+    assert_refused(refresh(rotating, original), "token_reused")
+    assert_refused(refresh(rotating, successor), "session_ended")
 
 
-def test_concurrent_rotations_of_one_token_have_one_winner(rotating: httpx.Client) -> None:
-    """RFC 9700 4.14.2: one refresh token rotates once, even when two requests race."""
+def test_rotated_out_token_at_logout_ends_the_session(rotating: httpx.Client,
+                                                      clock: Clock) -> None:
+    """Issue 3: an already-rotated refresh token presented to logout/ ends the session (400)."""
+    original = register(rotating)["refresh"]
+    clock.now = T0 + 1000
+    successor = refresh(rotating, original).json()["refresh"]
+    assert_logout_refused(logout(rotating, original))
+    assert_refused(refresh(rotating, successor), "session_ended")
+
+
+def test_concurrent_rotations_of_one_token_get_one_successor(rotating: httpx.Client) -> None:
+    """Issue 3: two tabs refreshing with one token at once are not logged out: the swap is
+    atomic and every racer inside the grace window gets the same successor pair."""
     original = register(rotating)["refresh"]
     racers = 4
     barrier = threading.Barrier(racers)
@@ -411,9 +424,11 @@ def test_concurrent_rotations_of_one_token_have_one_winner(rotating: httpx.Clien
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(r.status_code for r in results) == [200] + [401] * (racers - 1)
-    for loser in (r for r in results if r.status_code == 401):
-        assert_refused(loser, "token_revoked")
+    assert [r.status_code for r in results] == [200] * racers
+    pairs = {(r.json()["access"], r.json()["refresh"]) for r in results}
+    assert len(pairs) == 1, pairs
+    (access, successor), = pairs
+    assert refresh(rotating, successor).status_code == 200
 
 
 # -- the per-user cut-off after a password reset -------------------------------------------------

@@ -27,7 +27,7 @@ def reason(call: object) -> str:
 
 
 def test_round_trip_carries_the_claims() -> None:
-    pair = codec().issue_pair(sub="7", role="user", ver=3, now=NOW)
+    pair = codec().issue_pair(sub="7", role="user", ver=3, sid="s", now=NOW)
     access = codec().decode(pair.access, ACCESS, NOW)
     refresh = codec().decode(pair.refresh, REFRESH, NOW)
     assert (access.sub, access.role, access.ver, access.token_type) == ("7", "user", 3, "access")
@@ -37,36 +37,36 @@ def test_round_trip_carries_the_claims() -> None:
 
 
 def test_expiry_is_judged_by_the_injected_clock_with_leeway() -> None:
-    token, claims = codec(leeway=10).issue(ACCESS, sub="1", role="user", ver=0, now=NOW)
+    token, claims = codec(leeway=10).issue(ACCESS, sub="1", role="user", ver=0, sid="s", now=NOW)
     assert codec(leeway=10).decode(token, ACCESS, claims.exp + 9).sub == "1"
     assert reason(lambda: codec(leeway=10).decode(token, ACCESS, claims.exp + 10)) == "token_expired"
 
 
 def test_token_from_the_future_is_refused() -> None:
-    token, _ = codec().issue(ACCESS, sub="1", role="user", ver=0, now=NOW + 60)
+    token, _ = codec().issue(ACCESS, sub="1", role="user", ver=0, sid="s", now=NOW + 60)
     assert reason(lambda: codec().decode(token, ACCESS, NOW)) == "token_not_yet_valid"
 
 
 @pytest.mark.parametrize("given, expected", [(ACCESS, REFRESH), (REFRESH, ACCESS)])
 def test_access_and_refresh_are_never_confused(given: str, expected: str) -> None:
-    token, _ = codec().issue(given, sub="1", role="user", ver=0, now=NOW)
+    token, _ = codec().issue(given, sub="1", role="user", ver=0, sid="s", now=NOW)
     assert reason(lambda: codec().decode(token, expected, NOW)) == "wrong_token_type"
 
 
 def test_wrong_key_is_refused() -> None:
-    token, _ = TokenCodec(JwtSettings(), "z" * 40).issue(ACCESS, sub="1", role="u", ver=0, now=NOW)
+    token, _ = TokenCodec(JwtSettings(), "z" * 40).issue(ACCESS, sub="1", role="u", ver=0, sid="s", now=NOW)
     assert reason(lambda: codec().decode(token, ACCESS, NOW)) == "bad_signature"
 
 
 def test_alg_none_is_refused() -> None:
-    token, claims = codec().issue(ACCESS, sub="1", role="admin", ver=0, now=NOW)
+    token, claims = codec().issue(ACCESS, sub="1", role="admin", ver=0, sid="s", now=NOW)
     payload = jwt.decode(token, options={"verify_signature": False})
     unsigned = jwt.encode(payload, None, algorithm="none")
     assert reason(lambda: codec().decode(unsigned, ACCESS, NOW)) == "bad_signature"
 
 
 def test_other_hmac_algorithm_is_refused_when_pinned() -> None:
-    payload = jwt.decode(codec().issue(ACCESS, sub="1", role="u", ver=0, now=NOW)[0],
+    payload = jwt.decode(codec().issue(ACCESS, sub="1", role="u", ver=0, sid="s", now=NOW)[0],
                          options={"verify_signature": False})
     forged = jwt.encode(payload, SECRET, algorithm="HS512")
     assert reason(lambda: codec().decode(forged, ACCESS, NOW)) == "bad_signature"
@@ -77,7 +77,7 @@ def _b64(data: bytes) -> str:
 
 
 def test_altered_payload_is_refused() -> None:
-    token, _ = codec().issue(ACCESS, sub="1", role="user", ver=0, now=NOW)
+    token, _ = codec().issue(ACCESS, sub="1", role="user", ver=0, sid="s", now=NOW)
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["role"] = "admin"
@@ -86,7 +86,7 @@ def test_altered_payload_is_refused() -> None:
 
 
 def test_every_single_byte_change_is_refused() -> None:
-    token, _ = codec().issue(ACCESS, sub="1", role="user", ver=0, now=NOW)
+    token, _ = codec().issue(ACCESS, sub="1", role="user", ver=0, sid="s", now=NOW)
     accepted = []
     for i in range(len(token)):
         replacement = "A" if token[i] != "A" else "B"
@@ -108,28 +108,30 @@ def test_garbage_is_malformed(garbage: str) -> None:
 
 
 def test_missing_and_mistyped_claims_are_refused() -> None:
-    base = {"sub": "1", "jti": "j", "iat": int(NOW), "exp": int(NOW) + 60, "token_type": "access"}
+    base = {"sub": "1", "jti": "j", "iat": int(NOW), "exp": int(NOW) + 60, "token_type": "access",
+            "sid": "s"}
     for broken in ({k: v for k, v in base.items() if k != "jti"}, {**base, "sub": 1},
-                   {**base, "token_type": None}, {**base, "ver": "0"}):
+                   {**base, "token_type": None}, {**base, "ver": "0"},
+                   {k: v for k, v in base.items() if k != "sid"}, {**base, "sid": 5}):
         token = jwt.encode(broken, SECRET, algorithm="HS256")
         assert reason(lambda: codec().decode(token, ACCESS, NOW)) == "malformed"
 
 
 def test_issuer_and_audience_are_checked_when_configured() -> None:
     strict = codec(issuer="authsvc", audience="web")
-    token, _ = strict.issue(ACCESS, sub="1", role="u", ver=0, now=NOW)
+    token, _ = strict.issue(ACCESS, sub="1", role="u", ver=0, sid="s", now=NOW)
     assert strict.decode(token, ACCESS, NOW).sub == "1"
     other_aud, _ = codec(issuer="authsvc", audience="mobile").issue(ACCESS, sub="1", role="u",
-                                                                    ver=0, now=NOW)
+                                                                    ver=0, sid="s", now=NOW)
     assert reason(lambda: strict.decode(other_aud, ACCESS, NOW)) == "wrong_audience"
-    other_iss, _ = codec(issuer="evil", audience="web").issue(ACCESS, sub="1", role="u", ver=0,
+    other_iss, _ = codec(issuer="evil", audience="web").issue(ACCESS, sub="1", role="u", ver=0, sid="s",
                                                              now=NOW)
     assert reason(lambda: strict.decode(other_iss, ACCESS, NOW)) == "wrong_issuer"
 
 
 def test_refresh_successor_keeps_the_original_expiry() -> None:
-    _, first = codec().issue(REFRESH, sub="1", role="u", ver=0, now=NOW)
-    _, second = codec().issue(REFRESH, sub="1", role="u", ver=0, now=NOW + 500, exp=first.exp)
+    _, first = codec().issue(REFRESH, sub="1", role="u", ver=0, sid="s", now=NOW)
+    _, second = codec().issue(REFRESH, sub="1", role="u", ver=0, sid="s", now=NOW + 500, exp=first.exp)
     assert second.exp == first.exp
 
 

@@ -66,3 +66,43 @@ def send_password_reset(to: str, username: str, link: str) -> None:
                                      max(1, settings.password_reset.ttl // 60))
     deliver(settings.smtp, message, to)
     log.info("password reset email sent (message %s)", message["Message-ID"])
+
+
+ALERTS = {
+    "new_device": ("New sign-in to your account",
+                   "Your account was just signed in to from a device it had not used before"),
+    "token_reuse": ("Your session was ended: possible token theft",
+                    "A sign-in token of your account was used again after it had been replaced, "
+                    "which happens when it was copied; that session has been ended"),
+}
+
+
+def security_alert_message(smtp: SmtpSettings, to: str, username: str, kind: str, detail: str,
+                           link: str) -> EmailMessage:
+    subject, what = ALERTS[kind]
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = smtp.from_address
+    message["To"] = to
+    message["Message-ID"] = make_msgid(domain="authsvc.local")
+    message.set_content(
+        f"Hello {username},\n\n{what}.\n{detail}\n\n"
+        "If this was you, there is nothing to do.\n"
+        "If it was not, open this link: it signs you out everywhere and sends you a link to "
+        f"choose a new password:\n\n{link}\n")
+    message.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>Hello {html.escape(username)},</p><p>{html.escape(what)}.<br>"
+        f"{html.escape(detail)}</p><p>If this was you, there is nothing to do.</p>"
+        f'<p>If it was not, <a href="{html.escape(link, quote=True)}">this wasn\'t me</a>: '
+        "it signs you out everywhere and sends you a link to choose a new password.</p>"
+        "</body></html>", subtype="html")
+    return message
+
+
+def send_security_alert(to: str, username: str, kind: str, detail: str, link: str) -> None:
+    """The RQ job for a security alert. The link is a secret: it is never logged."""
+    settings = _settings()
+    message = security_alert_message(settings.smtp, to, username, kind, detail, link)
+    deliver(settings.smtp, message, to)
+    log.info("security alert (%s) sent (message %s)", kind, message["Message-ID"])

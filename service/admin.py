@@ -1,0 +1,230 @@
+"""The admin API's rules: who is an admin, listing users, changing role and active state,
+revoking every token of a user. Stores passed in, as in services.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import NotFound, PermissionDenied, ValidationFailed
+from .redis_store import CachedUser, RedisStore
+from .schemas import BAD_UNICODE, BLANK, NO_NUL, NOT_NULL, NOT_STRING, ROLE_MAX
+from .services import cached
+from .session_store import SessionStore
+from .users import User, UserFilter, UserStore
+
+ADMIN = "admin"
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+SEARCH_MAX = 254
+# Ids past this are no row of ours, and would overflow SQLite's 64-bit integers.
+_ID = re.compile(r"[0-9]{1,18}")
+NOT_BOOLEAN = "Must be a valid boolean."
+NOT_INTEGER = "A valid integer is required."
+SELF_LOCKOUT = "You cannot deactivate yourself or remove your own admin role."
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    filters: UserFilter
+    page: int
+    page_size: int
+
+
+@dataclass(frozen=True)
+class UserPatch:
+    """A PATCH body: None means "leave as is"."""
+
+    role: str | None
+    is_active: bool | None
+
+
+@dataclass(frozen=True)
+class Page:
+    count: int
+    users: list[User]
+    has_next: bool
+
+
+def user_id(raw: str) -> int:
+    """A path's user id; anything that is not one is a 404, like an unknown id."""
+    if not _ID.fullmatch(raw):
+        raise NotFound()
+    return int(raw)
+
+
+def _positive(errors: dict[str, list[str]], name: str, raw: str | None, default: int,
+              maximum: int | None = None) -> int:
+    """A whole number from 1 up; past 18 digits only `maximum`-less values pass (capped)."""
+    if raw is None:
+        return default
+    digits = raw.lstrip("0")
+    if not re.fullmatch(r"[0-9]+", raw):
+        errors[name] = [NOT_INTEGER]
+    elif not digits:
+        errors[name] = ["Ensure this value is greater than or equal to 1."]
+    elif maximum is None:
+        return int(digits) if len(digits) <= 18 else 10**18
+    elif len(digits) > 18 or int(digits) > maximum:
+        errors[name] = [f"Ensure this value is less than or equal to {maximum}."]
+    else:
+        return int(digits)
+    return default
+
+
+def _text(errors: dict[str, list[str]], name: str, raw: str | None, max_length: int) -> str | None:
+    """An optional text filter; empty means no filter, as in django-filter."""
+    value = (raw or "").strip()
+    if "\x00" in value:
+        errors[name] = [NO_NUL]
+    elif len(value) > max_length:
+        errors[name] = [f"Ensure this field has no more than {max_length} characters."]
+    return value or None
+
+
+def _boolean(errors: dict[str, list[str]], name: str, raw: str | None) -> bool | None:
+    value = (raw or "").strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    if value:
+        errors[name] = [NOT_BOOLEAN]
+    return None
+
+
+def list_query(params: Mapping[str, str]) -> ListQuery:
+    """`page`, `page_size`, `role`, `is_active`, `search`; every bad value is a 400 on it."""
+    errors: dict[str, list[str]] = {}
+    page = _positive(errors, "page", params.get("page"), 1)  # past the last: 404 later
+    page_size = _positive(errors, "page_size", params.get("page_size"), PAGE_SIZE, MAX_PAGE_SIZE)
+    filters = UserFilter(role=_text(errors, "role", params.get("role"), ROLE_MAX),
+                         is_active=_boolean(errors, "is_active", params.get("is_active")),
+                         search=_text(errors, "search", params.get("search"), SEARCH_MAX))
+    if errors:
+        raise ValidationFailed(errors)
+    return ListQuery(filters, page, page_size)
+
+
+def _role(errors: dict[str, list[str]], value: Any) -> str | None:
+    """Any non-empty string of at most ROLE_MAX characters without NUL, trimmed."""
+    problem = None
+    if value is None:
+        problem = NOT_NULL
+    elif not isinstance(value, str):
+        problem = NOT_STRING
+    elif "\x00" in value:
+        problem = NO_NUL
+    elif not _encodable(value):
+        problem = BAD_UNICODE
+    elif not value.strip():
+        problem = BLANK
+    elif len(value.strip()) > ROLE_MAX:
+        problem = f"Ensure this field has no more than {ROLE_MAX} characters."
+    if problem is not None:
+        errors["role"] = [problem]
+        return None
+    return value.strip()  # type: ignore[no-any-return]
+
+
+def _encodable(value: str) -> bool:
+    """False for lone surrogates (JSON allows "\\ud800"; UTF-8 and SQL do not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def patch_input(data: Mapping[str, Any]) -> UserPatch:
+    """`role` (a non-empty string) and `is_active` (a boolean), both optional; others ignored."""
+    errors: dict[str, list[str]] = {}
+    role = _role(errors, data["role"]) if "role" in data else None
+    is_active = data.get("is_active")
+    if "is_active" in data and not isinstance(is_active, bool):
+        errors["is_active"] = [NOT_NULL if is_active is None else NOT_BOOLEAN]
+    if errors:
+        raise ValidationFailed(errors)
+    return UserPatch(role, is_active)
+
+
+def _iso(moment: dt.datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, as DRF renders it; SQLite hands back naive UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    text = moment.astimezone(dt.timezone.utc).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """The admin API's user object; `id` is the tokens' `sub`, as an integer."""
+    return {"id": user.id, "username": user.username, "email": user.email,
+            "display_name": user.display_name, "role": user.role,
+            "is_active": user.is_active, "date_joined": _iso(user.date_joined)}
+
+
+class AdminService:
+    def __init__(self, users: UserStore, store: RedisStore, sessions: SessionStore) -> None:
+        self._users = users
+        self._store = store
+        self._sessions = sessions
+
+    @staticmethod
+    def require_admin(user: CachedUser) -> None:
+        """Judged on the current row (cache or database), not the token's claim: a demotion
+        takes effect at once."""
+        if user.role != ADMIN:
+            raise PermissionDenied()
+
+    async def list_users(self, query: ListQuery) -> Page:
+        count = await self._users.count_users(query.filters)
+        offset = (query.page - 1) * query.page_size
+        if query.page > 1 and offset >= count:
+            raise NotFound("Invalid page.")  # DRF's answer for a page past the last
+        rows = await self._users.list_users(query.filters, offset=offset, limit=query.page_size)
+        return Page(count, rows, offset + len(rows) < count)
+
+    async def get_user(self, user_id: int) -> User:
+        user = await self._users.by_id(user_id)
+        if user is None:
+            raise NotFound()
+        return user
+
+    async def update_user(self, actor: CachedUser, user: User, patch: UserPatch) -> User:
+        """Change role and/or active state; either change refuses every earlier token."""
+        role = patch.role if patch.role not in (None, user.role) else None
+        active = patch.is_active if patch.is_active not in (None, user.is_active) else None
+        # The acting admin keeps access, so there is always someone left to undo a mistake.
+        if user.id == actor.id and (active is False or role is not None):
+            raise ValidationFailed.on("non_field_errors", SELF_LOCKOUT)
+        if role is not None:
+            await self._users.set_role_and_bump(user.id, role)
+        if active is not None:
+            await self._users.set_active(user.id, active)
+        if role is None and active is None:
+            return user
+        if active is False:
+            await self._sessions.end_all(user.id)
+        return await self._publish(user.id)
+
+    async def revoke_sessions(self, user_id: int) -> None:
+        """Refuse every token of the user issued so far."""
+        user = await self.get_user(user_id)
+        await self._users.bump_token_version(user.id)
+        await self._sessions.end_all(user.id)
+        await self._publish(user.id)
+
+    async def _publish(self, user_id: int) -> User:
+        """Overwrite the cached row with the database's, then check that no other admin's
+        write landed between our read and our put (else our older row would stand)."""
+        row = await self.get_user(user_id)
+        for _ in range(3):
+            await self._store.put_user(cached(row))
+            latest = await self.get_user(user_id)
+            if latest == row:
+                break
+            row = latest
+        return row

@@ -1,0 +1,69 @@
+"""Thin admin endpoints (role `admin` only): authenticate, check the role, one service call.
+
+The AdminService is built with the other services in app.py's lifespan (`app.state.admin`).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from . import admin
+from .admin import AdminService
+from .redis_store import CachedUser
+from .routes import AUTH_PREFIX, _both, bearer_caller
+from .web import empty_response, json_body, json_response
+
+
+def _admin_service(request: Request) -> AdminService:
+    return request.app.state.admin  # type: ignore[no-any-return]
+
+
+async def _admin(request: Request) -> tuple[AdminService, CachedUser]:
+    """401 without a valid token, 403 unless the caller's current role is admin."""
+    user = (await bearer_caller(request)).user
+    AdminService.require_admin(user)
+    return _admin_service(request), user
+
+
+def _page_link(request: Request, page: int) -> str:
+    if page == 1:  # DRF drops `page` from the link to the first page
+        return str(request.url.remove_query_params("page"))
+    return str(request.url.include_query_params(page=page))
+
+
+async def list_users(request: Request) -> Response:
+    service, _ = await _admin(request)
+    query = admin.list_query(request.query_params)
+    page = await service.list_users(query)
+    return json_response({
+        "count": page.count,
+        "next": _page_link(request, query.page + 1) if page.has_next else None,
+        "previous": _page_link(request, query.page - 1) if query.page > 1 else None,
+        "results": [admin.user_json(user) for user in page.users]})
+
+
+async def user_detail(request: Request) -> Response:
+    service, actor = await _admin(request)
+    user_id = admin.user_id(request.path_params["id"])
+    user = await service.get_user(user_id)  # 404 before 400, as DRF does
+    if request.method == "GET":
+        return json_response(admin.user_json(user))
+    patch = admin.patch_input(await json_body(request))
+    return json_response(admin.user_json(await service.update_user(actor, user, patch)))
+
+
+async def revoke_sessions(request: Request) -> Response:
+    service, _ = await _admin(request)
+    await service.revoke_sessions(admin.user_id(request.path_params["id"]))
+    return empty_response(204)
+
+
+USERS = AUTH_PREFIX + "users/"
+
+ADMIN_ROUTES: list[BaseRoute] = [
+    *_both(USERS, list_users, ["GET"]),
+    *_both(USERS + "{id}/", user_detail, ["GET", "PATCH"]),
+    *_both(USERS + "{id}/revoke-sessions/", revoke_sessions, ["POST"]),
+]

@@ -1,0 +1,397 @@
+"""Faults: Redis or the database down is a 503 that heals by itself; a killed worker loses no email.
+
+Every test here starts the servers it breaks: its own Valkey (never the shared Redis on 6379)
+and, for PostgreSQL, a TCP forwarder in front of the test server that it can cut and restore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+import redis
+from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from starlette.requests import Request
+from starlette.routing import Route
+from support import USER, LiveServer, Mailbox, bearer, register, run_worker, settle, worker_env
+
+from service import embedded_redis, migrate
+from service.app import create_app
+from service.config import Rate, RateLimitSettings, Settings
+
+API = "/api/v1/auth/"
+ALICE_LOGIN = {"username_or_email": USER["username"], "password": USER["password"]}
+CAROL = {**USER, "username": "carol", "email": "carol@example.com"}
+# Rate limits on (each request then needs Redis), far above what a test sends.
+GENEROUS = RateLimitSettings(enabled=True, login=Rate(1000, 60), register=Rate(1000, 60),
+                             password_reset=Rate(1000, 60))
+
+
+# -- our own Redis ----------------------------------------------------------------------------
+@pytest.fixture
+def own_redis() -> Iterator[Path]:
+    """A Valkey server of this test's own, in a short directory (Unix socket paths are short)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="authsvc-faults-", dir="/tmp"))
+    embedded_redis.ensure_running(data_dir)
+    yield data_dir
+    embedded_redis.stop(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_settings(settings: Settings, own_redis: Path) -> Settings:
+    url = embedded_redis.ensure_running(own_redis)
+    return settings.replace(redis={"url": url, "socket_timeout": 1.0}, rate_limit=GENEROUS)
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    """503 with a JSON {"detail"}, Retry-After and the API's security headers."""
+    if response.status_code == 500:  # let the server log its trace first (see support.settle)
+        time.sleep(1)
+    assert response.status_code == 503, (response.request.url, response.status_code, response.text)
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["detail"] and "unavailable" in body["detail"]
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+# -- Redis down -------------------------------------------------------------------------------
+def test_redis_down_is_503_on_every_endpoint_that_checks_it_and_heals_by_itself(
+        redis_settings: Settings, own_redis: Path, make_client: Any) -> None:
+    """OWASP ASVS 4.1.5 (fail securely): no token is accepted unchecked while Redis is down;
+    the same app serves again once Redis is back, and the revocation made before survives."""
+    client = make_client(redis_settings)
+    alice = register(client)
+    revoked = client.post(API + "login/", json=ALICE_LOGIN).json()["refresh"]
+    assert client.post(API + "logout/", json={"refresh_token": revoked}).status_code == 205
+
+    assert embedded_redis.stop(own_redis)
+    calls: dict[str, Callable[[], httpx.Response]] = {
+        "profile": lambda: client.get(API + "profile/", headers=bearer(alice["access"])),
+        "refresh": lambda: client.post(API + "token/refresh/", json={"refresh": alice["refresh"]}),
+        "refresh revoked": lambda: client.post(API + "token/refresh/", json={"refresh": revoked}),
+        "logout": lambda: client.post(API + "logout/", json={"refresh_token": alice["refresh"]}),
+        "login": lambda: client.post(API + "login/", json=ALICE_LOGIN),
+        "register": lambda: client.post(API + "register/", json=CAROL),
+        "password reset": lambda: client.post(API + "password-reset/",
+                                              json={"email": USER["email"]}),
+        "healthz": lambda: client.get("/healthz"),
+    }
+    started = time.monotonic()
+    for call in calls.values():
+        assert_unavailable(call())
+    assert time.monotonic() - started < 10, "a Redis outage must fail fast, not hang"
+
+    assert embedded_redis.ensure_running(own_redis) == redis_settings.redis.url
+    assert calls["healthz"]().status_code == 200
+    assert calls["profile"]().status_code == 200
+    assert calls["refresh"]().status_code == 200
+    refused = calls["refresh revoked"]()  # the blacklist entry came back from the AOF
+    assert refused.status_code == 401 and refused.json()["reason"] == "token_revoked"
+    assert calls["logout"]().status_code == 205
+    assert calls["login"]().status_code == 200
+    assert calls["register"]().status_code == 201  # the failed attempt left no half-made user
+    assert calls["password reset"]().status_code == 200
+
+
+def test_redis_refusing_writes_is_503_not_500(redis_settings: Settings,
+                                              make_client: Any) -> None:
+    """Redis full under noeviction answers OOM to writes: login, register and password reset
+    (rate-limit counters) are 503, not 500, and work again once there is room (ASVS 4.1.5)."""
+    client = make_client(redis_settings)
+    register(client)
+    calls: list[Callable[[], httpx.Response]] = [
+        lambda: client.post(API + "login/", json=ALICE_LOGIN),
+        lambda: client.post(API + "register/", json=CAROL),
+        lambda: client.post(API + "password-reset/", json={"email": USER["email"]}),
+    ]
+    admin = redis.Redis.from_url(redis_settings.redis.url)
+    admin.config_set("maxmemory", 1)
+    try:
+        for call in calls:
+            assert_unavailable(call())
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.close()
+    assert [call().status_code for call in calls] == [200, 201, 200]
+
+
+# -- errors the drivers raise below their own exception types ---------------------------------
+def _crashing_app(settings: Settings, exc: BaseException) -> Any:
+    async def crash(request: Request) -> Any:
+        raise exc
+
+    app = create_app(settings)
+    app.router.routes.append(Route("/crash", crash))
+    return app
+
+
+@pytest.mark.parametrize("exc", [
+    ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"),
+    OSError(113, "Connect call failed ('10.0.0.7', 5432)"),  # EHOSTUNREACH: a plain OSError
+    OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432, 0, 0), "
+            "[Errno 111] Connect call failed ('127.0.0.1', 5432)"),  # asyncio, dual-stack name
+    socket.gaierror(-3, "Temporary failure in name resolution"),
+    TimeoutError(),
+], ids=["refused", "unreachable", "dual-stack", "dns", "timeout"])
+def test_socket_level_failures_of_a_backing_service_are_503(settings: Settings,
+                                                            exc: BaseException) -> None:
+    """What asyncpg and asyncio raise when the database host cannot be reached is a 503 with
+    Retry-After, never a 500 (OWASP ASVS 7.4.1: a generic message, no trace)."""
+    with LiveServer(_crashing_app(settings, exc)) as server:
+        assert_unavailable(httpx.get(server.url + "/crash", timeout=10))
+
+
+def test_a_missing_file_is_still_a_500_not_an_outage(settings: Settings,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A local bug is not reported as a retryable outage: FileNotFoundError stays a 500."""
+    with LiveServer(_crashing_app(settings, FileNotFoundError(2, "No such file"))) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            response = client.get("/crash")
+            settle(client, caplog)
+        caplog.clear()  # the 500 is the point: keep the crash guard out of this test
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error"}
+
+
+# -- PostgreSQL down --------------------------------------------------------------------------
+class Forwarder:
+    """127.0.0.1:port -> target in a thread of its own; cut() drops every connection and stops
+    listening (clients get ECONNREFUSED), restore() listens again on the same port, freeze()
+    holds bytes in flight so that a cut lands in the middle of a query."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.transports: set[asyncio.BaseTransport] = set()
+        self.flowing = self._run(self._event())
+        self.held = 0  # chunks waiting behind freeze()
+        self.restore()
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=10)
+
+    @staticmethod
+    async def _event() -> asyncio.Event:
+        event = asyncio.Event()
+        event.set()
+        return event
+
+    async def _listen(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.transports.add(writer.transport)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.transports.add(up_writer.transport)
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer),
+                             return_exceptions=True)
+        for w in (writer, up_writer):
+            w.transport.abort()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.flowing.is_set():
+                self.held += 1
+                await self.flowing.wait()
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def _cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for transport in list(self.transports):
+            transport.abort()
+        self.transports.clear()
+        self.server = None
+
+    def cut(self) -> None:
+        self._run(self._cut())
+
+    def restore(self) -> None:
+        self._run(self._listen())
+        self.loop.call_soon_threadsafe(self.flowing.set)
+
+    def freeze(self) -> None:
+        self.held = 0
+        self.loop.call_soon_threadsafe(self.flowing.clear)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def with_host(url: str, host: str, port: int) -> str:
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    return urlunsplit((parts.scheme, f"{user}@{host}:{port}" if user else f"{host}:{port}",
+                       parts.path, parts.query, parts.fragment))
+
+
+@pytest.fixture
+def forwarded_pg(empty_postgres: str) -> Iterator[tuple[str, Forwarder]]:  # noqa: F811
+    """A migrated throw-away database, reached through a forwarder the test can cut."""
+    migrate.upgrade(empty_postgres)
+    target = urlsplit(empty_postgres)
+    forwarder = Forwarder(target.hostname or "127.0.0.1", target.port or 5432)
+    yield with_host(empty_postgres, "127.0.0.1", forwarder.port), forwarder
+    forwarder.close()
+
+
+def _drop_cached_users(settings: Settings) -> None:
+    """Forget the Redis copy of every user row, so the next check must ask the database."""
+    client = redis.Redis.from_url(settings.redis.url)
+    keys = list(client.scan_iter(match=f"{settings.redis.prefix}user:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.mark.postgres
+def test_database_down_is_503_and_heals_by_itself(settings: Settings, make_client: Any,
+                                                  forwarded_pg: tuple[str, Forwarder]) -> None:
+    """OWASP ASVS 4.1.5: with PostgreSQL cut off, login, register, /healthz and a Bearer check
+    that needs the user row answer 503; the same app serves again once it is reachable."""
+    url, forwarder = forwarded_pg
+    s = settings.replace(database={"url": url})
+    client = make_client(s)
+    alice = register(client)
+
+    forwarder.cut()
+    _drop_cached_users(s)
+    assert_unavailable(client.get(API + "profile/", headers=bearer(alice["access"])))
+    assert_unavailable(client.post(API + "login/", json=ALICE_LOGIN))
+    assert_unavailable(client.post(API + "register/", json=CAROL))
+    assert_unavailable(client.get("/healthz"))
+
+    forwarder.restore()
+    assert client.get("/healthz").status_code == 200
+    assert client.get(API + "profile/", headers=bearer(alice["access"])).status_code == 200
+    assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
+    assert client.post(API + "register/", json=CAROL).status_code == 201
+
+
+@pytest.mark.postgres
+def test_database_cut_in_the_middle_of_a_query_is_503(settings: Settings, make_client: Any,
+                                                       forwarded_pg: tuple[str, Forwarder]) -> None:
+    """A connection lost mid-query (asyncpg ConnectionDoesNotExistError) is a 503, not a 500,
+    and the pool replaces the dead connection by itself."""
+    url, forwarder = forwarded_pg
+    client = make_client(settings.replace(database={"url": url}))
+    register(client)
+
+    forwarder.freeze()
+    answer: list[httpx.Response] = []
+    login = threading.Thread(target=lambda: answer.append(
+        client.post(API + "login/", json=ALICE_LOGIN)))
+    login.start()
+    deadline = time.monotonic() + 10
+    while forwarder.held == 0:
+        assert time.monotonic() < deadline, "the login never reached the database"
+        time.sleep(0.01)
+    forwarder.cut()
+    login.join(timeout=20)
+    assert answer, "the login hung after its connection was cut"
+    assert_unavailable(answer[0])
+
+    forwarder.restore()
+    assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
+
+
+# -- a worker killed mid-job ------------------------------------------------------------------
+@pytest.fixture
+def silent_smtp() -> Iterator[int]:
+    """A port whose kernel completes the TCP handshake but where nobody ever answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_worker_killed_mid_job_loses_no_email(
+        redis_settings: Settings, make_client: Any, silent_smtp: int,
+        smtp_server: tuple[Mailbox, int], tmp_path: Path) -> None:
+    """A worker SIGKILLed while sending a reset email: once RQ's heartbeat for the job lapses,
+    its cleanup puts the job back on the queue (a retry), and a new worker delivers it."""
+    client = make_client(redis_settings)
+    register(client)
+    connection = redis.Redis.from_url(redis_settings.redis.url)
+    queue = Queue(redis_settings.worker.queue, connection=connection)
+    assert client.post(API + "password-reset/", json={"email": USER["email"]}).status_code == 200
+    deadline = time.monotonic() + 10
+    while queue.count == 0:
+        assert time.monotonic() < deadline, "the reset email was never queued"
+        time.sleep(0.02)
+    job_id = queue.job_ids[0]
+
+    env = {**worker_env(redis_settings), "AUTH_SMTP_PORT": str(silent_smtp),
+           "AUTH_SMTP_TIMEOUT": "60"}
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env,
+                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    started = StartedJobRegistry(queue.name, connection=connection)
+    try:
+        deadline = time.monotonic() + 30
+        while job_id not in started.get_job_ids():
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() < deadline, "the worker never started the job"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the work-horse is now waiting for an SMTP greeting that never comes
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work-horse child
+        worker.wait(timeout=10)
+        log.close()
+
+    job = Job.fetch(job_id, connection=connection)
+    assert job.get_status() == JobStatus.STARTED and queue.count == 0  # orphaned, for now
+    started.cleanup()  # RQ waits for the job's heartbeat to lapse: nothing happens yet
+    assert job_id in started.get_job_ids()
+    expires = max(score for _, score in connection.zrange(started.key, 0, -1, withscores=True))
+    # heartbeat TTL = min(job timeout, job_monitoring_interval 30 s) + 60 s
+    assert expires <= time.time() + 91
+    started.cleanup(timestamp=expires + 1)  # what a live worker's maintenance does by then
+
+    job = Job.fetch(job_id, connection=connection)
+    assert job_id not in started.get_job_ids()
+    assert job_id in queue.job_ids and job.get_status() == JobStatus.QUEUED
+    assert job_id not in FailedJobRegistry(queue.name, connection=connection).get_job_ids()
+    worker_run = run_worker(redis_settings, tmp_path)
+    assert worker_run.returncode == 0, worker_run.stderr
+    mailbox, _ = smtp_server
+    assert [m["To"] for m in mailbox.messages] == [USER["email"]]
+    connection.close()

@@ -1,0 +1,114 @@
+"""Login lockout with OWASP's device-cookie scheme (issue 3; OWASP Authentication cheat sheet,
+ASVS V2.2.1): failures lock an identifier for unknown devices only, so an attacker guessing
+passwords cannot lock the owner out of a device they have signed in from before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import redis
+from support import USER, register
+
+from service.config import Settings
+
+API = "/api/v1/auth/"
+MAX = 3
+
+
+def locking(settings: Settings) -> Settings:
+    return settings.replace(lockout={"enabled": True, "max_failures": MAX, "window": 600})
+
+
+def attempt(client: httpx.Client, who: str, password: str, device: str | None = None,
+            cookie: str | None = None) -> httpx.Response:
+    body: dict[str, Any] = {"username_or_email": who, "password": password}
+    if device is not None:
+        body["device_token"] = device
+    headers = {"Cookie": f"authsvc_device={cookie}"} if cookie else {}
+    return client.post(API + "login/", json=body, headers=headers)
+
+
+def test_failures_lock_unknown_devices_out_with_429(settings: Settings, make_client: Any) -> None:
+    """After max_failures, even the right password from an unknown device is refused (429)."""
+    client = make_client(locking(settings))
+    register(client)
+    codes = [attempt(client, "alice", "wrong guess").status_code for _ in range(MAX)]
+    locked = attempt(client, "alice", USER["password"])
+    assert codes == [401] * MAX
+    assert locked.status_code == 429
+    assert 1 <= int(locked.headers["Retry-After"]) <= 600
+    assert set(locked.json()) == {"detail"}
+
+
+def test_unknown_accounts_lock_alike(settings: Settings, make_client: Any) -> None:
+    """OWASP: the lock reveals nothing: an identifier with no account locks the same way."""
+    client = make_client(locking(settings))
+    register(client)
+    real = [attempt(client, "alice", "wrong guess").status_code for _ in range(MAX + 1)]
+    ghost = [attempt(client, "nobody", "wrong guess").status_code for _ in range(MAX + 1)]
+    assert real == ghost == [401] * MAX + [429]
+    assert attempt(client, "ALICE@example.com", "x").status_code == 401  # another identifier
+
+
+def test_a_known_device_keeps_signing_in_while_the_account_is_locked(
+        settings: Settings, make_client: Any) -> None:
+    """OWASP device cookies: the owner's device has its own allowance."""
+    client = make_client(locking(settings))
+    register(client)
+    first = attempt(client, "alice", USER["password"])
+    device = first.json()["device_token"]
+    for _ in range(MAX):
+        attempt(client, "alice", "attacker guess")
+    assert attempt(client, "alice", USER["password"]).status_code == 429
+    assert attempt(client, "alice", USER["password"], device=device).status_code == 200
+    assert attempt(client, "alice", USER["password"], cookie=device).status_code == 200
+
+
+def test_a_device_that_fails_too_often_is_locked_on_its_own(settings: Settings,
+                                                            make_client: Any) -> None:
+    """OWASP: failures with a device cookie count against that device, not the others."""
+    client = make_client(locking(settings))
+    register(client)
+    device = attempt(client, "alice", USER["password"]).json()["device_token"]
+    codes = [attempt(client, "alice", "wrong", device=device).status_code for _ in range(MAX + 1)]
+    assert codes == [401] * MAX + [429]
+    assert attempt(client, "alice", USER["password"]).status_code == 200  # untrusted: untouched
+
+
+def test_device_tokens_are_bound_to_their_user(settings: Settings, make_client: Any) -> None:
+    """A device token of bob's account gives no allowance on alice's."""
+    client = make_client(locking(settings))
+    register(client)
+    register(client, username="bob", email="bob@example.com")
+    bobs = attempt(client, "bob", USER["password"]).json()["device_token"]
+    for _ in range(MAX):
+        attempt(client, "alice", "attacker guess")
+    assert attempt(client, "alice", USER["password"], device=bobs).status_code == 429
+    forged = bobs[:-4] + ("AAAA" if not bobs.endswith("AAAA") else "BBBB")
+    assert attempt(client, "bob", "wrong", device=forged).status_code == 401
+
+
+def test_the_device_cookie_is_locked_down(settings: Settings, make_client: Any) -> None:
+    """OWASP session cookies: HttpOnly, Secure, SameSite=Strict, scoped to login/."""
+    client = make_client(locking(settings))
+    register(client)
+    cookie = attempt(client, "alice", USER["password"]).headers["set-cookie"]
+    for flag in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/api/v1/auth/login"):
+        assert flag in cookie, cookie
+
+
+def test_lock_counters_expire_with_the_window(settings: Settings, make_client: Any,
+                                              sync_redis: redis.Redis) -> None:
+    """Redis conventions: the failure counter's TTL is the lockout window."""
+    client = make_client(locking(settings))
+    attempt(client, "alice", "wrong")
+    keys = list(sync_redis.scan_iter(match=f"{settings.redis.prefix}lock:*"))
+    assert len(keys) == 1 and 0 < sync_redis.ttl(keys[0]) <= 600
+
+
+def test_disabled_lockout_never_locks(client: httpx.Client) -> None:
+    """[lockout] enabled = false switches it off."""
+    register(client)
+    assert all(attempt(client, "alice", "wrong").status_code == 401 for _ in range(MAX + 3))
+    assert attempt(client, "alice", USER["password"]).status_code == 200

@@ -1,0 +1,162 @@
+"""Server-side sessions (issue 3): listed, ended one by one or all at once, checked on every
+Bearer request so an ended session's access token is refused at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import jwt
+import redis
+from support import USER, bearer, register
+
+from service.config import Settings
+
+API = "/api/v1/auth/"
+NEW = "a brand new passphrase"
+
+
+def login(client: httpx.Client, agent: str = "tests") -> dict[str, Any]:
+    response = client.post(API + "login/", json={"username_or_email": USER["username"],
+                                                 "password": USER["password"]},
+                           headers={"User-Agent": agent})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def sid(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
+def refused(response: httpx.Response, reason: str) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "token_not_valid"
+    assert response.json()["reason"] == reason
+    if response.request.method != "POST":  # Bearer endpoints challenge; token/refresh/ not
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def profile(client: httpx.Client, tokens: dict[str, Any]) -> httpx.Response:
+    return client.get(API + "profile/", headers=bearer(tokens["access"]))
+
+
+def test_each_login_is_a_session_listed_with_the_current_one_marked(client: httpx.Client) -> None:
+    """ASVS V3.3.4: users can see their active sessions."""
+    first = register(client)
+    second = login(client, agent="Firefox/140")
+    listed = client.get(API + "sessions/", headers=bearer(second["access"]))
+    assert listed.status_code == 200
+    rows = listed.json()
+    assert {row["id"] for row in rows} == {sid(first["access"]), sid(second["access"])}
+    current = [row for row in rows if row["current"]]
+    assert len(current) == 1 and current[0]["id"] == sid(second["access"])
+    assert current[0]["user_agent"] == "Firefox/140" and current[0]["ip"] == "127.0.0.1"
+    assert {"created", "last_used"} <= set(current[0])
+    assert sid(first["access"]) == sid(first["refresh"])
+
+
+def test_logout_ends_the_session_and_its_access_token_at_once(client: httpx.Client) -> None:
+    """ASVS V3.3.1: logout invalidates the session; the access token dies with it."""
+    tokens = register(client)
+    other = login(client)
+    assert client.post(API + "logout/", json={"refresh_token": tokens["refresh"]}).status_code == 205
+    refused(profile(client, tokens), "session_ended")
+    assert profile(client, other).status_code == 200
+
+
+def test_deleting_a_session_ends_only_that_one(client: httpx.Client) -> None:
+    """ASVS V3.3.4: a user can end any of their sessions."""
+    tokens = register(client)
+    other = login(client)
+    gone = client.delete(f"{API}sessions/{sid(other['access'])}/", headers=bearer(tokens["access"]))
+    assert gone.status_code == 204 and gone.content == b""
+    refused(profile(client, other), "session_ended")
+    refused(client.post(API + "token/refresh/", json={"refresh": other["refresh"]}),
+            "session_ended")
+    assert profile(client, tokens).status_code == 200
+    again = client.delete(f"{API}sessions/{sid(other['access'])}/", headers=bearer(tokens["access"]))
+    assert again.status_code == 404 and again.json() == {"detail": "Not found."}
+
+
+def test_nobody_can_end_another_users_session(client: httpx.Client) -> None:
+    """ASVS V4.2.1 (IDOR): another user's session id answers 404 and stays alive."""
+    alice = register(client)
+    bob = register(client, username="bob", email="bob@example.com")
+    response = client.delete(f"{API}sessions/{sid(alice['access'])}/", headers=bearer(bob["access"]))
+    assert response.status_code == 404
+    assert profile(client, alice).status_code == 200
+
+
+def test_logout_all_ends_every_session(client: httpx.Client) -> None:
+    """Issue 3: logout-all/ answers 205 and ends every session of the caller."""
+    tokens = register(client)
+    other = login(client)
+    done = client.post(API + "logout-all/", headers=bearer(tokens["access"]))
+    assert done.status_code == 205 and done.content == b""
+    for each in (tokens, other):
+        refused(profile(client, each), "session_ended")
+        refused(client.post(API + "token/refresh/", json={"refresh": each["refresh"]}),
+                "session_ended")
+    assert client.post(API + "logout-all/").status_code == 401
+
+
+def test_password_change_keeps_this_session_and_ends_the_others(client: httpx.Client) -> None:
+    """Issue 3 + ASVS V3.3.3: after a password change every other session ends; this one goes
+    on with fresh tokens, and the old password no longer logs in."""
+    tokens = register(client)
+    other = login(client)
+    response = client.post(API + "password/change/", headers=bearer(tokens["access"]), json={
+        "old_password": USER["password"], "password": NEW, "password2": NEW})
+    assert response.status_code == 200, response.text
+    fresh = response.json()
+    assert set(fresh) == {"access", "refresh"}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert sid(fresh["access"]) == sid(tokens["access"])
+    assert profile(client, fresh).status_code == 200
+    assert client.post(API + "token/refresh/", json={"refresh": fresh["refresh"]}).status_code == 200
+    refused(profile(client, tokens), "password_changed")
+    refused(profile(client, other), "password_changed")
+    listed = client.get(API + "sessions/", headers=bearer(fresh["access"])).json()
+    assert [row["id"] for row in listed] == [sid(tokens["access"])]
+    assert client.post(API + "login/", json={"username_or_email": "alice",
+                                             "password": USER["password"]}).status_code == 401
+    assert client.post(API + "login/", json={"username_or_email": "alice",
+                                             "password": NEW}).status_code == 200
+
+
+def test_password_change_checks_the_old_password_and_the_policy(client: httpx.Client) -> None:
+    """ASVS V2.1.5/V2.1.6: the current password is required; the new one meets the policy."""
+    tokens = register(client)
+    wrong = client.post(API + "password/change/", headers=bearer(tokens["access"]), json={
+        "old_password": "not my password", "password": NEW, "password2": NEW})
+    assert wrong.status_code == 400 and set(wrong.json()) == {"old_password"}
+    weak = client.post(API + "password/change/", headers=bearer(tokens["access"]), json={
+        "old_password": USER["password"], "password": "password", "password2": "password"})
+    assert weak.status_code == 400 and set(weak.json()) == {"password"}
+    mismatch = client.post(API + "password/change/", headers=bearer(tokens["access"]), json={
+        "old_password": USER["password"], "password": NEW, "password2": NEW + "!"})
+    assert mismatch.status_code == 400 and set(mismatch.json()) == {"password2"}
+    assert profile(client, tokens).status_code == 200
+    assert client.post(API + "password/change/", json={}).status_code == 401
+
+
+def test_session_keys_live_as_long_as_the_refresh_token(client: httpx.Client, settings: Settings,
+                                                        sync_redis: redis.Redis) -> None:
+    """Redis conventions: session keys expire with what they guard (refresh lifetime)."""
+    tokens = register(client)
+    session_ttl = sync_redis.ttl(f"{settings.redis.prefix}session:{sid(tokens['access'])}")
+    index_ttl = sync_redis.ttl(f"{settings.redis.prefix}user_sessions:1")
+    lifetime = settings.jwt.refresh_ttl + settings.jwt.leeway
+    assert lifetime - 5 <= session_ttl <= lifetime + 1
+    assert lifetime - 5 <= index_ttl <= lifetime + 1
+
+
+def test_refresh_marks_the_session_used(settings: Settings, make_client: Any) -> None:
+    """GET sessions/ shows when each session was last used (refresh keeps it alive)."""
+    now = [2_000_000_000.0]
+    client = make_client(settings, clock=lambda: now[0])
+    tokens = register(client)
+    now[0] += 600
+    assert client.post(API + "token/refresh/", json={"refresh": tokens["refresh"]}).status_code == 200
+    row = client.get(API + "sessions/", headers=bearer(tokens["access"])).json()[0]
+    assert row["last_used"] > row["created"]
