@@ -80,7 +80,11 @@ def database(settings: Settings) -> Database:
     url = settings.database.url
     if url.startswith("sqlite"):
         return Database(url, timeout=15)
-    return Database(url.replace("postgres://", "postgresql://", 1), min_size=1, max_size=10)
+    # A server that stops answering (no RST: a partition, a frozen VM) must be a 503 after
+    # `timeout`, not a request that hangs: asyncpg has no statement timeout by default.
+    timeout = settings.database.timeout
+    return Database(url.replace("postgres://", "postgresql://", 1), min_size=1, max_size=10,
+                    timeout=timeout, command_timeout=timeout)
 
 
 def _as_service_error(request: Request, exc: Exception) -> AuthServiceError:

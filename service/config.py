@@ -53,6 +53,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///./data/auth.db"
+    timeout: int = 10
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ class JwtSettings:
 class AuthSettings:
     default_role: str = "user"
     self_register_roles: tuple[str, ...] = ("user",)
+    verify_emails: bool = True
+    require_email_verification: bool = False
+    email_verification_ttl: int = 2 * 86400
+    verify_url_template: str = "http://localhost:8000/verify-email?token={token}"
 
 
 @dataclass(frozen=True)
@@ -295,6 +300,7 @@ def validate(s: Settings) -> None:
     _check(s.server.max_body_bytes >= 1024, "[server] max_body_bytes", "must be >= 1024")
     _check(s.database.url.startswith(("sqlite:///", "postgresql://", "postgres://")),
            "[database] url", "must start with sqlite:/// or postgresql://")
+    _check(1 <= s.database.timeout <= 300, "[database] timeout", "must be 1..300 seconds")
     _check(s.redis.url == "embedded" or s.redis.url.startswith(("redis://", "rediss://", "unix://")),
            "[redis] url", 'must be "embedded" or a redis://, rediss:// or unix:// URL')
     _check(bool(s.redis.prefix), "[redis] prefix", "must not be empty")
@@ -333,6 +339,12 @@ def validate(s: Settings) -> None:
     _check(s.lockout.max_failures >= 1, "[lockout] max_failures", "must be >= 1")
     _check(s.lockout.window >= 1, "[lockout] window", "must be >= 1 second")
     _check(s.lockout.device_ttl >= 60, "[lockout] device_ttl", "must be >= 60 seconds")
+    _check(s.auth.verify_emails or not s.auth.require_email_verification,
+           "[auth] require_email_verification", "needs [auth] verify_emails = true")
+    _check("{token}" in s.auth.verify_url_template, "[auth] verify_url_template",
+           "must contain {token}")
+    _check(s.auth.email_verification_ttl >= 60, "[auth] email_verification_ttl",
+           "must be >= 60 seconds")
     _check("{token}" in s.alerts.url_template, "[alerts] url_template", "must contain {token}")
     _check(s.alerts.link_ttl >= 60, "[alerts] link_ttl", "must be >= 60 seconds")
     _validate_cors(s.cors)

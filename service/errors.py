@@ -8,6 +8,7 @@
     │   ├── InvalidCredentials               code=no_active_account
     │   └── TokenInvalid                     code=token_not_valid, reason=...
     ├── PermissionDenied                403
+    │   └── EmailNotVerified                 code=email_not_verified
     ├── NotFound                        404
     ├── PayloadTooLarge                 413
     ├── UnsupportedMediaType            415
@@ -104,6 +105,14 @@ class TokenInvalid(AuthenticationFailed):
 class PermissionDenied(AuthServiceError):
     status_code = 403
     detail = "You do not have permission to perform this action."
+
+
+class EmailNotVerified(PermissionDenied):
+    detail = "Verify your email address before signing in."
+    code = "email_not_verified"
+
+    def body(self) -> dict[str, object]:
+        return {"detail": self.detail, "code": self.code}
 
 
 class NotFound(AuthServiceError):

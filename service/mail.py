@@ -16,6 +16,7 @@ from .config import Settings
 
 SEND_PASSWORD_RESET = "workers.mailer.send_password_reset"
 SEND_SECURITY_ALERT = "workers.mailer.send_security_alert"
+SEND_VERIFICATION = "workers.mailer.send_verification"
 
 
 class MailQueue:
@@ -25,6 +26,7 @@ class MailQueue:
                             interval=list(settings.worker.retry_intervals) or [0])
         self._ttl = settings.password_reset.ttl
         self._alert_ttl = settings.alerts.link_ttl
+        self._verify_ttl = settings.auth.email_verification_ttl
         self._result_ttl = settings.worker.result_ttl
 
     @property
@@ -42,6 +44,12 @@ class MailQueue:
         """Queue the reset email; returns the job id. RQ's client is synchronous: use a thread."""
         return await asyncio.to_thread(self._enqueue, SEND_PASSWORD_RESET, "password reset",
                                        {"to": to, "username": username, "link": link}, self._ttl)
+
+    async def send_verification(self, to: str, username: str, link: str) -> str:
+        """Queue the email-verification email."""
+        return await asyncio.to_thread(self._enqueue, SEND_VERIFICATION, "email verification",
+                                       {"to": to, "username": username, "link": link},
+                                       self._verify_ttl)
 
     async def send_security_alert(self, to: str, username: str, kind: str, detail: str,
                                   link: str) -> str:

@@ -17,7 +17,7 @@ JSON = "application/json"
 
 # Error responses by component name; several 401s differ only in when and which `code`.
 STATUS = {"BadRequest": "400", "InvalidCredentials": "401", "TokenRefused": "401",
-          "BearerUnauthorized": "401", "Forbidden": "403", "NotFound": "404",
+          "BearerUnauthorized": "401", "EmailNotVerified": "403", "Forbidden": "403", "NotFound": "404",
           "PayloadTooLarge": "413", "UnsupportedMediaType": "415",
           "TooManyRequests": "429", "ServerError": "500", "ServiceUnavailable": "503"}
 
@@ -119,7 +119,7 @@ def _request_schemas(s: Settings) -> Json:
             "old_password": _string(minLength=1, maxLength=s.passwords.max_length),
             "password": new_password, "password2": password2,
         }, ["old_password", "password", "password2"]),
-        "NotMeRequest": _obj({"token": _string("The token from the alert's link.", minLength=1,
+        "NotMeRequest": _obj({"token": _string("The token from the email's link.", minLength=1,
                                                maxLength=TOKEN_MAX)}, ["token"]),
         "LogoutRequest": _obj({"refresh_token": _ref("schemas", "Jwt")}, ["refresh_token"]),
         "PasswordResetRequest": _obj({"email": _ref("schemas", "Email")}, ["email"]),
@@ -141,8 +141,12 @@ def _response_schemas(s: Settings) -> Json:
     user = {"username": _string(), "email": _string(), "display_name": _string()}
     rotated = ["access", "refresh"] if jwt.rotate_refresh_tokens else ["access"]
     return {
-        "RegisterResponse": _obj({"user": _obj(user, list(user)), "refresh": refresh,
-                                 "access": access}, ["user", "refresh", "access"]),
+        "RegisterResponse": _obj(
+            {"user": _obj(user, list(user)), "refresh": refresh, "access": access},
+            ["user"] if s.auth.require_email_verification else ["user", "refresh", "access"],
+            "No tokens while `[auth] require_email_verification` is on (here: "
+            f"{str(s.auth.require_email_verification).lower()}): log in once the email is "
+            "verified."),
         "LoginResponse": _obj({"user": _obj({"username": _string(), "email": _string()},
                                           ["username", "email"]),
                               "refresh": refresh, "access": access,
@@ -201,6 +205,9 @@ def _error_responses(s: Settings) -> Json:
         "BearerUnauthorized": _response("No token (`not_authenticated`) or a refused access "
                                         "token (`token_not_valid`).", auth_error,
                                         **{"WWW-Authenticate": _ref("headers", "WWWAuthenticate")}),
+        "EmailNotVerified": _response("Right password, but the email is not verified yet "
+                                      "(`code: email_not_verified`); only with "
+                                      "`[auth] require_email_verification`.", auth_error),
         "Forbidden": _response("Authenticated, but not allowed: the caller's current role is "
                                "not `admin`.", detail),
         "NotFound": _response('Unknown resource (`{"detail": "Not found."}`), or a page past '
@@ -239,6 +246,7 @@ def _account_paths(s: Settings) -> Json:
     roles = ", ".join(f"`{role}`" for role in s.auth.self_register_roles)
     register_note, register_429 = _throttle(s, "register", "email")
     login_note, login_429 = _throttle(s, "login", "submitted username or email")
+    login_unverified = ("EmailNotVerified",)  # only with [auth] require_email_verification
     if s.lockout.enabled:
         login_note += (f" After {s.lockout.max_failures} failures within {s.lockout.window} s an "
                        "identifier is locked (429) for devices that never signed in to it; a "
@@ -257,7 +265,8 @@ def _account_paths(s: Settings) -> Json:
             + login_note,
             {"200": _token_response("The user and a token pair.", "LoginResponse")},
             body="LoginRequest",
-            errors=("BadRequest", "InvalidCredentials", *login_429, "ServiceUnavailable"))},
+            errors=("BadRequest", "InvalidCredentials", *login_unverified, *login_429,
+                    "ServiceUnavailable"))},
         AUTH + "logout/": {"post": _operation(
             "logout", "Revoke a refresh token",
             "The token stays refused until it would have expired. Any token that cannot be "
@@ -341,6 +350,21 @@ def _security_paths(s: Settings) -> Json:
             {"200": _token_response("A fresh token pair for this session.", "TokenPair")},
             body="PasswordChangeRequest", errors=("BadRequest", *bearer_errors), bearer=True,
             tag="sessions")},
+        AUTH + "verify-email/": {"post": _operation(
+            "verifyEmail", "Confirm an email address",
+            "With the token from the verification email sent at registration (when "
+            "`[auth] verify_emails` is on). Single use; an unknown, used or expired token is a "
+            "400 on `token`.",
+            {"200": _response('`{"message": "Email verified"}`', _ref("schemas", "Message"))},
+            body="NotMeRequest", errors=("BadRequest", "ServiceUnavailable"), tag="sessions")},
+        AUTH + "verify-email/resend/": {"post": _operation(
+            "resendVerification", "Send the verification email again",
+            "Answers the same 200 whether or not the email is known or already verified.",
+            {"200": _response('`{"message": "Verification email sent"}`',
+                              _ref("schemas", "Message"))},
+            body="PasswordResetRequest",
+            errors=("BadRequest", *_throttle(s, "password_reset", "email")[1],
+                    "ServiceUnavailable"), tag="sessions")},
         AUTH + "security/not-me/": {"post": _operation(
             "notMe", "This wasn't me",
             "The confirming POST behind the link in a security alert (a sign-in from a new "

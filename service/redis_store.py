@@ -8,6 +8,8 @@
     {prefix}lock:{sha256(key)}       counter         login failures of an identifier (untrusted
                                                      clients) or of one device; TTL = the
                                                      lockout window from the first failure
+    {prefix}verify:{sha256(token)}   "{id}"          an email-verification token, single use;
+                                                     TTL = auth.email_verification_ttl
     {prefix}notme:{sha256(token)}    "{id}"          a "this wasn't me" link from a security
                                                      alert, single use; TTL = alerts.link_ttl
 
@@ -158,6 +160,17 @@ class RedisStore:
 
     async def clear_failures(self, key: str) -> None:
         await self.redis.delete(self.lock_key(key))
+
+    # -- email verification -------------------------------------------------------------
+    def verify_key(self, token: str) -> str:
+        return f"{self._p}verify:{token_digest(token)}"
+
+    async def put_verify(self, token: str, user_id: int, ttl: int) -> None:
+        await self.redis.set(self.verify_key(token), str(user_id), ex=ttl)
+
+    async def take_verify(self, token: str) -> int | None:
+        value = await self.redis.getdel(self.verify_key(token))
+        return int(value) if value is not None else None
 
     # -- "this wasn't me" links ---------------------------------------------------------
     def notme_key(self, token: str) -> str:

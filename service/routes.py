@@ -13,7 +13,8 @@ from starlette.routing import BaseRoute, Route
 from . import schemas
 from .errors import TokenInvalid
 from .redis_store import CachedUser
-from .services import AuthService, Caller, Client, Session
+from .services import AuthService, Caller, Client
+from .tokens import TokenPair
 from .web import bearer_token, client_ip, empty_response, json_body, json_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -37,17 +38,22 @@ def _profile(user: CachedUser) -> dict[str, str]:
             "display_name": user.display_name, "role": user.role}
 
 
-def _tokens(session: Session) -> dict[str, str]:
-    return {"refresh": session.tokens.refresh, "access": session.tokens.access}
+def _tokens(pair: TokenPair) -> dict[str, str]:
+    return {"refresh": pair.refresh, "access": pair.access}
 
 
 async def register(request: Request) -> Response:
     data = schemas.register_input(await json_body(request), request.app.state.settings)
-    session = await _service(request).register(data, _client(request))
+    service = _service(request)
+    session = await service.register(data, _client(request))
     user = session.user
-    return json_response({"user": {"username": user.username, "email": user.email,
-                                   "display_name": user.display_name},
-                          **_tokens(session)}, 201)
+    body: dict[str, object] = {"user": {"username": user.username, "email": user.email,
+                                        "display_name": user.display_name}}
+    if session.tokens is not None:  # none while the email awaits verification
+        body.update(_tokens(session.tokens))
+    verify = request.app.state.settings.auth.verify_emails
+    return json_response(body, 201, background=BackgroundTask(service.send_verification,
+                                                              user.email) if verify else None)
 
 
 DEVICE_COOKIE = "authsvc_device"
@@ -61,8 +67,9 @@ async def login(request: Request) -> Response:
     settings = request.app.state.settings
     cookie = (f"{DEVICE_COOKIE}={session.device_token}; Max-Age={settings.lockout.device_ttl}; "
               f"Path={AUTH_PREFIX}login; HttpOnly; Secure; SameSite=Strict")
+    assert session.tokens is not None
     return json_response({"user": {"username": user.username, "email": user.email},
-                          **_tokens(session), "device_token": session.device_token},
+                          **_tokens(session.tokens), "device_token": session.device_token},
                          headers={"Set-Cookie": cookie})
 
 
@@ -87,6 +94,20 @@ async def password_reset(request: Request) -> Response:
     await service.request_reset(email, _client(request).ip)
     return json_response({"message": "Password reset link sent"},
                          background=BackgroundTask(service.send_reset, email))
+
+
+async def verify_email(request: Request) -> Response:
+    token = schemas.token_input(await json_body(request), "token")
+    await _service(request).verify_email(token)
+    return json_response({"message": "Email verified"})
+
+
+async def verify_email_resend(request: Request) -> Response:
+    email = schemas.email_input(await json_body(request))
+    service = _service(request)
+    await service.request_verification(email, _client(request).ip)
+    return json_response({"message": "Verification email sent"},
+                         background=BackgroundTask(service.send_verification, email))
 
 
 async def not_me(request: Request) -> Response:
@@ -175,5 +196,7 @@ ROUTES: list[BaseRoute] = [
     *_both(AUTH_PREFIX + "logout-all/", logout_all, ["POST"]),
     *_both(AUTH_PREFIX + "password/change/", password_change, ["POST"]),
     *_both(AUTH_PREFIX + "security/not-me/", not_me, ["POST"]),
+    *_both(AUTH_PREFIX + "verify-email/", verify_email, ["POST"]),
+    *_both(AUTH_PREFIX + "verify-email/resend/", verify_email_resend, ["POST"]),
     Route("/healthz", health, methods=["GET"]),
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from .config import Settings
 from .devices import DeviceTokens
 from .errors import (
+    EmailNotVerified,
     InvalidCredentials,
     LoginLocked,
     NotFound,
@@ -65,7 +66,7 @@ class Caller:
 @dataclass(frozen=True)
 class Session:
     user: CachedUser | User
-    tokens: TokenPair
+    tokens: TokenPair | None
     device_token: str | None = None
 
 
@@ -126,6 +127,8 @@ class AuthService:
         except DuplicateUser as exc:  # lost a race with a concurrent registration
             raise ValidationFailed.on(exc.field, TAKEN[exc.field]) from exc
         await self._store.put_user(cached(user))
+        if self._s.auth.require_email_verification:
+            return Session(user, None)  # no tokens until the email is verified
         return Session(user, await self._start_session(cached(user), client))
 
     async def login(self, data: LoginInput, client: Client) -> Session:
@@ -148,6 +151,9 @@ class AuthService:
             if lockout.enabled:
                 await self._store.fail(lock, lockout.window)
             raise InvalidCredentials()
+        # Said only to someone who knows the password: it reveals nothing to a guesser.
+        if self._s.auth.require_email_verification and not user.email_verified:
+            raise EmailNotVerified()
         if result.new_hash:
             await self._users.upgrade_hash(user.id, user.password_hash, result.new_hash)
         if device:
@@ -160,6 +166,31 @@ class AuthService:
         device_token = (data.device_token if device and data.device_token
                         else self._devices.issue(user.id, now))
         return Session(user, await self._start_session(cached(user), client), device_token)
+
+    # -- email verification -------------------------------------------------------------
+    async def send_verification(self, email: str) -> None:
+        """Mail a verification link (after the response); unknown or verified: nothing."""
+        try:
+            user = await self._users.by_email(email)
+            if user is None or user.email_verified or not user.is_active:
+                return
+            token = secrets.token_urlsafe(32)
+            await self._store.put_verify(token, user.id, self._s.auth.email_verification_ttl)
+            link = self._s.auth.verify_url_template.replace("{token}", token)
+            await self._mail.send_verification(user.email, user.username, link)
+        except Exception:
+            log.exception("could not queue a verification email")
+
+    async def request_verification(self, email: str, client_ip: str) -> None:
+        """verify-email/resend/: rate-limited like password resets; the rest runs after."""
+        await self._limit("password_reset", client_ip, email)
+
+    async def verify_email(self, token: str) -> None:
+        user_id = await self._store.take_verify(token)
+        if user_id is None:
+            raise ValidationFailed.on("token", BAD_RESET_TOKEN)
+        await self._users.set_email_verified(user_id)
+        log.info("email verified for user %s", user_id)
 
     async def _alert(self, user: CachedUser, kind: str, detail: str) -> None:
         """Mail a security alert with a "this wasn't me" link; never fails the request."""

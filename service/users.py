@@ -28,6 +28,7 @@ users = sa.Table(
     sa.Column("token_version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("date_joined", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("email_verified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("uq_users_username_norm", "username_norm", unique=True),
     sa.Index("uq_users_email_norm", "email_norm", unique=True),
 )
@@ -44,6 +45,7 @@ class User:
     password_hash: str
     token_version: int
     date_joined: dt.datetime
+    email_verified: bool = False
 
     @property
     def sub(self) -> str:
@@ -55,7 +57,8 @@ class User:
         return cls(id=m["id"], username=m["username"], email=m["email"],
                    display_name=m["display_name"], role=m["role"],
                    is_active=bool(m["is_active"]), password_hash=m["password_hash"],
-                   token_version=m["token_version"], date_joined=m["date_joined"])
+                   token_version=m["token_version"], date_joined=m["date_joined"],
+                   email_verified=bool(m["email_verified"]))
 
 
 class DuplicateUser(Exception):
@@ -135,6 +138,10 @@ class UserStore:
 
     async def by_email(self, email: str) -> User | None:
         return await self._fetch_one(users.select().where(users.c.email_norm == fold(email)))
+
+    async def set_email_verified(self, user_id: int) -> None:
+        await self._db.execute(
+            users.update().where(users.c.id == user_id).values(email_verified=True))
 
     async def set_display_name(self, user_id: int, display_name: str) -> None:
         await self._db.execute(

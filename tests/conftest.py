@@ -25,6 +25,7 @@ from service import embedded_redis, migrate
 from service.app import create_app
 from service.config import (
     AlertSettings,
+    AuthSettings,
     JwtSettings,
     LockoutSettings,
     RateLimitSettings,
@@ -102,6 +103,7 @@ def settings(tmp_path: Path, redis_url: str, redis_prefix: str,
         passwords=FAST_PASSWORDS,
         rate_limit=RateLimitSettings(enabled=False),
         lockout=LockoutSettings(enabled=False),
+        auth=AuthSettings(verify_emails=False),
         alerts=AlertSettings(enabled=False),
         smtp=SmtpSettings(port=smtp_server[1], timeout=5),
         worker=WorkerSettings(queue=f"{redis_prefix}mail", retry_intervals=(0, 0)),

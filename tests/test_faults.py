@@ -61,6 +61,53 @@ def redis_settings(settings: Settings, own_redis: Path) -> Settings:
     return settings.replace(redis={"url": url, "socket_timeout": 1.0}, rate_limit=GENEROUS)
 
 
+class Served:
+    """The app on a live server and a client aimed at it; idle() waits out background work."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.server = LiveServer(create_app(settings)).__enter__()
+        self.client = httpx.Client(base_url=self.server.url, timeout=30)
+
+    def idle(self) -> None:
+        """Wait until no request task runs: work a 2xx starts after answering (emails queued
+        by register/ or password-reset/) must not meet the server a test breaks next."""
+        deadline = time.monotonic() + 10
+        while self.server.server.server_state.tasks:
+            assert time.monotonic() < deadline, "background work never finished"
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.__exit__()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Settings], Served]]:
+    served: list[Served] = []
+
+    def start(settings: Settings) -> Served:
+        served.append(Served(settings))
+        return served[-1]
+
+    yield start
+    for one in served:
+        one.close()
+
+
+def wait_queued(queue: Queue, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while queue.count < count:
+        assert time.monotonic() < deadline, f"fewer than {count} emails were queued"
+        time.sleep(0.02)
+
+
+def sign_up(app: Served) -> dict[str, Any]:
+    """register/ alice and let the work it does after answering finish."""
+    alice = register(app.client)
+    app.idle()
+    return alice
+
+
 def assert_unavailable(response: httpx.Response) -> None:
     """503 with a JSON {"detail"}, Retry-After and the API's security headers."""
     if response.status_code == 500:  # let the server log its trace first (see support.settle)
@@ -77,11 +124,12 @@ def assert_unavailable(response: httpx.Response) -> None:
 
 # -- Redis down -------------------------------------------------------------------------------
 def test_redis_down_is_503_on_every_endpoint_that_checks_it_and_heals_by_itself(
-        redis_settings: Settings, own_redis: Path, make_client: Any) -> None:
+        redis_settings: Settings, own_redis: Path, serve: Callable[[Settings], Served]) -> None:
     """OWASP ASVS 4.1.5 (fail securely): no token is accepted unchecked while Redis is down;
     the same app serves again once Redis is back, and the revocation made before survives."""
-    client = make_client(redis_settings)
-    alice = register(client)
+    app = serve(redis_settings)
+    client = app.client
+    alice = sign_up(app)
     revoked = client.post(API + "login/", json=ALICE_LOGIN).json()["refresh"]
     assert client.post(API + "logout/", json={"refresh_token": revoked}).status_code == 205
 
@@ -114,12 +162,34 @@ def test_redis_down_is_503_on_every_endpoint_that_checks_it_and_heals_by_itself(
     assert calls["password reset"]().status_code == 200
 
 
+def test_redis_that_stops_answering_is_503_not_a_hang(
+        redis_settings: Settings, own_redis: Path, serve: Callable[[Settings], Served]) -> None:
+    """A Redis that goes silent (SIGSTOP: connections stay open, nothing answers) is a 503
+    once [redis] socket_timeout passes, and the same app heals when it answers again."""
+    app = serve(redis_settings)
+    client = app.client
+    alice = sign_up(app)
+    pid = int((own_redis / "redis.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert_unavailable(client.get(API + "profile/", headers=bearer(alice["access"])))
+        assert_unavailable(client.post(API + "login/", json=ALICE_LOGIN))
+        waited = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    print(f"two requests on a silent Redis took {waited:.1f} s (socket_timeout 1 s)")
+    assert client.get(API + "profile/", headers=bearer(alice["access"])).status_code == 200
+    assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
+
+
 def test_redis_refusing_writes_is_503_not_500(redis_settings: Settings,
-                                              make_client: Any) -> None:
+                                              serve: Callable[[Settings], Served]) -> None:
     """Redis full under noeviction answers OOM to writes: login, register and password reset
     (rate-limit counters) are 503, not 500, and work again once there is room (ASVS 4.1.5)."""
-    client = make_client(redis_settings)
-    register(client)
+    app = serve(redis_settings)
+    client = app.client
+    sign_up(app)
     calls: list[Callable[[], httpx.Response]] = [
         lambda: client.post(API + "login/", json=ALICE_LOGIN),
         lambda: client.post(API + "register/", json=CAROL),
@@ -246,6 +316,9 @@ class Forwarder:
         self.held = 0
         self.loop.call_soon_threadsafe(self.flowing.clear)
 
+    def thaw(self) -> None:
+        self.loop.call_soon_threadsafe(self.flowing.set)
+
     def close(self) -> None:
         if self.server is not None:
             self.cut()
@@ -281,14 +354,15 @@ def _drop_cached_users(settings: Settings) -> None:
 
 
 @pytest.mark.postgres
-def test_database_down_is_503_and_heals_by_itself(settings: Settings, make_client: Any,
+def test_database_down_is_503_and_heals_by_itself(settings: Settings, serve: Callable[[Settings], Served],
                                                   forwarded_pg: tuple[str, Forwarder]) -> None:
     """OWASP ASVS 4.1.5: with PostgreSQL cut off, login, register, /healthz and a Bearer check
     that needs the user row answer 503; the same app serves again once it is reachable."""
     url, forwarder = forwarded_pg
     s = settings.replace(database={"url": url})
-    client = make_client(s)
-    alice = register(client)
+    app = serve(s)
+    client = app.client
+    alice = sign_up(app)
 
     forwarder.cut()
     _drop_cached_users(s)
@@ -305,13 +379,14 @@ def test_database_down_is_503_and_heals_by_itself(settings: Settings, make_clien
 
 
 @pytest.mark.postgres
-def test_database_cut_in_the_middle_of_a_query_is_503(settings: Settings, make_client: Any,
+def test_database_cut_in_the_middle_of_a_query_is_503(settings: Settings, serve: Callable[[Settings], Served],
                                                        forwarded_pg: tuple[str, Forwarder]) -> None:
     """A connection lost mid-query (asyncpg ConnectionDoesNotExistError) is a 503, not a 500,
     and the pool replaces the dead connection by itself."""
     url, forwarder = forwarded_pg
-    client = make_client(settings.replace(database={"url": url}))
-    register(client)
+    app = serve(settings.replace(database={"url": url}))
+    client = app.client
+    sign_up(app)
 
     forwarder.freeze()
     answer: list[httpx.Response] = []
@@ -331,6 +406,27 @@ def test_database_cut_in_the_middle_of_a_query_is_503(settings: Settings, make_c
     assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
 
 
+@pytest.mark.postgres
+def test_database_that_stops_answering_is_503_not_a_hang(
+        settings: Settings, serve: Callable[[Settings], Served], forwarded_pg: tuple[str, Forwarder]) -> None:
+    """A server that goes silent without closing anything (a partition, a frozen VM) is a 503
+    after [database] timeout, not a request that hangs; it heals when the server answers."""
+    url, forwarder = forwarded_pg
+    app = serve(settings.replace(database={"url": url, "timeout": 1}))
+    client = app.client
+    sign_up(app)
+
+    forwarder.freeze()
+    started = time.monotonic()
+    assert_unavailable(client.post(API + "login/", json=ALICE_LOGIN, timeout=10))
+    assert_unavailable(client.get("/healthz", timeout=10))
+    assert time.monotonic() - started < 8
+
+    forwarder.thaw()
+    assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
 # -- a worker killed mid-job ------------------------------------------------------------------
 @pytest.fixture
 def silent_smtp() -> Iterator[int]:
@@ -343,20 +439,20 @@ def silent_smtp() -> Iterator[int]:
 
 
 def test_worker_killed_mid_job_loses_no_email(
-        redis_settings: Settings, make_client: Any, silent_smtp: int,
+        redis_settings: Settings, serve: Callable[[Settings], Served], silent_smtp: int,
         smtp_server: tuple[Mailbox, int], tmp_path: Path) -> None:
     """A worker SIGKILLed while sending a reset email: once RQ's heartbeat for the job lapses,
     its cleanup puts the job back on the queue (a retry), and a new worker delivers it."""
-    client = make_client(redis_settings)
-    register(client)
+    app = serve(redis_settings)
+    client = app.client
+    sign_up(app)
     connection = redis.Redis.from_url(redis_settings.redis.url)
     queue = Queue(redis_settings.worker.queue, connection=connection)
+    queue.empty()  # the verification email: not what this test is about
     assert client.post(API + "password-reset/", json={"email": USER["email"]}).status_code == 200
-    deadline = time.monotonic() + 10
-    while queue.count == 0:
-        assert time.monotonic() < deadline, "the reset email was never queued"
-        time.sleep(0.02)
-    job_id = queue.job_ids[0]
+    wait_queued(queue, 1)
+    (job_id,) = queue.job_ids
+    assert Job.fetch(job_id, connection=connection).func_name.endswith("send_password_reset")
 
     env = {**worker_env(redis_settings), "AUTH_SMTP_PORT": str(silent_smtp),
            "AUTH_SMTP_TIMEOUT": "60"}
@@ -393,5 +489,6 @@ def test_worker_killed_mid_job_loses_no_email(
     worker_run = run_worker(redis_settings, tmp_path)
     assert worker_run.returncode == 0, worker_run.stderr
     mailbox, _ = smtp_server
-    assert [m["To"] for m in mailbox.messages] == [USER["email"]]
+    assert [(m["To"], m["Subject"]) for m in mailbox.messages] == [
+        (USER["email"], "Reset your password")]
     connection.close()

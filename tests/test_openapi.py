@@ -34,6 +34,8 @@ CONTRACT = {
     AUTH + "logout-all/": {"post"},
     AUTH + "password/change/": {"post"},
     AUTH + "security/not-me/": {"post"},
+    AUTH + "verify-email/": {"post"},
+    AUTH + "verify-email/resend/": {"post"},
     AUTH + "users/": {"get"},
     AUTH + "users/{id}/": {"get", "patch"},
     AUTH + "users/{id}/revoke-sessions/": {"post"},

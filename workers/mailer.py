@@ -106,3 +106,27 @@ def send_security_alert(to: str, username: str, kind: str, detail: str, link: st
     message = security_alert_message(settings.smtp, to, username, kind, detail, link)
     deliver(settings.smtp, message, to)
     log.info("security alert (%s) sent (message %s)", kind, message["Message-ID"])
+
+
+def verification_message(smtp: SmtpSettings, to: str, username: str, link: str) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = "Confirm your email address"
+    message["From"] = smtp.from_address
+    message["To"] = to
+    message["Message-ID"] = make_msgid(domain="authsvc.local")
+    message.set_content(f"Hello {username},\n\nOpen this link to confirm that this address is "
+                        f"yours:\n\n{link}\n\nIf you did not sign up, ignore this email.\n")
+    message.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>Hello {html.escape(username)},</p>"
+        f'<p><a href="{html.escape(link, quote=True)}">Confirm your email address</a>.</p>'
+        "<p>If you did not sign up, ignore this email.</p></body></html>", subtype="html")
+    return message
+
+
+def send_verification(to: str, username: str, link: str) -> None:
+    """The RQ job for an email-verification email. The link is never logged."""
+    settings = _settings()
+    message = verification_message(settings.smtp, to, username, link)
+    deliver(settings.smtp, message, to)
+    log.info("verification email sent (message %s)", message["Message-ID"])
