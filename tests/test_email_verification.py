@@ -10,9 +10,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+from support import USER, register, run_worker
 
 from service.config import Settings
-from support import USER, register, run_worker
 
 API = "/api/v1/auth/"
 SUBJECT = "Confirm your email address"
