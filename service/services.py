@@ -126,10 +126,16 @@ class AuthService:
                 role=data.role, password_hash=password_hash)
         except DuplicateUser as exc:  # lost a race with a concurrent registration
             raise ValidationFailed.on(exc.field, TAKEN[exc.field]) from exc
-        await self._store.put_user(cached(user))
-        if self._s.auth.require_email_verification:
-            return Session(user, None)  # no tokens until the email is verified
-        return Session(user, await self._start_session(cached(user), client))
+        try:
+            await self._store.put_user(cached(user))
+            if self._s.auth.require_email_verification:
+                return Session(user, None)  # no tokens until the email is verified
+            return Session(user, await self._start_session(cached(user), client))
+        except BaseException:
+            # Whole or not at all: without its session the account must not exist either,
+            # or the client's retry would be told the name is taken.
+            await self._users.delete(user.id)
+            raise
 
     async def login(self, data: LoginInput, client: Client) -> Session:
         await self._limit("login", client.ip, data.identifier)

@@ -139,6 +139,9 @@ class UserStore:
     async def by_email(self, email: str) -> User | None:
         return await self._fetch_one(users.select().where(users.c.email_norm == fold(email)))
 
+    async def delete(self, user_id: int) -> None:
+        await self._db.execute(users.delete().where(users.c.id == user_id))
+
     async def set_email_verified(self, user_id: int) -> None:
         await self._db.execute(
             users.update().where(users.c.id == user_id).values(email_verified=True))

@@ -166,6 +166,19 @@ def test_redis_down_is_503_on_every_endpoint_that_checks_it_and_heals_by_itself(
     assert calls["password reset"]().status_code == 200
 
 
+def test_registration_during_a_redis_outage_leaves_no_half_made_user(
+        settings: Settings, own_redis: Path, serve: Serve) -> None:
+    """Whole or not at all: with rate limits off Redis is first needed after the row is
+    written; the failed registration must be undone so the retry is a 201, not "taken"."""
+    url = embedded_redis.ensure_running(own_redis)
+    app = serve(settings.replace(redis={"url": url, "socket_timeout": 1.0}))
+    app.client.get("/healthz")
+    assert embedded_redis.stop(own_redis)
+    assert_unavailable(app.client.post(API + "register/", json=CAROL))
+    assert embedded_redis.ensure_running(own_redis) == url
+    assert app.client.post(API + "register/", json=CAROL).status_code == 201
+
+
 def test_redis_that_stops_answering_is_503_not_a_hang(
         redis_settings: Settings, own_redis: Path, serve: Serve) -> None:
     """A Redis that goes silent (SIGSTOP: connections stay open, nothing answers) is a 503
