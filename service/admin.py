@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import NotFound, PermissionDenied, ValidationFailed
 from .redis_store import CachedUser, RedisStore
-from .schemas import BAD_UNICODE, BLANK, NO_NUL, NOT_NULL, NOT_STRING, ROLE_MAX
+from .schemas import BAD_UNICODE, BLANK, NO_NUL, NOT_NULL, NOT_STRING, ROLE_MAX, encodable
 from .services import cached
 from .session_store import SessionStore
 from .users import User, UserFilter, UserStore
@@ -118,7 +118,7 @@ def _role(errors: dict[str, list[str]], value: Any) -> str | None:
         problem = NOT_STRING
     elif "\x00" in value:
         problem = NO_NUL
-    elif not _encodable(value):
+    elif not encodable(value):
         problem = BAD_UNICODE
     elif not value.strip():
         problem = BLANK
@@ -128,15 +128,6 @@ def _role(errors: dict[str, list[str]], value: Any) -> str | None:
         errors["role"] = [problem]
         return None
     return value.strip()  # type: ignore[no-any-return]
-
-
-def _encodable(value: str) -> bool:
-    """False for lone surrogates (JSON allows "\\ud800"; UTF-8 and SQL do not)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def patch_input(data: Mapping[str, Any]) -> UserPatch:

@@ -51,7 +51,7 @@ def parse_json_object(body: bytes, content_type: str | None, *, allow_empty: boo
     return data
 
 
-def _encodable(value: str) -> bool:
+def encodable(value: str) -> bool:
     """False for lone surrogates (JSON allows "\\ud800"; UTF-8, argon2 and SQL do not)."""
     try:
         value.encode("utf-8")
@@ -86,7 +86,7 @@ class _Fields:
         if "\x00" in value:
             self.fail(name, NO_NUL)
             return None
-        if not _encodable(value):
+        if not encodable(value):
             self.fail(name, BAD_UNICODE)
             return None
         if trim:

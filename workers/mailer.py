@@ -24,13 +24,18 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def password_reset_message(smtp: SmtpSettings, to: str, username: str, link: str,
-                           ttl_minutes: int) -> EmailMessage:
+def _message(smtp: SmtpSettings, to: str, subject: str) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = "Reset your password"
+    message["Subject"] = subject
     message["From"] = smtp.from_address
     message["To"] = to
     message["Message-ID"] = make_msgid(domain="authsvc.local")
+    return message
+
+
+def password_reset_message(smtp: SmtpSettings, to: str, username: str, link: str,
+                           ttl_minutes: int) -> EmailMessage:
+    message = _message(smtp, to, "Reset your password")
     message.set_content(
         f"Hello {username},\n\n"
         "Someone asked to reset the password of your account.\n"
@@ -80,11 +85,7 @@ ALERTS = {
 def security_alert_message(smtp: SmtpSettings, to: str, username: str, kind: str, detail: str,
                            link: str) -> EmailMessage:
     subject, what = ALERTS[kind]
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = smtp.from_address
-    message["To"] = to
-    message["Message-ID"] = make_msgid(domain="authsvc.local")
+    message = _message(smtp, to, subject)
     message.set_content(
         f"Hello {username},\n\n{what}.\n{detail}\n\n"
         "If this was you, there is nothing to do.\n"
@@ -109,11 +110,7 @@ def send_security_alert(to: str, username: str, kind: str, detail: str, link: st
 
 
 def verification_message(smtp: SmtpSettings, to: str, username: str, link: str) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = "Confirm your email address"
-    message["From"] = smtp.from_address
-    message["To"] = to
-    message["Message-ID"] = make_msgid(domain="authsvc.local")
+    message = _message(smtp, to, "Confirm your email address")
     message.set_content(f"Hello {username},\n\nOpen this link to confirm that this address is "
                         f"yours:\n\n{link}\n\nIf you did not sign up, ignore this email.\n")
     message.add_alternative(
