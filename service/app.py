@@ -21,11 +21,14 @@ from starlette.responses import Response
 
 from . import admin_routes, docs, embedded_redis, jwt_secret
 from .admin import AdminService
+from .alerts import Alerts
 from .config import Settings, secret_bytes_needed
 from .devices import DeviceTokens
 from .errors import AuthServiceError, MethodNotAllowed, NotFound, ServiceUnavailable
+from .limits import RateLimiter
 from .mail import MailQueue
 from .passwords import PasswordHasher
+from .recovery import RecoveryService
 from .redis_store import RedisStore
 from .routes import ROUTES
 from .services import AuthService
@@ -127,10 +130,14 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         users = UserStore(db)
         sessions = SessionStore(async_redis, settings.redis.prefix,
                                 index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
+        mail = MailQueue(settings, sync_redis)
+        limiter = RateLimiter(settings.rate_limit, store)
         app.state.service = AuthService(
             settings, users, store, sessions, hasher, TokenCodec(settings.jwt, secret),
-            DeviceTokens(secret, settings.lockout.device_ttl), MailQueue(settings, sync_redis),
-            clock)
+            DeviceTokens(secret, settings.lockout.device_ttl), limiter,
+            Alerts(settings.alerts, store, mail), clock)
+        app.state.recovery = RecoveryService(settings, users, store, sessions, hasher, mail,
+                                             limiter)
         app.state.admin = AdminService(users, store, sessions)
         app.state.database = db
         app.state.redis = async_redis

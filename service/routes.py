@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import schemas
 from .errors import TokenInvalid
+from .recovery import RecoveryService
 from .redis_store import CachedUser
 from .services import AuthService, Caller, Client
 from .tokens import TokenPair
@@ -22,6 +23,10 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def _service(request: Request) -> AuthService:
     return request.app.state.service  # type: ignore[no-any-return]
+
+
+def _recovery(request: Request) -> RecoveryService:
+    return request.app.state.recovery  # type: ignore[no-any-return]
 
 
 def _max_password(request: Request) -> int:
@@ -52,8 +57,8 @@ async def register(request: Request) -> Response:
     if session.tokens is not None:  # none while the email awaits verification
         body.update(_tokens(session.tokens))
     verify = request.app.state.settings.auth.verify_emails
-    return json_response(body, 201, background=BackgroundTask(service.send_verification,
-                                                              user.email) if verify else None)
+    send = BackgroundTask(_recovery(request).send_verification, user.email) if verify else None
+    return json_response(body, 201, background=send)
 
 
 DEVICE_COOKIE = "authsvc_device"
@@ -90,7 +95,7 @@ async def token_refresh(request: Request) -> Response:
 
 async def password_reset(request: Request) -> Response:
     email = schemas.email_input(await json_body(request))
-    service = _service(request)
+    service = _recovery(request)
     await service.request_reset(email, _client(request).ip)
     return json_response({"message": "Password reset link sent"},
                          background=BackgroundTask(service.send_reset, email))
@@ -98,13 +103,13 @@ async def password_reset(request: Request) -> Response:
 
 async def verify_email(request: Request) -> Response:
     token = schemas.token_input(await json_body(request), "token")
-    await _service(request).verify_email(token)
+    await _recovery(request).verify_email(token)
     return json_response({"message": "Email verified"})
 
 
 async def verify_email_resend(request: Request) -> Response:
     email = schemas.email_input(await json_body(request))
-    service = _service(request)
+    service = _recovery(request)
     await service.request_verification(email, _client(request).ip)
     return json_response({"message": "Verification email sent"},
                          background=BackgroundTask(service.send_verification, email))
@@ -112,14 +117,14 @@ async def verify_email_resend(request: Request) -> Response:
 
 async def not_me(request: Request) -> Response:
     token = schemas.token_input(await json_body(request), "token")
-    await _service(request).not_me(token, _client(request).ip)
+    await _recovery(request).not_me(token, _client(request).ip)
     return json_response({"message": "Every session has ended; a password reset link has "
                                      "been sent"})
 
 
 async def password_reset_confirm(request: Request) -> Response:
     data = schemas.reset_confirm_input(await json_body(request), _max_password(request))
-    await _service(request).confirm_reset(data)
+    await _recovery(request).confirm_reset(data)
     return json_response({"message": "Password has been reset"})
 
 

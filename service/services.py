@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from .alerts import Alerts
 from .config import Settings
 from .devices import DeviceTokens
 from .errors import (
@@ -17,15 +17,14 @@ from .errors import (
     InvalidCredentials,
     LoginLocked,
     NotFound,
-    RateLimited,
     TokenInvalid,
     ValidationFailed,
 )
 from .identity import fold
-from .mail import MailQueue
+from .limits import RateLimiter
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import CachedUser, RedisStore
-from .schemas import LoginInput, PasswordChangeInput, RegisterInput, ResetConfirmInput
+from .schemas import LoginInput, PasswordChangeInput, RegisterInput
 from .session_store import RefreshOutcome, SessionInfo, SessionStore
 from .tokens import ACCESS, REFRESH, Claims, TokenCodec, TokenPair
 from .users import DuplicateUser, User, UserStore
@@ -34,7 +33,6 @@ log = logging.getLogger("authsvc.services")
 
 TAKEN = {"username": "A user with that username already exists.",
          "email": "A user with that email already exists."}
-BAD_RESET_TOKEN = "Invalid or expired token."
 
 
 def _when(timestamp: float) -> str:
@@ -79,16 +77,17 @@ class Refreshed:
 class AuthService:
     def __init__(self, settings: Settings, users: UserStore, store: RedisStore,
                  sessions: SessionStore, hasher: PasswordHasher, codec: TokenCodec,
-                 devices: DeviceTokens, mail: MailQueue,
+                 devices: DeviceTokens, limiter: RateLimiter, alerts: Alerts,
                  clock: Callable[[], float] = time.time) -> None:
         self._devices = devices
+        self._limiter = limiter
+        self._alerts = alerts
         self._s = settings
         self._users = users
         self._store = store
         self._sessions = sessions
         self._hasher = hasher
         self._codec = codec
-        self._mail = mail
         self._clock = clock
 
     async def health(self) -> None:
@@ -96,23 +95,11 @@ class AuthService:
         await self._users.ping()
         await self._store.ping()
 
-    # -- abuse --------------------------------------------------------------------------
-    async def _limit(self, scope: str, client_ip: str, identifier: str) -> None:
-        """Per client IP and, separately, per submitted identifier (API.md [rate_limit])."""
-        if not self._s.rate_limit.enabled:
-            return
-        rate = getattr(self._s.rate_limit, scope)
-        counts = await self._store.hit(scope, [f"ip:{client_ip}", f"id:{fold(identifier)}"],
-                                       rate.window)
-        over = [left for count, left in counts if count > rate.limit]
-        if over:
-            raise RateLimited(max(over))
-
     # -- register / login ---------------------------------------------------------------
     async def register(self, data: RegisterInput, client: Client) -> Session:
         """Uniqueness is judged here; every other error comes from schemas.register_input."""
         # Limited before the uniqueness look-up: it tells whether an email is registered.
-        await self._limit("register", client.ip, data.email)
+        await self._limiter.check("register", client.ip, data.email)
         errors = dict(data.errors)
         if data.username and data.email and not ("username" in errors and "email" in errors):
             for field in await self._users.taken(username=data.username, email=data.email):
@@ -138,7 +125,7 @@ class AuthService:
             raise
 
     async def login(self, data: LoginInput, client: Client) -> Session:
-        await self._limit("login", client.ip, data.identifier)
+        await self._limiter.check("login", client.ip, data.identifier)
         user = await self._users.by_identifier(data.identifier)
         now = self._clock()
         device = (self._devices.verify(data.device_token, user.id, now)
@@ -165,61 +152,13 @@ class AuthService:
         if device:
             await self._store.clear_failures(lock)
         else:
-            await self._alert(cached(user), "new_device",
+            await self._alerts.send(cached(user), "new_device",
                               f"When: {_when(now)}. From: {client.ip}, "
                               f"{client.user_agent or 'unknown browser'}.")
         await self._store.fill_user(cached(user))
         device_token = (data.device_token if device and data.device_token
                         else self._devices.issue(user.id, now))
         return Session(user, await self._start_session(cached(user), client), device_token)
-
-    # -- email verification -------------------------------------------------------------
-    async def send_verification(self, email: str) -> None:
-        """Mail a verification link (after the response); unknown or verified: nothing."""
-        try:
-            user = await self._users.by_email(email)
-            if user is None or user.email_verified or not user.is_active:
-                return
-            token = secrets.token_urlsafe(32)
-            await self._store.put_verify(token, user.id, self._s.auth.email_verification_ttl)
-            link = self._s.auth.verify_url_template.replace("{token}", token)
-            await self._mail.send_verification(user.email, user.username, link)
-        except Exception:
-            log.exception("could not queue a verification email")
-
-    async def request_verification(self, email: str, client_ip: str) -> None:
-        """verify-email/resend/: rate-limited like password resets; the rest runs after."""
-        await self._limit("password_reset", client_ip, email)
-
-    async def verify_email(self, token: str) -> None:
-        user_id = await self._store.take_verify(token)
-        if user_id is None:
-            raise ValidationFailed.on("token", BAD_RESET_TOKEN)
-        await self._users.set_email_verified(user_id)
-        log.info("email verified for user %s", user_id)
-
-    async def _alert(self, user: CachedUser, kind: str, detail: str) -> None:
-        """Mail a security alert with a "this wasn't me" link; never fails the request."""
-        if not self._s.alerts.enabled:
-            return
-        try:
-            token = secrets.token_urlsafe(32)
-            await self._store.put_notme(token, user.id, self._s.alerts.link_ttl)
-            link = self._s.alerts.url_template.replace("{token}", token)
-            await self._mail.send_security_alert(user.email, user.username, kind, detail, link)
-        except Exception:
-            log.exception("could not queue a %s alert for user %s", kind, user.id)
-
-    async def not_me(self, token: str, client_ip: str) -> None:
-        """The confirming POST behind an alert's link: end every session, start a reset."""
-        await self._limit("password_reset", client_ip, token)
-        user_id = await self._store.take_notme(token)
-        row = await self._users.by_id(user_id) if user_id is not None else None
-        if row is None:
-            raise ValidationFailed.on("token", BAD_RESET_TOKEN)
-        ended = await self._sessions.end_all(row.id)
-        log.warning("user %s reported a sign-in as not theirs: %s sessions ended", row.id, ended)
-        await self.send_reset(row.email)
 
     async def _start_session(self, user: CachedUser, client: Client) -> TokenPair:
         now = self._clock()
@@ -277,7 +216,7 @@ class AuthService:
         if outcome.status == "reused":
             log.warning("refresh token reuse for user %s: session %s ended (theft suspected)",
                         claims.sub, claims.sid)
-            await self._alert(user, "token_reuse", f"When: {_when(self._clock())}.")
+            await self._alerts.send(user, "token_reuse", f"When: {_when(self._clock())}.")
             return TokenInvalid("token_reused", "Token was already used: session ended")
         if outcome.status == "revoked":
             return TokenInvalid("token_revoked", "Token is blacklisted")
@@ -363,53 +302,6 @@ class AuthService:
                                          self._ttl(exp, now))
         log.info("password changed for user %s", row.id)
         return pair
-
-    # -- password reset -----------------------------------------------------------------
-    async def request_reset(self, email: str, client_ip: str) -> None:
-        """Rate-limit only; the rest runs after the answer (see send_reset)."""
-        await self._limit("password_reset", client_ip, email)
-
-    async def send_reset(self, email: str) -> None:
-        """Mint a reset token and queue the email; runs after the response, so known and
-        unknown emails answer alike and no caller waits for SMTP."""
-        try:
-            user = await self._users.by_email(email)
-            if user is None or not user.is_active:
-                return
-            token = secrets.token_urlsafe(32)
-            await self._store.put_reset(token, user.id, user.token_version,
-                                        self._s.password_reset.ttl)
-            link = self._s.password_reset.url_template.replace("{token}", token)
-            job_id = await self._mail.send_password_reset(user.email, user.username, link)
-            log.info("password reset email queued for user %s (job %s)", user.id, job_id)
-        except Exception:
-            log.exception("could not queue a password reset email")
-
-    async def confirm_reset(self, data: ResetConfirmInput) -> None:
-        taken, ttl_left = await self._store.take_reset(data.token)
-        if taken is None:
-            raise ValidationFailed.on("token", BAD_RESET_TOKEN)
-        user_id, version = taken
-        try:
-            user = await self._users.by_id(user_id)
-            if user is None or not user.is_active or user.token_version != version:
-                raise ValidationFailed.on("token", BAD_RESET_TOKEN)
-            problems = policy_problems(data.password, self._s.passwords,
-                                       username=user.username, email=user.email)
-            if problems:
-                raise ValidationFailed({"password": problems})
-            new_version = await self._users.set_password(
-                user.id, await self._hasher.hash(data.password))
-        except ValidationFailed as exc:
-            if exc.errors.keys() != {"token"}:  # a bad new password must not burn the link
-                await self._store.restore_reset(data.token, user_id, version, ttl_left)
-            raise
-        except BaseException:
-            await self._store.restore_reset(data.token, user_id, version, ttl_left)
-            raise
-        await self._store.put_user(replace(cached(user), token_version=new_version))
-        await self._sessions.end_all(user.id)
-        log.info("password reset for user %s", user.id)
 
     # -- profile ------------------------------------------------------------------------
     async def update_profile(self, caller: Caller, display_name: str | None) -> CachedUser:

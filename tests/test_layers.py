@@ -46,14 +46,18 @@ def module(name: str) -> Path:
     ("schemas", {"config", "errors", "identity", "passwords"}),
     ("session_store", set()),
     ("devices", set()),
-    ("services", {"config", "devices", "errors", "identity", "mail", "passwords", "redis_store",
-                  "schemas", "session_store", "tokens", "users"}),
+    ("limits", {"config", "errors", "identity", "redis_store"}),
+    ("alerts", {"config", "mail", "redis_store"}),
+    ("services", {"alerts", "config", "devices", "errors", "identity", "limits", "passwords",
+                  "redis_store", "schemas", "session_store", "tokens", "users"}),
+    ("recovery", {"config", "errors", "limits", "mail", "passwords", "redis_store", "schemas",
+                  "services", "session_store", "users"}),
     ("web", {"errors", "schemas"}),
     ("admin", {"errors", "identity", "redis_store", "schemas", "services", "session_store",
                "users"}),
     ("admin_routes", {"admin", "redis_store", "routes", "web"}),
     # redis_store only for the CachedUser type the service hands back.
-    ("routes", {"schemas", "errors", "redis_store", "services", "tokens", "web"}),
+    ("routes", {"schemas", "errors", "recovery", "redis_store", "services", "tokens", "web"}),
 ])
 def test_module_imports_only_what_its_layer_allows(name: str, allowed: set[str]) -> None:
     extra = our_imports(module(name)) - allowed

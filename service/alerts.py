@@ -1,0 +1,31 @@
+"""Security alerts by email: each with a single-use "this wasn't me" link."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from .config import AlertSettings
+from .mail import MailQueue
+from .redis_store import CachedUser, RedisStore
+
+log = logging.getLogger("authsvc.alerts")
+
+
+class Alerts:
+    def __init__(self, settings: AlertSettings, store: RedisStore, mail: MailQueue) -> None:
+        self._s = settings
+        self._store = store
+        self._mail = mail
+
+    async def send(self, user: CachedUser, kind: str, detail: str) -> None:
+        """Queue an alert (kind: new_device | token_reuse); never fails the request."""
+        if not self._s.enabled:
+            return
+        try:
+            token = secrets.token_urlsafe(32)
+            await self._store.put_notme(token, user.id, self._s.link_ttl)
+            link = self._s.url_template.replace("{token}", token)
+            await self._mail.send_security_alert(user.email, user.username, kind, detail, link)
+        except Exception:
+            log.exception("could not queue a %s alert for user %s", kind, user.id)

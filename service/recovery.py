@@ -1,0 +1,119 @@
+"""Everything that reaches the user by email link: password reset, email verification and
+"this wasn't me". Tokens are random, stored only as hashes, single use (GETDEL)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import replace
+
+from .config import Settings
+from .errors import ValidationFailed
+from .limits import RateLimiter
+from .mail import MailQueue
+from .passwords import PasswordHasher, policy_problems
+from .redis_store import RedisStore
+from .schemas import ResetConfirmInput
+from .services import cached
+from .session_store import SessionStore
+from .users import UserStore
+
+log = logging.getLogger("authsvc.recovery")
+
+BAD_TOKEN = "Invalid or expired token."
+
+
+class RecoveryService:
+    def __init__(self, settings: Settings, users: UserStore, store: RedisStore,
+                 sessions: SessionStore, hasher: PasswordHasher, mail: MailQueue,
+                 limiter: RateLimiter) -> None:
+        self._s = settings
+        self._users = users
+        self._store = store
+        self._sessions = sessions
+        self._hasher = hasher
+        self._mail = mail
+        self._limiter = limiter
+
+    # -- password reset -----------------------------------------------------------------
+    async def request_reset(self, email: str, client_ip: str) -> None:
+        """Rate-limit only; the rest runs after the answer (see send_reset)."""
+        await self._limiter.check("password_reset", client_ip, email)
+
+    async def send_reset(self, email: str) -> None:
+        """Mint a reset token and queue the email; runs after the response, so known and
+        unknown emails answer alike and no caller waits for SMTP."""
+        try:
+            user = await self._users.by_email(email)
+            if user is None or not user.is_active:
+                return
+            token = secrets.token_urlsafe(32)
+            await self._store.put_reset(token, user.id, user.token_version,
+                                        self._s.password_reset.ttl)
+            link = self._s.password_reset.url_template.replace("{token}", token)
+            job_id = await self._mail.send_password_reset(user.email, user.username, link)
+            log.info("password reset email queued for user %s (job %s)", user.id, job_id)
+        except Exception:
+            log.exception("could not queue a password reset email")
+
+    async def confirm_reset(self, data: ResetConfirmInput) -> None:
+        taken, ttl_left = await self._store.take_reset(data.token)
+        if taken is None:
+            raise ValidationFailed.on("token", BAD_TOKEN)
+        user_id, version = taken
+        try:
+            user = await self._users.by_id(user_id)
+            if user is None or not user.is_active or user.token_version != version:
+                raise ValidationFailed.on("token", BAD_TOKEN)
+            problems = policy_problems(data.password, self._s.passwords,
+                                       username=user.username, email=user.email)
+            if problems:
+                raise ValidationFailed({"password": problems})
+            new_version = await self._users.set_password(
+                user.id, await self._hasher.hash(data.password))
+        except ValidationFailed as exc:
+            if exc.errors.keys() != {"token"}:  # a bad new password must not burn the link
+                await self._store.restore_reset(data.token, user_id, version, ttl_left)
+            raise
+        except BaseException:
+            await self._store.restore_reset(data.token, user_id, version, ttl_left)
+            raise
+        await self._store.put_user(replace(cached(user), token_version=new_version))
+        await self._sessions.end_all(user.id)
+        log.info("password reset for user %s", user.id)
+
+    # -- email verification -------------------------------------------------------------
+    async def send_verification(self, email: str) -> None:
+        """Mail a verification link (after the response); unknown or verified: nothing."""
+        try:
+            user = await self._users.by_email(email)
+            if user is None or user.email_verified or not user.is_active:
+                return
+            token = secrets.token_urlsafe(32)
+            await self._store.put_verify(token, user.id, self._s.auth.email_verification_ttl)
+            link = self._s.auth.verify_url_template.replace("{token}", token)
+            await self._mail.send_verification(user.email, user.username, link)
+        except Exception:
+            log.exception("could not queue a verification email")
+
+    async def request_verification(self, email: str, client_ip: str) -> None:
+        """verify-email/resend/: rate-limited like password resets; the rest runs after."""
+        await self._limiter.check("password_reset", client_ip, email)
+
+    async def verify_email(self, token: str) -> None:
+        user_id = await self._store.take_verify(token)
+        if user_id is None:
+            raise ValidationFailed.on("token", BAD_TOKEN)
+        await self._users.set_email_verified(user_id)
+        log.info("email verified for user %s", user_id)
+
+    async def not_me(self, token: str, client_ip: str) -> None:
+        """The confirming POST behind an alert's link: end every session, start a reset."""
+        await self._limiter.check("password_reset", client_ip, token)
+        user_id = await self._store.take_notme(token)
+        row = await self._users.by_id(user_id) if user_id is not None else None
+        if row is None:
+            raise ValidationFailed.on("token", BAD_TOKEN)
+        ended = await self._sessions.end_all(row.id)
+        log.warning("user %s reported a sign-in as not theirs: %s sessions ended", row.id, ended)
+        await self.send_reset(row.email)
