@@ -191,6 +191,8 @@ class AdminService:
         # The acting admin keeps access, so there is always someone left to undo a mistake.
         if user.id == actor.id and (active is False or role is not None):
             raise ValidationFailed.on("non_field_errors", SELF_LOCKOUT)
+        if role is not None or active is not None:
+            await self._store.forget_user(user.id)  # fail closed before the database write
         if role is not None:
             await self._users.set_role_and_bump(user.id, role)
         if active is not None:
@@ -204,6 +206,7 @@ class AdminService:
     async def revoke_sessions(self, user_id: int) -> None:
         """Refuse every token of the user issued so far."""
         user = await self.get_user(user_id)
+        await self._store.forget_user(user.id)
         await self._users.bump_token_version(user.id)
         await self._sessions.end_all(user.id)
         await self._publish(user.id)

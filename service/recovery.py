@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import replace
 
 from .config import Settings
 from .errors import ValidationFailed
@@ -69,8 +68,11 @@ class RecoveryService:
                                        username=user.username, email=user.email)
             if problems:
                 raise ValidationFailed({"password": problems})
-            new_version = await self._users.set_password(
-                user.id, await self._hasher.hash(data.password))
+            new_hash = await self._hasher.hash(data.password)
+            await self._store.forget_user(user.id)
+            changed = await self._users.set_password(user.id, new_hash, version)
+            if changed is None:  # a change or another reset landed meanwhile
+                raise ValidationFailed.on("token", BAD_TOKEN)
         except ValidationFailed as exc:
             if exc.errors.keys() != {"token"}:  # a bad new password must not burn the link
                 await self._store.restore_reset(data.token, user_id, version, ttl_left)
@@ -78,7 +80,7 @@ class RecoveryService:
         except BaseException:
             await self._store.restore_reset(data.token, user_id, version, ttl_left)
             raise
-        await self._store.put_user(replace(cached(user), token_version=new_version))
+        await self._store.put_user(cached(changed))  # re-read after the write, never stale
         await self._sessions.end_all(user.id)
         log.info("password reset for user %s", user.id)
 

@@ -110,6 +110,12 @@ class RedisStore:
         flat = [item for pair in user.to_fields().items() for item in pair]
         await self._fill(keys=[self.user_key(user.id)], args=[self._user_ttl, *flat])
 
+    async def forget_user(self, user_id: int) -> None:
+        """Drop the cached row before a security-relevant write to the database: if Redis is
+        down this fails first (nothing written), and if a later put fails, readers go to the
+        database instead of trusting a stale token version."""
+        await self.redis.delete(self.user_key(user_id))
+
     async def put_user(self, user: CachedUser) -> None:
         """Overwrite the cache after a write to the database (writers always win)."""
         key = self.user_key(user.id)
@@ -147,16 +153,15 @@ class RedisStore:
     def lock_key(self, key: str) -> str:
         return f"{self._p}lock:{token_digest(key)[:32]}"
 
-    async def failures(self, key: str) -> tuple[int, int]:
-        """(failures counted, seconds until the count resets)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(self.lock_key(key))
-            pipe.ttl(self.lock_key(key))
-            count, ttl = await pipe.execute()
-        return int(count or 0), max(1, int(ttl))
+    async def reserve_attempt(self, key: str, window: int) -> tuple[int, int]:
+        """Count a login attempt before the password is checked (atomic, so parallel guesses
+        cannot all slip under the limit); returns (attempts counted, seconds left)."""
+        ((count, left),) = await self._counts([self.lock_key(key)], window)
+        return count, left
 
-    async def fail(self, key: str, window: int) -> None:
-        await self._hit(keys=[self.lock_key(key)], args=[window])
+    async def give_back_attempt(self, key: str) -> None:
+        """A successful attempt was no failure: un-count it."""
+        await self.redis.decr(self.lock_key(key))
 
     async def clear_failures(self, key: str) -> None:
         await self.redis.delete(self.lock_key(key))
@@ -186,5 +191,8 @@ class RedisStore:
     # -- rate limits ---------------------------------------------------------------------
     async def hit(self, scope: str, keys: list[str], window: int) -> list[tuple[int, int]]:
         """Count one event against each key; returns (count, seconds left) for each."""
-        raw = await self._hit(keys=[self.rate_key(scope, k) for k in keys], args=[window])
+        return await self._counts([self.rate_key(scope, k) for k in keys], window)
+
+    async def _counts(self, keys: list[str], window: int) -> list[tuple[int, int]]:
+        raw = await self._hit(keys=keys, args=[window])
         return [(int(raw[i]), max(1, -(-int(raw[i + 1]) // 1000))) for i in range(0, len(raw), 2)]

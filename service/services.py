@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .alerts import Alerts
 from .config import Settings
@@ -131,27 +131,33 @@ class AuthService:
         device = (self._devices.verify(data.device_token, user.id, now)
                   if user is not None else None)
         # OWASP device cookies: a known device has its own failure count; everyone else shares
-        # the identifier's, counted whether or not the account exists.
-        lock = f"device:{device}" if device else f"id:{fold(data.identifier)}"
+        # the account's (or, with no account, the identifier's: the lock reveals nothing).
+        # The attempt is counted before the hash is checked, so parallel guesses cannot all
+        # pass under the limit.
+        if device:
+            lock = f"device:{device}"
+        else:
+            lock = f"user:{user.id}" if user is not None else f"id:{fold(data.identifier)}"
         lockout = self._s.lockout
         if lockout.enabled:
-            failures, resets_in = await self._store.failures(lock)
-            if failures >= lockout.max_failures:
+            attempts, resets_in = await self._store.reserve_attempt(lock, lockout.window)
+            if attempts > lockout.max_failures:
                 raise LoginLocked(resets_in)
         # Unknown users cost the same hashing work as a wrong password.
         result = await self._hasher.verify(user.password_hash if user else None, data.password)
         if user is None or not result.valid or not user.is_active:
-            if lockout.enabled:
-                await self._store.fail(lock, lockout.window)
             raise InvalidCredentials()
+        if lockout.enabled:
+            if device:
+                await self._store.clear_failures(lock)
+            else:
+                await self._store.give_back_attempt(lock)
         # Said only to someone who knows the password: it reveals nothing to a guesser.
         if self._s.auth.require_email_verification and not user.email_verified:
             raise EmailNotVerified()
         if result.new_hash:
             await self._users.upgrade_hash(user.id, user.password_hash, result.new_hash)
-        if device:
-            await self._store.clear_failures(lock)
-        else:
+        if not device:
             await self._alerts.send(cached(user), "new_device",
                               f"When: {_when(now)}. From: {client.ip}, "
                               f"{client.user_agent or 'unknown browser'}.")
@@ -290,15 +296,20 @@ class AuthService:
                                    email=row.email)
         if problems:
             raise ValidationFailed({"password": problems})
-        version = await self._users.set_password(row.id, await self._hasher.hash(data.password))
-        user = replace(cached(row), token_version=version)
+        new_hash = await self._hasher.hash(data.password)
+        await self._store.forget_user(row.id)
+        changed = await self._users.set_password(row.id, new_hash, row.token_version)
+        if changed is None:  # a reset or another change landed meanwhile: that one stands
+            raise TokenInvalid("password_changed",
+                               "The password was changed meanwhile").for_bearer()
+        user = cached(changed)  # re-read: never publish fields read before the hashing
         await self._store.put_user(user)
         await self._sessions.end_all(row.id, keep=caller.sid)
         now = self._clock()
-        pair = self._codec.issue_pair(sub=str(row.id), role=user.role, ver=version,
+        pair = self._codec.issue_pair(sub=str(row.id), role=user.role, ver=user.token_version,
                                       sid=caller.sid, now=now)
         exp = pair.refresh_claims.exp
-        await self._sessions.set_current(caller.sid, pair.refresh_claims.jti, now, exp,
+        await self._sessions.set_current(row.id, caller.sid, pair.refresh_claims.jti, now, exp,
                                          self._ttl(exp, now))
         log.info("password changed for user %s", row.id)
         return pair

@@ -170,10 +170,13 @@ class SessionStore:
                                           args=[str(user_id), jti, str(ver), str(blacklist_ttl)])
         return RefreshOutcome(_text(status), _pairs(user))
 
-    async def set_current(self, sid: str, refresh_jti: str, now: float, exp: int,
+    async def set_current(self, user_id: int, sid: str, refresh_jti: str, now: float, exp: int,
                           ttl: int) -> None:
-        """After a password change the current session goes on with a new refresh token."""
+        """After a password change the current session goes on with a new refresh token (and
+        a new lifetime, which the user's index must outlive so logout-all still finds it)."""
         async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(self.index_key(user_id), sid)
+            pipe.expire(self.index_key(user_id), self._index_ttl)
             pipe.hset(self.key(sid), mapping={
                 "cur": refresh_jti, "prev": "", "rot_at": "0", "last_used": str(int(now)),
                 "exp": str(exp)})

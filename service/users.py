@@ -156,15 +156,19 @@ class UserStore:
             (users.c.id == user_id) & (users.c.password_hash == old_hash)
         ).values(password_hash=new_hash))
 
-    async def set_password(self, user_id: int, password_hash: str) -> int:
-        """Change the password and bump the token version; returns the new version."""
+    async def set_password(self, user_id: int, password_hash: str,
+                           expected_version: int) -> User | None:
+        """Change the password and bump the token version, only if the version is still
+        `expected_version` (no reset or change landed since it was read); returns the new
+        row, or None when it lost that race."""
         async with self._db.transaction():
-            await self._db.execute(users.update().where(users.c.id == user_id).values(
-                password_hash=password_hash, password_changed_at=_now(),
-                token_version=users.c.token_version + 1))
-            version = await self._db.fetch_val(
-                sa.select(users.c.token_version).where(users.c.id == user_id))
-        return int(version)
+            await self._db.execute(users.update().where(
+                (users.c.id == user_id) & (users.c.token_version == expected_version)
+            ).values(password_hash=password_hash, password_changed_at=_now(),
+                     token_version=users.c.token_version + 1))
+            row = await self.by_id(user_id)
+        # Hashes are salted: the stored one is ours only if our update applied.
+        return row if row is not None and row.password_hash == password_hash else None
 
     async def set_role(self, user_id: int, role: str) -> None:
         await self._db.execute(users.update().where(users.c.id == user_id).values(role=role))

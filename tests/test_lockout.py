@@ -4,6 +4,7 @@ passwords cannot lock the owner out of a device they have signed in from before.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -48,7 +49,29 @@ def test_unknown_accounts_lock_alike(settings: Settings, make_client: Any) -> No
     real = [attempt(client, "alice", "wrong guess").status_code for _ in range(MAX + 1)]
     ghost = [attempt(client, "nobody", "wrong guess").status_code for _ in range(MAX + 1)]
     assert real == ghost == [401] * MAX + [429]
-    assert attempt(client, "ALICE@example.com", "x").status_code == 401  # another identifier
+    # The lock is the account's: its email is locked along with its username.
+    assert attempt(client, "ALICE@example.com", "x").status_code == 429
+    assert attempt(client, "someone-else", "x").status_code == 401
+
+
+def test_parallel_guesses_cannot_slip_under_the_limit(settings: Settings,
+                                                      make_client: Any) -> None:
+    """ASVS V2.2.1: attempts are counted before the hash is checked, so N parallel guesses
+    get at most max_failures answers of 401; the rest are 429."""
+    client = make_client(locking(settings))
+    register(client)
+    results: list[int] = []
+
+    def guess() -> None:
+        with httpx.Client(base_url=client.base_url, timeout=30) as own:
+            results.append(attempt(own, "alice", "parallel guess").status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == [401] * MAX + [429] * (12 - MAX)
 
 
 def test_a_known_device_keeps_signing_in_while_the_account_is_locked(

@@ -160,3 +160,16 @@ def test_refresh_marks_the_session_used(settings: Settings, make_client: Any) ->
     assert client.post(API + "token/refresh/", json={"refresh": tokens["refresh"]}).status_code == 200
     row = client.get(API + "sessions/", headers=bearer(tokens["access"])).json()[0]
     assert row["last_used"] > row["created"]
+
+
+def test_logout_all_finds_a_session_renewed_by_a_password_change(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """A password change gives this session a new lifetime; the user's session index must
+    outlive it, or logout-all (and "this wasn't me") would miss it. Simulated: the index
+    from the login has expired by the time the password is changed."""
+    tokens = register(client)
+    sync_redis.delete(f"{settings.redis.prefix}user_sessions:1")
+    fresh = client.post(API + "password/change/", headers=bearer(tokens["access"]), json={
+        "old_password": USER["password"], "password": NEW, "password2": NEW}).json()
+    assert client.post(API + "logout-all/", headers=bearer(fresh["access"])).status_code == 205
+    refused(profile(client, fresh), "session_ended")

@@ -190,16 +190,31 @@ def test_concurrent_creates_of_one_name_let_exactly_one_win(migrated_url: str) -
 
 
 def test_set_password_bumps_the_token_version(migrated_url: str) -> None:
-    """Each set_password stores the hash and returns a version one higher."""
+    """Each set_password stores the hash and returns the row with a version one higher."""
     async def body(store: UserStore, db: Database) -> tuple[list[int], User | None]:
         user = await make_user(store)
-        versions = [await store.set_password(user.id, "new-1"),
-                    await store.set_password(user.id, "new-2")]
-        return versions, await store.by_id(user.id)
+        first = await store.set_password(user.id, "new-1", 0)
+        second = await store.set_password(user.id, "new-2", 1)
+        assert first is not None and second is not None
+        return [first.token_version, second.token_version], await store.by_id(user.id)
 
     versions, user = with_store(migrated_url, body)
     assert versions == [1, 2]
     assert user is not None and (user.token_version, user.password_hash) == (2, "new-2")
+
+
+def test_set_password_loses_to_a_write_that_landed_first(migrated_url: str) -> None:
+    """A change computed against an old token version never overwrites a newer password
+    (a reset confirmed while an attacker's password change was hashing)."""
+    async def body(store: UserStore, db: Database) -> tuple[User | None, User | None]:
+        user = await make_user(store)
+        await store.set_password(user.id, "owner-reset", 0)
+        late = await store.set_password(user.id, "attacker-change", 0)
+        return late, await store.by_id(user.id)
+
+    late, user = with_store(migrated_url, body)
+    assert late is None
+    assert user is not None and (user.token_version, user.password_hash) == (1, "owner-reset")
 
 
 def test_upgrade_hash_applies_only_while_the_old_hash_matches(migrated_url: str) -> None:
@@ -208,7 +223,7 @@ def test_upgrade_hash_applies_only_while_the_old_hash_matches(migrated_url: str)
         user = await make_user(store)
         await store.upgrade_hash(user.id, HASH, "rehashed")
         first = await store.by_id(user.id)
-        await store.set_password(user.id, "changed")
+        await store.set_password(user.id, "changed", 0)
         await store.upgrade_hash(user.id, "rehashed", "stale-rehash")
         return first, await store.by_id(user.id)
 
