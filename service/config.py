@@ -93,7 +93,9 @@ class PasswordSettings:
     time_cost: int = 2
     memory_cost: int = 19456
     parallelism: int = 1
-    max_concurrent_hashes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # The cores this process may run on (taskset, cgroups), not the machine's: two memory-hard
+    # hashes time-sliced on one core thrash its cache and lose throughput.
+    max_concurrent_hashes: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)
