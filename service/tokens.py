@@ -19,6 +19,9 @@ from .config import JwtSettings
 from .errors import TokenInvalid
 
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Tokens whose signature was verified, kept per process: a client sends one access token
+# many times, and re-verifying an unchanged string is wasted work. ~1 KB each.
+VERIFIED_CACHE_SIZE = 10_000
 ACCESS = "access"
 REFRESH = "refresh"
 
@@ -49,11 +52,15 @@ class TokenPair:
 
 
 class TokenCodec:
-    def __init__(self, settings: JwtSettings, secret: str) -> None:
+    def __init__(self, settings: JwtSettings, secret: str,
+                 cache_size: int = VERIFIED_CACHE_SIZE) -> None:
         if len(secret.encode()) < 32:
             raise ValueError("JWT secret must be at least 32 bytes")
         self._s = settings
         self._key = secret
+        # token string -> its verified claims (insertion-ordered: the oldest go first)
+        self._verified: dict[str, Claims] = {}
+        self._cache_size = cache_size
 
     def _encode(self, claims: Claims) -> str:
         payload: dict[str, Any] = {
@@ -90,6 +97,25 @@ class TokenCodec:
 
     def decode(self, token: str, expected_type: str, now: float) -> Claims:
         """Verify signature, algorithm, times and type; raise TokenInvalid with a reason."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            if len(self._verified) >= self._cache_size:
+                self._verified.pop(next(iter(self._verified)))  # oldest first
+            self._verified[token] = claims
+        leeway = self._s.leeway
+        if claims.exp + leeway <= now:
+            raise TokenInvalid("token_expired", "Token is expired")
+        if claims.iat - leeway > now:
+            raise TokenInvalid("token_not_yet_valid", "Token was issued in the future")
+        if claims.token_type != expected_type:
+            raise TokenInvalid("wrong_token_type", "Token has wrong type")
+        return claims
+
+    def _verify(self, token: str) -> Claims:
+        """Signature, algorithm and claim shapes: facts about the token string that never
+        change, so decode() keeps them in a bounded cache. Time, type, revocation and the
+        session are judged on every call (revocation by the caller, in Redis)."""
         # Exactly three unpadded base64url segments: PyJWT would also accept added '='.
         if not _COMPACT_JWS.fullmatch(token):
             raise TokenInvalid("malformed")
@@ -111,15 +137,7 @@ class TokenCodec:
             raise TokenInvalid("wrong_issuer") from exc
         except jwt.PyJWTError as exc:
             raise TokenInvalid("malformed") from exc
-        claims = self._claims(payload)
-        leeway = self._s.leeway
-        if claims.exp + leeway <= now:
-            raise TokenInvalid("token_expired", "Token is expired")
-        if claims.iat - leeway > now:
-            raise TokenInvalid("token_not_yet_valid", "Token was issued in the future")
-        if claims.token_type != expected_type:
-            raise TokenInvalid("wrong_token_type", "Token has wrong type")
-        return claims
+        return self._claims(payload)
 
     @staticmethod
     def _claims(payload: dict[str, Any]) -> Claims:

@@ -138,3 +138,27 @@ def test_refresh_successor_keeps_the_original_expiry() -> None:
 def test_short_secret_is_refused() -> None:
     with pytest.raises(ValueError):
         TokenCodec(JwtSettings(), "short")
+
+
+def test_a_verified_token_is_still_judged_on_time_and_type_every_time() -> None:
+    """The cache keeps only what never changes (signature, claims); expiry and type are
+    checked on every decode, and a forged token is never cached."""
+    c = codec(leeway=10)
+    token, claims = c.issue(ACCESS, sub="1", role="user", ver=0, sid="s", now=NOW)
+    assert c.decode(token, ACCESS, NOW).jti == claims.jti
+    assert reason(lambda: c.decode(token, REFRESH, NOW)) == "wrong_token_type"
+    assert reason(lambda: c.decode(token, ACCESS, claims.exp + 10)) == "token_expired"
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for _ in range(2):
+        assert reason(lambda: c.decode(forged, ACCESS, NOW)) == "bad_signature"
+
+
+def test_the_verified_cache_is_bounded() -> None:
+    """Memory stays bounded however many distinct tokens arrive; evicted ones still decode."""
+    c = TokenCodec(JwtSettings(), SECRET, cache_size=3)
+    tokens = [c.issue(ACCESS, sub=str(i), role="u", ver=0, sid="s", now=NOW)[0]
+              for i in range(10)]
+    for token in tokens:
+        c.decode(token, ACCESS, NOW)
+    assert len(c._verified) == 3
+    assert c.decode(tokens[0], ACCESS, NOW).sub == "0"
