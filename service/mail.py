@@ -29,10 +29,6 @@ class MailQueue:
         self._verify_ttl = settings.auth.email_verification_ttl
         self._result_ttl = settings.worker.result_ttl
 
-    @property
-    def queue(self) -> Queue:
-        return self._queue
-
     def _enqueue(self, job: str, what: str, kwargs: dict[str, str], ttl: int) -> str:
         recipient = hashlib.sha256(kwargs["to"].encode()).hexdigest()[:12]
         queued = self._queue.enqueue_call(

@@ -170,9 +170,6 @@ class UserStore:
         # Hashes are salted: the stored one is ours only if our update applied.
         return row if row is not None and row.password_hash == password_hash else None
 
-    async def set_role(self, user_id: int, role: str) -> None:
-        await self._db.execute(users.update().where(users.c.id == user_id).values(role=role))
-
     async def set_active(self, user_id: int, active: bool) -> None:
         await self._db.execute(
             users.update().where(users.c.id == user_id).values(

@@ -7,7 +7,6 @@ and deletes only its own keys afterwards: nobody else's data is flushed.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import uuid
@@ -19,19 +18,12 @@ import httpx
 import pytest
 import redis
 from aiosmtpd.controller import Controller
-from support import FAST_PASSWORDS, SECRET, LiveServer, Mailbox, free_port
+from support import LiveServer, Mailbox, app_settings, delete_prefixed, free_port
 
-from service import embedded_redis, migrate
+from service import embedded_redis
 from service.app import create_app
 from service.config import (
-    AlertSettings,
-    AuthSettings,
-    JwtSettings,
-    LockoutSettings,
-    RateLimitSettings,
     Settings,
-    SmtpSettings,
-    WorkerSettings,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,11 +58,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"authtest-{uuid.uuid4().hex[:10]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    delete_prefixed(redis_url, prefix)
 
 
 @pytest.fixture
@@ -93,21 +81,7 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str, redis_prefix: str,
              smtp_server: tuple[Mailbox, int]) -> Settings:
-    database_url = f"sqlite:///{tmp_path / 'auth.db'}"
-    migrate.upgrade(database_url)
-    return Settings(
-        data_dir=tmp_path / "data",
-        database=dataclasses.replace(Settings().database, url=database_url),
-        redis=dataclasses.replace(Settings().redis, url=redis_url, prefix=redis_prefix),
-        jwt=JwtSettings(secret=SECRET),
-        passwords=FAST_PASSWORDS,
-        rate_limit=RateLimitSettings(enabled=False),
-        lockout=LockoutSettings(enabled=False),
-        auth=AuthSettings(verify_emails=False),
-        alerts=AlertSettings(enabled=False),
-        smtp=SmtpSettings(port=smtp_server[1], timeout=5),
-        worker=WorkerSettings(queue=f"{redis_prefix}mail", retry_intervals=(0, 0)),
-    )
+    return app_settings(tmp_path, redis_url, redis_prefix, smtp_server[1])
 
 
 @pytest.fixture

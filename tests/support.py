@@ -15,10 +15,24 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import uvicorn
 
+from service import migrate
 from service.app import UVICORN_OPTIONS
-from service.config import PasswordSettings, Settings
+from service.config import (
+    AlertSettings,
+    AuthSettings,
+    DatabaseSettings,
+    JwtSettings,
+    LockoutSettings,
+    PasswordSettings,
+    RateLimitSettings,
+    RedisSettings,
+    Settings,
+    SmtpSettings,
+    WorkerSettings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-" + "x" * 40
@@ -137,3 +151,34 @@ def settle(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
             return
         seen = len(records)
         time.sleep(0.05)
+
+
+def app_settings(tmp: Path, redis_url: str, prefix: str, smtp_port: int,
+                  smtp_timeout: int = 5) -> Settings:
+    """Settings for a test app on a fresh, migrated SQLite file and a key prefix of its own:
+    cheap argon2, and rate limits, lockout, alerts and verification emails off (the tests
+    of those switch them on)."""
+    database_url = f"sqlite:///{tmp / 'auth.db'}"
+    migrate.upgrade(database_url)
+    return Settings(
+        data_dir=tmp / "data",
+        database=DatabaseSettings(url=database_url),
+        redis=RedisSettings(url=redis_url, prefix=prefix),
+        jwt=JwtSettings(secret=SECRET),
+        passwords=FAST_PASSWORDS,
+        rate_limit=RateLimitSettings(enabled=False),
+        lockout=LockoutSettings(enabled=False),
+        auth=AuthSettings(verify_emails=False),
+        alerts=AlertSettings(enabled=False),
+        smtp=SmtpSettings(port=smtp_port, timeout=smtp_timeout),
+        worker=WorkerSettings(queue=f"{prefix}mail", retry_intervals=(0, 0)),
+    )
+
+
+def delete_prefixed(redis_url: str, prefix: str) -> None:
+    """Delete this test's keys, and only those: nobody else's data is flushed."""
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()

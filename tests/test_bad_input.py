@@ -13,19 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
-from support import FAST_PASSWORDS, SECRET, LiveServer, bearer, free_port, register, settle
+from support import LiveServer, app_settings, bearer, delete_prefixed, free_port, register, settle
 
-from service import migrate
 from service.app import create_app
 from service.config import (
-    DatabaseSettings,
-    JwtSettings,
-    RateLimitSettings,
-    RedisSettings,
     Settings,
-    SmtpSettings,
-    WorkerSettings,
 )
 
 API = "/api/v1/auth/"
@@ -80,22 +72,11 @@ WRONG_TYPES = {"number": 12, "float": 1.5, "list": ["x"], "object": {"x": "y"}, 
 def api(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[httpx.Client]:
     tmp = tmp_path_factory.mktemp("bad-input")
     prefix = f"authtest-{uuid.uuid4().hex[:10]}:"
-    database_url = f"sqlite:///{tmp / 'auth.db'}"
-    migrate.upgrade(database_url)
-    settings = Settings(
-        data_dir=tmp / "data", database=DatabaseSettings(url=database_url),
-        redis=RedisSettings(url=redis_url, prefix=prefix), jwt=JwtSettings(secret=SECRET),
-        passwords=FAST_PASSWORDS, rate_limit=RateLimitSettings(enabled=False),
-        smtp=SmtpSettings(port=free_port(), timeout=1),
-        worker=WorkerSettings(queue=f"{prefix}mail", retry_intervals=(0, 0)))
+    settings = app_settings(tmp, redis_url, prefix, free_port(), smtp_timeout=1)
     with LiveServer(create_app(settings)) as server:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             yield client
-    cleaner = redis.Redis.from_url(redis_url)
-    keys = list(cleaner.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        cleaner.delete(*keys)
-    cleaner.close()
+    delete_prefixed(redis_url, prefix)
 
 
 @pytest.fixture(scope="module")
