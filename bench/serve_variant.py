@@ -8,18 +8,17 @@ Usage: python bench/serve_variant.py {with|without} PORT   (settings from AUTH_*
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import uvicorn
 
 from service.app import UVICORN_OPTIONS, create_app
 from service.config import load_settings
-from service.session_store import SessionStore, _text
+from service.redis_wire import pairs
+from service.session_store import SessionStore
 
 
 async def _user_only(self: SessionStore, user_id: int, sid: str) -> tuple[dict[str, str], bool]:
-    fields: dict[Any, Any] = await self.redis.hgetall(self._user_key(user_id))
-    return {_text(k): _text(v) for k, v in fields.items()}, True
+    return pairs(await self.redis.execute("HGETALL", self._user_key(user_id))), True
 
 
 def main() -> None:

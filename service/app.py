@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis
-import redis.asyncio
 from databases import Database
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,6 +29,7 @@ from .mail import MailQueue
 from .passwords import PasswordHasher
 from .recovery import RecoveryService
 from .redis_store import RedisStore
+from .redis_wire import RedisWire
 from .routes import ROUTES
 from .services import AuthService
 from .session_store import SessionStore
@@ -69,14 +69,13 @@ _LOCAL_FAULTS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADire
 UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
 
 
-def redis_clients(settings: Settings) -> tuple[redis.asyncio.Redis, redis.Redis]:
-    """Async client for the API, sync client for RQ; both time out rather than hang."""
+def redis_clients(settings: Settings) -> tuple[RedisWire, redis.Redis]:
+    """The API's own lean client, and redis-py's for RQ; both time out rather than hang."""
     url = embedded_redis.resolve_url(settings.redis.url, settings.data_dir)
     timeout = settings.redis.socket_timeout
-    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
-                               "health_check_interval": 30}
-    return (redis.asyncio.Redis.from_url(url, **options),
-            redis.Redis.from_url(url, **options))
+    return (RedisWire(url, timeout=timeout),
+            redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                 health_check_interval=30))
 
 
 def database(settings: Settings) -> Database:
@@ -146,7 +145,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         finally:
             hasher.close()
             await db.disconnect()
-            await async_redis.aclose()
+            await async_redis.close()
             sync_redis.close()
 
     app = Starlette(

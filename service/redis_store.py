@@ -22,19 +22,19 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
+from .redis_wire import RedisWire, Script, pairs
 
 # Fill the user cache only if absent: a writer that has just overwritten it wins over a
 # reader still holding a row it read before the write.
-_FILL_IF_ABSENT = """
+_FILL_IF_ABSENT = Script("""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
-"""
+""")
 
 # Fixed windows, one counter per key; returns for each key its count and TTL (ms).
-_HIT = """
+_HIT = Script("""
 local out = {}
 for i, key in ipairs(KEYS) do
   local count = redis.call('INCR', key)
@@ -45,7 +45,7 @@ for i, key in ipairs(KEYS) do
   out[#out + 1] = ttl
 end
 return out
-"""
+""")
 
 
 def token_digest(token: str) -> str:
@@ -80,15 +80,13 @@ class CachedUser:
 
 
 class RedisStore:
-    def __init__(self, redis: Redis, prefix: str, *, user_ttl: int) -> None:
+    def __init__(self, redis: RedisWire, prefix: str, *, user_ttl: int) -> None:
         self.redis = redis
         self._p = prefix
         self._user_ttl = user_ttl
-        self._fill = redis.register_script(_FILL_IF_ABSENT)
-        self._hit = redis.register_script(_HIT)
 
     async def ping(self) -> None:
-        await self.redis.ping()
+        await self.redis.execute("PING")
 
     # -- keys ---------------------------------------------------------------------------
     def user_key(self, user_id: int) -> str:
@@ -102,32 +100,30 @@ class RedisStore:
 
     # -- user cache ----------------------------------------------------------------------
     async def cached_user(self, user_id: int) -> CachedUser | None:
-        fields = await self.redis.hgetall(self.user_key(user_id))
+        fields = pairs(await self.redis.execute("HGETALL", self.user_key(user_id)))
         return CachedUser.from_fields(user_id, fields) if fields else None
 
     async def fill_user(self, user: CachedUser) -> None:
         """Cache a row read from the database, unless a writer got there first."""
         flat = [item for pair in user.to_fields().items() for item in pair]
-        await self._fill(keys=[self.user_key(user.id)], args=[self._user_ttl, *flat])
+        await self.redis.eval(_FILL_IF_ABSENT, [self.user_key(user.id)], [self._user_ttl, *flat])
 
     async def forget_user(self, user_id: int) -> None:
         """Drop the cached row before a security-relevant write to the database: if Redis is
         down this fails first (nothing written), and if a later put fails, readers go to the
         database instead of trusting a stale token version."""
-        await self.redis.delete(self.user_key(user_id))
+        await self.redis.execute("DEL", self.user_key(user_id))
 
     async def put_user(self, user: CachedUser) -> None:
         """Overwrite the cache after a write to the database (writers always win)."""
         key = self.user_key(user.id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.hset(key, mapping=dict(user.to_fields()))  # type: ignore[arg-type]
-            pipe.expire(key, self._user_ttl)
-            await pipe.execute()
+        flat = [item for pair in user.to_fields().items() for item in pair]
+        await self.redis.transaction(("DEL", key), ("HSET", key, *flat),
+                                     ("EXPIRE", key, self._user_ttl))
 
     # -- password-reset tokens -----------------------------------------------------------
     async def put_reset(self, token: str, user_id: int, version: int, ttl: int) -> None:
-        await self.redis.set(self.reset_key(token), f"{user_id}:{version}", ex=ttl)
+        await self.redis.execute("SET", self.reset_key(token), f"{user_id}:{version}", "EX", ttl)
 
     async def take_reset(self, token: str) -> tuple[tuple[int, int] | None, int]:
         """Consume atomically (GETDEL): two confirms with one token, one wins.
@@ -135,10 +131,7 @@ class RedisStore:
         Returns ((user id, version) or None, the TTL it had left, for a restore on failure).
         """
         key = self.reset_key(token)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.ttl(key)
-            pipe.getdel(key)
-            ttl, value = await pipe.execute()
+        ttl, value = await self.redis.transaction(("TTL", key), ("GETDEL", key))
         if value is None:
             return None, 0
         user_id, version = (value.decode() if isinstance(value, bytes) else value).split(":")
@@ -147,7 +140,8 @@ class RedisStore:
     async def restore_reset(self, token: str, user_id: int, version: int, ttl: int) -> None:
         """Put back a token whose confirm failed half-way, so the user can try again."""
         if ttl > 0:
-            await self.redis.set(self.reset_key(token), f"{user_id}:{version}", ex=ttl, nx=True)
+            await self.redis.execute("SET", self.reset_key(token), f"{user_id}:{version}",
+                                     "EX", ttl, "NX")
 
     # -- login lockout ------------------------------------------------------------------
     def lock_key(self, key: str) -> str:
@@ -161,20 +155,20 @@ class RedisStore:
 
     async def give_back_attempt(self, key: str) -> None:
         """A successful attempt was no failure: un-count it."""
-        await self.redis.decr(self.lock_key(key))
+        await self.redis.execute("DECR", self.lock_key(key))
 
     async def clear_failures(self, key: str) -> None:
-        await self.redis.delete(self.lock_key(key))
+        await self.redis.execute("DEL", self.lock_key(key))
 
     # -- email verification -------------------------------------------------------------
     def verify_key(self, token: str) -> str:
         return f"{self._p}verify:{token_digest(token)}"
 
     async def put_verify(self, token: str, user_id: int, ttl: int) -> None:
-        await self.redis.set(self.verify_key(token), str(user_id), ex=ttl)
+        await self.redis.execute("SET", self.verify_key(token), user_id, "EX", ttl)
 
     async def take_verify(self, token: str) -> int | None:
-        value = await self.redis.getdel(self.verify_key(token))
+        value = await self.redis.execute("GETDEL", self.verify_key(token))
         return int(value) if value is not None else None
 
     # -- "this wasn't me" links ---------------------------------------------------------
@@ -182,10 +176,10 @@ class RedisStore:
         return f"{self._p}notme:{token_digest(token)}"
 
     async def put_notme(self, token: str, user_id: int, ttl: int) -> None:
-        await self.redis.set(self.notme_key(token), str(user_id), ex=ttl)
+        await self.redis.execute("SET", self.notme_key(token), user_id, "EX", ttl)
 
     async def take_notme(self, token: str) -> int | None:
-        value = await self.redis.getdel(self.notme_key(token))
+        value = await self.redis.execute("GETDEL", self.notme_key(token))
         return int(value) if value is not None else None
 
     # -- rate limits ---------------------------------------------------------------------
@@ -194,5 +188,5 @@ class RedisStore:
         return await self._counts([self.rate_key(scope, k) for k in keys], window)
 
     async def _counts(self, keys: list[str], window: int) -> list[tuple[int, int]]:
-        raw = await self._hit(keys=keys, args=[window])
+        raw = await self.redis.eval(_HIT, keys, [window])
         return [(int(raw[i]), max(1, -(-int(raw[i + 1]) // 1000))) for i in range(0, len(raw), 2)]

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import redis.asyncio
 
 from service.redis_store import CachedUser, RedisStore
+from service.redis_wire import RedisWire
 
 T = TypeVar("T")
 USER_TTL = 86400
@@ -23,9 +24,11 @@ def run(redis_url: str, prefix: str,
     """Run `body` with a RedisStore on a client of its own, closed afterwards."""
     async def main() -> T:
         client = redis.asyncio.Redis.from_url(redis_url)
+        wire = RedisWire(redis_url, timeout=5)
         try:
-            return await body(RedisStore(client, prefix, user_ttl=USER_TTL), client)
+            return await body(RedisStore(wire, prefix, user_ttl=USER_TTL), client)
         finally:
+            await wire.close()
             await client.aclose()
 
     return asyncio.run(main())

@@ -1,0 +1,274 @@
+"""A lean asyncio Redis client for the API process: one multiplexed connection, RESP2 via hiredis.
+
+Every Bearer request and every refresh makes one Redis round trip, so the client's own cost
+per call is on the hot path. redis-py's asyncio client checks a connection out of a pool,
+wraps each read in a timeout task and builds command objects: about 90 µs of a ~260 µs
+profile GET on the bench machine (bench/README.md). Here all requests share one connection:
+commands are written as they come and replies are matched in order (Redis answers in order),
+so concurrent requests are pipelined by the kernel for free.
+
+Failures are redis-py's exception classes (redis.exceptions), so the app maps outages
+(ConnectionError, TimeoutError, OOM, READONLY) to 503 in one place. A connection that breaks
+fails every call waiting on it; the next call connects again. A reply that does not come
+within `timeout` seconds fails the connection the same way: after a lost reply the order of
+the remaining ones cannot be trusted.
+
+RQ (synchronous, in the worker and for enqueueing) keeps using redis-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import hiredis
+from redis import exceptions as rx
+from redis.asyncio.connection import SSLConnection, parse_url
+
+Arg = str | bytes | int
+Command = Sequence[Arg]
+
+# Error replies by their first word, as Redis and Valkey send them; the rest: ResponseError.
+_ERRORS: dict[str, type[rx.RedisError]] = {
+    "NOSCRIPT": rx.NoScriptError, "OOM": rx.OutOfMemoryError, "READONLY": rx.ReadOnlyError,
+    "LOADING": rx.BusyLoadingError, "TRYAGAIN": rx.TryAgainError,
+    "CLUSTERDOWN": rx.ClusterDownError, "MASTERDOWN": rx.ConnectionError,
+    "NOAUTH": rx.AuthenticationError, "WRONGPASS": rx.AuthenticationError,
+    "EXECABORT": rx.ExecAbortError,
+}
+
+
+def reply_error(message: str) -> rx.RedisError:
+    """The redis-py exception for an error reply."""
+    code = message.split(" ", 1)[0]
+    if message.startswith("ERR max number of clients reached"):
+        return rx.ConnectionError(message)
+    return _ERRORS.get(code, rx.ResponseError)(message)
+
+
+def _raise_errors(reply: Any) -> Any:
+    if isinstance(reply, hiredis.ReplyError):
+        raise reply_error(str(reply))
+    return reply
+
+
+def text(value: Any) -> str:
+    """A bulk-string reply (bytes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def pairs(flat: Sequence[Any]) -> dict[str, str]:
+    """A flat field/value reply (HGETALL, a script's) as a dict of text."""
+    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def pack(commands: Sequence[Command]) -> bytes:
+    """RESP2 arrays of bulk strings, one per command."""
+    out = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            data = arg if isinstance(arg, bytes) else str(arg).encode()
+            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script called by its SHA1 (EVALSHA), loaded again when the server lost it."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+class _Waiter:
+    __slots__ = ("future", "replies", "expected", "sent_at")
+
+    def __init__(self, future: asyncio.Future[list[Any]], expected: int, sent_at: float) -> None:
+        self.future = future
+        self.replies: list[Any] = []
+        self.expected = expected
+        self.sent_at = sent_at
+
+
+class _Connection(asyncio.Protocol):
+    """One socket: writes batches of commands, hands replies back in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._parser = hiredis.Reader()
+        self._waiting: collections.deque[_Waiter] = collections.deque()
+        self._transport: asyncio.Transport | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.broken: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(rx.ConnectionError(f"Connection to Redis lost: {exc or 'closed by server'}"))
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed(data)
+        waiting = self._waiting
+        try:
+            while (reply := self._parser.gets()) is not False:
+                waiter = waiting[0]
+                waiter.replies.append(reply)
+                if len(waiter.replies) == waiter.expected:
+                    waiting.popleft()
+                    if not waiter.future.done():  # the caller may have been cancelled
+                        waiter.future.set_result(waiter.replies)
+        except hiredis.ProtocolError as exc:
+            self._fail(rx.ConnectionError(f"Redis protocol error: {exc}"))
+        except IndexError:  # a reply nobody asked for: the stream is out of step
+            self._fail(rx.ConnectionError("Redis sent a reply that was not asked for"))
+
+    def send(self, payload: bytes, expected: int) -> asyncio.Future[list[Any]]:
+        if self.broken is not None or self._transport is None:
+            raise rx.ConnectionError("Redis connection is closed")
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
+        waiter = _Waiter(future, expected, self._loop.time())
+        self._waiting.append(waiter)
+        self._transport.write(payload)
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(waiter.sent_at + self._timeout, self._check)
+        return future
+
+    def _check(self) -> None:
+        """Fail the connection if its oldest unanswered batch waited `timeout` seconds;
+        else look again when it would have. One timer per connection, not per call."""
+        self._watchdog = None
+        if not self._waiting:
+            return
+        due = self._waiting[0].sent_at + self._timeout
+        if self._loop.time() >= due:
+            self._fail(rx.TimeoutError(f"No reply from Redis within {self._timeout} s"))
+        else:
+            self._watchdog = self._loop.call_at(due, self._check)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.broken is None:
+            self.broken = exc
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.future.done():
+                waiter.future.set_exception(exc)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close(self) -> None:
+        self._fail(rx.ConnectionError("Redis client closed"))
+
+
+class RedisWire:
+    """Redis commands for the API process, over one shared connection per event loop."""
+
+    def __init__(self, url: str, *, timeout: float, client_name: str = "authsvc-api") -> None:
+        self._options = parse_url(url)
+        self._timeout = timeout
+        self._client_name = client_name
+        self._connection: _Connection | None = None
+        self._connecting: asyncio.Lock | None = None
+
+    # -- commands -----------------------------------------------------------------------
+    async def execute(self, *command: Arg) -> Any:
+        """One command; its reply, or its error raised."""
+        (reply,) = await self._round_trip([command])
+        return _raise_errors(reply)
+
+    async def pipeline(self, *commands: Command) -> list[Any]:
+        """Several commands in one round trip (not atomic); the first error is raised."""
+        return [_raise_errors(reply) for reply in await self._round_trip(commands)]
+
+    async def transaction(self, *commands: Command) -> list[Any]:
+        """Several commands in MULTI/EXEC, one round trip: run as one, no other client's
+        command in between; one refused while queueing (unknown, wrong arity) aborts all."""
+        replies = await self._round_trip([("MULTI",), *commands, ("EXEC",)])
+        for reply in replies[:-1]:  # a command refused while queueing aborts the EXEC
+            _raise_errors(reply)
+        results = _raise_errors(replies[-1])
+        if results is None:
+            raise rx.WatchError("transaction aborted")
+        return [_raise_errors(result) for result in results]
+
+    async def eval(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        """Run a Lua script by its SHA1, sending its source once if the server lacks it."""
+        try:
+            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except rx.NoScriptError:  # a restarted or flushed server: EVAL also caches it
+            return await self.execute("EVAL", script.source, len(keys), *keys, *args)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    # -- the connection -----------------------------------------------------------------
+    async def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
+        connection = self._connection
+        if connection is None or connection.broken is not None:
+            connection = await self._connect()
+        return await connection.send(pack(commands), len(commands))
+
+    async def _connect(self) -> _Connection:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:  # concurrent callers share one new connection
+            if self._connection is not None and self._connection.broken is None:
+                return self._connection
+            connection = await self._open()
+            handshake = self._handshake()
+            try:
+                for reply in await connection.send(pack(handshake), len(handshake)):
+                    _raise_errors(reply)
+            except BaseException:
+                connection.close()
+                raise
+            self._connection = connection
+            return connection
+
+    def _handshake(self) -> list[Command]:
+        options = self._options
+        commands: list[Command] = []
+        if options.get("password"):
+            user = options.get("username")
+            commands.append(("AUTH", user, options["password"]) if user
+                            else ("AUTH", options["password"]))
+        if options.get("db"):
+            commands.append(("SELECT", options["db"]))
+        commands.append(("CLIENT", "SETNAME", self._client_name))  # for CLIENT LIST
+        return commands
+
+    async def _open(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        options = self._options
+
+        def protocol() -> _Connection:
+            return _Connection(loop, self._timeout)
+
+        try:
+            async with asyncio.timeout(self._timeout):
+                if "path" in options:
+                    _, connection = await loop.create_unix_connection(protocol, options["path"])
+                else:
+                    tls = (ssl.create_default_context()
+                           if options.get("connection_class") is SSLConnection else None)
+                    _, connection = await loop.create_connection(
+                        protocol, options.get("host", "localhost"), options.get("port", 6379),
+                        ssl=tls)
+        except (OSError, TimeoutError) as exc:
+            raise rx.ConnectionError(f"Error connecting to Redis: {exc!r}") from exc
+        return connection

@@ -1,0 +1,242 @@
+"""redis_wire.py: the API's multiplexed Redis client, on the real Redis and on servers that
+misbehave on purpose (silent, closing, answering twice)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import hiredis
+import pytest
+import redis
+from redis import exceptions as rx
+from support import free_port
+
+from service.redis_wire import RedisWire, Script, pack, pairs, reply_error
+
+T = TypeVar("T")
+
+
+def run(redis_url: str, body: Callable[[RedisWire], Awaitable[T]], timeout: float = 5) -> T:
+    async def main() -> T:
+        wire = RedisWire(redis_url, timeout=timeout)
+        try:
+            return await body(wire)
+        finally:
+            await wire.close()
+
+    return asyncio.run(main())
+
+
+def test_commands_pipelines_and_transactions_round_trip(redis_url: str, redis_prefix: str,
+                                                       sync_redis: redis.Redis) -> None:
+    """Replies come back as redis-py's raw ones would; the keys land in the URL's database."""
+    key = f"{redis_prefix}h"
+
+    async def body(wire: RedisWire) -> list[Any]:
+        return [await wire.execute("HSET", key, "a", "1", "é", "✓"),
+                await wire.pipeline(("HGET", key, "a"), ("HGETALL", key), ("EXPIRE", key, 60)),
+                await wire.transaction(("HINCRBY", key, "a", 2), ("TTL", key)),
+                await wire.execute("GET", f"{redis_prefix}missing")]
+
+    added, piped, transacted, missing = run(redis_url, body)
+    assert added == 2
+    assert piped[0] == b"1" and pairs(piped[1]) == {"a": "1", "é": "✓"} and piped[2] == 1
+    assert transacted[0] == 3 and 59 <= transacted[1] <= 60
+    assert missing is None
+    assert sync_redis.hgetall(key) == {b"a": b"3", "é".encode(): "✓".encode()}
+
+
+def test_error_replies_raise_redis_py_exceptions(redis_url: str, redis_prefix: str) -> None:
+    key = f"{redis_prefix}s"
+
+    async def body(wire: RedisWire) -> list[str]:
+        await wire.execute("SET", key, "x", "EX", 60)
+        seen = []
+        for call in (wire.execute("HGET", key, "f"),
+                     wire.pipeline(("GET", key), ("LPUSH", key, "y")),
+                     wire.transaction(("SET", f"{key}2", "y", "EX", 60), ("NOSUCHCOMMAND",))):
+            try:
+                await call
+            except rx.ResponseError as exc:
+                seen.append(type(exc).__name__ + ": " + str(exc).split(" ")[0])
+        # The refused transaction ran nothing, and the connection is still in step.
+        seen.append(str(await wire.pipeline(("GET", f"{key}2"), ("GET", key))))
+        return seen
+
+    assert run(redis_url, body) == ["ResponseError: WRONGTYPE", "ResponseError: WRONGTYPE",
+                                    "ResponseError: ERR", "[None, b'x']"]
+
+
+@pytest.mark.parametrize("message, kind", [
+    ("OOM command not allowed when used memory > 'maxmemory'.", rx.OutOfMemoryError),
+    ("READONLY You can't write against a read only replica.", rx.ReadOnlyError),
+    ("NOSCRIPT No matching script.", rx.NoScriptError),
+    ("LOADING Redis is loading the dataset in memory", rx.BusyLoadingError),
+    ("ERR max number of clients reached", rx.ConnectionError),
+    ("WRONGPASS invalid username-password pair", rx.AuthenticationError),
+    ("ERR unknown command 'X'", rx.ResponseError),
+])
+def test_error_replies_map_to_the_classes_the_app_answers_by(message: str,
+                                                              kind: type[Exception]) -> None:
+    error = reply_error(message)
+    assert type(error) is kind and str(error) == message
+
+
+def test_a_script_the_server_lacks_is_sent_once_then_called_by_sha(redis_url: str,
+                                                                   redis_prefix: str) -> None:
+    # A source no server has seen: the first EVALSHA meets NOSCRIPT.
+    script = Script(f"-- {uuid.uuid4().hex}\nreturn {{KEYS[1], ARGV[1] + 1}}")
+
+    async def body(wire: RedisWire) -> list[Any]:
+        before = await wire.execute("SCRIPT", "EXISTS", script.sha)
+        first = await wire.eval(script, [f"{redis_prefix}k"], [41])
+        after = await wire.execute("SCRIPT", "EXISTS", script.sha)
+        return [before, first, after, await wire.eval(script, ["k2"], [1])]
+
+    before, first, after, second = run(redis_url, body)
+    assert before == [0] and after == [1]
+    assert first == [f"{redis_prefix}k".encode(), 42] and second == [b"k2", 2]
+
+
+def test_concurrent_callers_share_one_connection_and_each_gets_its_own_reply(
+        redis_url: str, redis_prefix: str) -> None:
+    async def body(wire: RedisWire) -> tuple[list[Any], int]:
+        replies = await asyncio.gather(*(
+            wire.pipeline(("ECHO", f"call-{i}"), ("INCR", f"{redis_prefix}n"),
+                          ("EXPIRE", f"{redis_prefix}n", 60))
+            for i in range(300)))
+        clients = await wire.execute("CLIENT", "LIST")
+        ours = [line for line in clients.decode().splitlines() if "name=authsvc-api" in line
+                and f"id={await wire.execute('CLIENT', 'ID')} " in line]
+        return replies, len(ours)
+
+    replies, named = run(redis_url, body)
+    assert [r[0] for r in replies] == [f"call-{i}".encode() for i in range(300)]
+    assert sorted(r[1] for r in replies) == list(range(1, 301))
+    assert named == 1  # named for operators reading CLIENT LIST
+
+
+def test_a_cancelled_caller_does_not_put_the_replies_out_of_step(redis_url: str) -> None:
+    async def body(wire: RedisWire) -> list[Any]:
+        await wire.execute("PING")
+        slow = asyncio.ensure_future(wire.execute("ECHO", "abandoned"))
+        await asyncio.sleep(0)  # written, not yet answered
+        slow.cancel()
+        return [await wire.execute("ECHO", f"next-{i}") for i in range(3)]
+
+    assert run(redis_url, body) == [b"next-0", b"next-1", b"next-2"]
+
+
+def test_a_killed_connection_fails_its_callers_then_the_next_call_reconnects(
+        redis_url: str) -> None:
+    async def body(wire: RedisWire) -> tuple[Any, Any]:
+        first_id = await wire.execute("CLIENT", "ID")
+        with redis.Redis.from_url(redis_url) as admin:
+            admin.client_kill_filter(_id=first_id)
+        await asyncio.sleep(0.1)  # the close reaches the client
+        return first_id, await wire.execute("CLIENT", "ID")
+
+    first_id, second_id = run(redis_url, body)
+    assert second_id != first_id
+
+
+# -- servers that misbehave ---------------------------------------------------------------
+
+Behaviour = Callable[[list[bytes], asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve(behaviour: Behaviour) -> tuple[asyncio.Server, str]:
+    """A TCP server that parses RESP commands (hiredis reads them like replies) and lets
+    `behaviour` answer; the handshake's CLIENT SETNAME is answered +OK."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = hiredis.Reader()
+        try:
+            while data := await reader.read(65536):
+                parser.feed(data)
+                while (command := parser.gets()) is not False:
+                    if command[:2] == [b"CLIENT", b"SETNAME"]:
+                        writer.write(b"+OK\r\n")
+                    else:
+                        await behaviour(command, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"redis://127.0.0.1:{port}/0"
+
+
+async def stop(wire: RedisWire, server: asyncio.Server) -> None:
+    await wire.close()
+    server.close()
+    await asyncio.sleep(0.05)  # the handlers see the client gone and close their sockets
+
+
+def test_a_server_that_stops_answering_times_out_every_waiting_call() -> None:
+    async def silent(command: list[bytes], writer: asyncio.StreamWriter) -> None:
+        return None
+
+    async def main() -> tuple[list[str], float]:
+        server, url = await serve(silent)
+        wire = RedisWire(url, timeout=0.3)
+        started = time.monotonic()
+        results = await asyncio.gather(*(wire.execute("GET", f"k{i}") for i in range(5)),
+                                       return_exceptions=True)
+        elapsed = time.monotonic() - started
+        await stop(wire, server)
+        return [type(r).__name__ for r in results], elapsed
+
+    kinds, elapsed = asyncio.run(main())
+    assert kinds == ["TimeoutError"] * 5
+    assert 0.25 <= elapsed < 2
+
+
+def test_a_stray_reply_breaks_the_connection_instead_of_answering_the_next_call() -> None:
+    async def twice(command: list[bytes], writer: asyncio.StreamWriter) -> None:
+        writer.write(b"+ONE\r\n+TWO\r\n")
+
+    async def main() -> list[Any]:
+        server, url = await serve(twice)
+        wire = RedisWire(url, timeout=1)
+        replies = [await wire.execute("PING")]
+        await asyncio.sleep(0.05)
+        replies.append(await wire.execute("PING"))  # a new connection, not the stray "TWO"
+        await stop(wire, server)
+        return replies
+
+    assert asyncio.run(main()) == [b"ONE", b"ONE"]
+
+
+def test_a_server_that_hangs_up_mid_call_is_a_connection_error() -> None:
+    async def hang_up(command: list[bytes], writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()
+
+    async def main() -> str:
+        server, url = await serve(hang_up)
+        wire = RedisWire(url, timeout=5)
+        try:
+            await wire.execute("GET", "k")
+        except rx.ConnectionError as exc:
+            return type(exc).__name__
+        finally:
+            await stop(wire, server)
+        return "no error"
+
+    assert asyncio.run(main()) == "ConnectionError"
+
+
+def test_nobody_listening_is_a_connection_error() -> None:
+    async def main() -> None:
+        await RedisWire(f"redis://127.0.0.1:{free_port()}/0", timeout=2).execute("PING")
+
+    with pytest.raises(rx.ConnectionError):
+        asyncio.run(main())
+
+
+def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:
+    assert pack([("SET", "k", 5), (b"\x00\r\n", "é")]) == (
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n5\r\n*2\r\n$3\r\n\x00\r\n\r\n$2\r\n\xc3\xa9\r\n")
