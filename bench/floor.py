@@ -7,6 +7,7 @@ Usage: python bench/floor.py PORT
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import uvicorn
@@ -58,5 +59,7 @@ app = Starlette(routes=[
 
 
 if __name__ == "__main__":
+    gc.collect()
+    gc.freeze()  # as authsvc serve does (create_app's freeze_heap): same treatment
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
                 access_log=False, loop="uvloop", http="httptools", **UVICORN_OPTIONS)

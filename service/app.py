@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import socket
 import sqlite3
@@ -114,8 +115,16 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     return json_response(error.body(), error.status_code, error.headers())
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> Starlette:
-    """Build the service from explicit settings; nothing is read from the environment here."""
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
+               freeze_heap: bool = False) -> Starlette:
+    """Build the service from explicit settings; nothing is read from the environment here.
+
+    freeze_heap: for a server process (authsvc serve), move everything alive once startup is
+    done out of the cyclic garbage collector's reach (gc.freeze): some 75,000 long-lived
+    objects that every full collection would walk again, stalling all requests in flight
+    (profile GET p99 52 ms -> 9 ms, bench/README.md). Not for tests, which build many apps
+    in one process and must get their garbage back.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -140,6 +149,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         app.state.admin = AdminService(users, store, sessions)
         app.state.database = db
         app.state.redis = async_redis
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -59,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = _settings()
     _require_migrated(settings)
-    uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port,
+    uvicorn.run(create_app(settings, freeze_heap=True), host=settings.server.host, port=settings.server.port,
                 loop="auto", http="auto", access_log=args.access_log, log_level="info",
                 **UVICORN_OPTIONS)
 

@@ -228,3 +228,32 @@ def test_serve_answers_register_and_login_over_http(tmp_path: Path,
     assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in output, output
     assert "Traceback" not in output, output
     assert user_rows(cli_env) == [("carol", "carol@example.com", "user")]
+
+
+FREEZE_PROBE = """
+import asyncio, gc, sys
+from service.app import create_app
+from service.config import load_settings
+
+async def main(freeze):
+    app = create_app(load_settings(), freeze_heap=freeze)
+    async with app.router.lifespan_context(app):
+        print(gc.get_freeze_count())
+
+asyncio.run(main(sys.argv[1] == "freeze"))
+"""
+
+
+@pytest.mark.parametrize("mode", ["freeze", "no-freeze"])
+def test_a_server_process_freezes_its_startup_heap_out_of_the_gc(tmp_path: Path,
+                                                                 cli_env: dict[str, str],
+                                                                 mode: str) -> None:
+    """`serve` builds the app with freeze_heap: the objects alive after startup leave the
+    cyclic GC's reach (no full-collection stalls); an app built without it freezes nothing."""
+    assert authsvc(tmp_path, cli_env, "migrate").returncode == 0
+    done = subprocess.run([sys.executable, "-c", FREEZE_PROBE, mode], cwd=tmp_path, env=cli_env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    frozen = int(done.stdout.split()[-1])
+    assert (frozen > 10_000) if mode == "freeze" else (frozen == 0), frozen
+    assert "freeze_heap=True" in (ROOT / "service" / "cli.py").read_text()
