@@ -34,6 +34,7 @@ from .redis_wire import RedisWire
 from .routes import ROUTES
 from .services import AuthService
 from .session_store import SessionStore
+from .sqlite_pool import SQLDatabase
 from .tokens import TokenCodec
 from .users import UserStore
 from .web import CORSMiddleware, json_response
@@ -82,7 +83,7 @@ def redis_clients(settings: Settings) -> tuple[RedisWire, redis.Redis]:
 def database(settings: Settings) -> Database:
     url = settings.database.url
     if url.startswith("sqlite"):
-        return Database(url, timeout=15)
+        return SQLDatabase(url, timeout=15)
     # A server that stops answering (no RST: a partition, a frozen VM) must be a 503 after
     # `timeout`, not a request that hangs: asyncpg has no statement timeout by default.
     timeout = settings.database.timeout

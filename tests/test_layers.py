@@ -42,6 +42,7 @@ def module(name: str) -> Path:
     ("passwords", {"config", "identity"}),
     ("users", {"errors", "identity"}),
     ("redis_wire", set()),
+    ("sqlite_pool", set()),
     ("redis_store", {"redis_wire"}),
     ("mail", {"config"}),
     ("schemas", {"config", "errors", "identity", "passwords"}),
