@@ -40,7 +40,7 @@ SCENARIOS = ("profile_get", "refresh", "login", "login_plus_profile", "register"
 PASSWORD = "bench pass phrase 1"
 USERS, PEER_USERS = 200, 12
 PROBE_CONNECTIONS = 4  # the profile GETs that measure p99 while logins saturate the CPU
-HASHES = 40
+HASHES = 80
 PEER_START_TIMEOUT = 900.0  # a peer's first start builds its virtualenv
 
 Spec = tuple[str, str, list[str]]  # path, wrk script, script arguments

@@ -18,6 +18,10 @@ class Alerts:
         self._store = store
         self._mail = mail
 
+    @property
+    def enabled(self) -> bool:
+        return self._s.enabled
+
     async def send(self, user: CachedUser, kind: str, detail: str) -> None:
         """Queue an alert (kind: new_device | token_reuse); never fails the request."""
         if not self._s.enabled:

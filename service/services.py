@@ -157,14 +157,15 @@ class AuthService:
             raise EmailNotVerified()
         if result.new_hash:
             await self._users.upgrade_hash(user.id, user.password_hash, result.new_hash)
-        if not device:
-            await self._alerts.send(cached(user), "new_device",
-                              f"When: {_when(now)}. From: {client.ip}, "
-                              f"{client.user_agent or 'unknown browser'}.")
-        await self._store.fill_user(cached(user))
+        row = cached(user)
+        if not device and self._alerts.enabled:
+            await self._alerts.send(row, "new_device",
+                                    f"When: {_when(now)}. From: {client.ip}, "
+                                    f"{client.user_agent or 'unknown browser'}.")
+        await self._store.fill_user(row)
         device_token = (data.device_token if device and data.device_token
                         else self._devices.issue(user.id, now))
-        return Session(user, await self._start_session(cached(user), client), device_token)
+        return Session(user, await self._start_session(row, client), device_token)
 
     async def _start_session(self, user: CachedUser, client: Client) -> TokenPair:
         now = self._clock()

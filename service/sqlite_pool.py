@@ -3,12 +3,14 @@
 `databases`' own SQLite backend opens a new aiosqlite connection for every query and closes it
 afterwards: a new thread, a new sqlite3 handle, the schema read again. That is about half a
 millisecond of CPU per query, on the core that also hashes passwords (login, register).
-Here up to IDLE_CONNECTIONS connections wait between queries instead. A connection handed
-back inside a transaction (an error mid-way) is closed rather than reused.
+Here at most CONNECTIONS stay open and are reused; a query that finds all of them busy waits
+for one (SQLite runs one writer at a time anyway, and every connection is a thread). A
+connection handed back inside a transaction (an error mid-way) is closed, not reused.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiosqlite
@@ -16,24 +18,34 @@ from databases import Database
 from databases.backends.sqlite import SQLiteBackend, SQLitePool
 from databases.core import DatabaseURL
 
-IDLE_CONNECTIONS = 4
+CONNECTIONS = 4
 
 
 class ReusingSQLitePool(SQLitePool):
     def __init__(self, url: DatabaseURL, **options: Any) -> None:
         super().__init__(url, **options)
         self._idle: list[aiosqlite.Connection] = []
+        self._slots: asyncio.Semaphore | None = None  # made on first use, in the app's loop
 
     async def acquire(self) -> aiosqlite.Connection:
-        if self._idle:
-            return self._idle.pop()
-        return await super().acquire()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(CONNECTIONS)
+        await self._slots.acquire()
+        try:
+            return self._idle.pop() if self._idle else await super().acquire()
+        except BaseException:
+            self._slots.release()
+            raise
 
     async def release(self, connection: aiosqlite.Connection) -> None:
-        if len(self._idle) < IDLE_CONNECTIONS and not connection.in_transaction:
-            self._idle.append(connection)
-        else:
-            await super().release(connection)
+        assert self._slots is not None
+        try:
+            if connection.in_transaction:
+                await super().release(connection)
+            else:
+                self._idle.append(connection)
+        finally:
+            self._slots.release()
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

@@ -6,7 +6,7 @@ import asyncio
 import threading
 from pathlib import Path
 
-from service.sqlite_pool import IDLE_CONNECTIONS, ReusingSQLiteBackend, SQLDatabase
+from service.sqlite_pool import CONNECTIONS, ReusingSQLiteBackend, SQLDatabase
 
 
 def sqlite_threads() -> int:
@@ -35,24 +35,29 @@ def test_sequential_queries_share_one_connection(tmp_path: Path) -> None:
     assert after == before - 1  # disconnect closed the idle one
 
 
-def test_concurrent_queries_keep_at_most_the_idle_limit_open(tmp_path: Path) -> None:
-    async def main() -> tuple[int, int]:
+def test_concurrent_queries_never_open_more_than_the_limit(tmp_path: Path) -> None:
+    async def main() -> tuple[int, int, int]:
         db = SQLDatabase(f"sqlite:///{tmp_path / 'b.db'}")
         await db.connect()
         start = sqlite_threads()
 
-        async def query() -> None:
-            await db.fetch_one("SELECT 1")
+        most = 0
 
-        await asyncio.gather(*(asyncio.create_task(query()) for _ in range(20)))
+        async def query() -> None:
+            nonlocal most
+            await db.fetch_one("SELECT 1")
+            most = max(most, sqlite_threads() - start)
+
+        await asyncio.gather(*(asyncio.create_task(query()) for _ in range(40)))
         await asyncio.sleep(0.1)
         kept = sqlite_threads() - start
         await db.disconnect()
         await asyncio.sleep(0.1)
-        return kept, sqlite_threads() - start
+        return most, kept, sqlite_threads() - start
 
-    kept, left = asyncio.run(main())
-    assert 1 <= kept <= IDLE_CONNECTIONS and left == 0
+    most, kept, left = asyncio.run(main())
+    assert most == kept == CONNECTIONS  # 40 at once: the limit opened, then reused
+    assert left == 0
 
 
 def test_a_transaction_that_fails_is_rolled_back_and_its_connection_not_reused(
