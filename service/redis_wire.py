@@ -243,7 +243,10 @@ class RedisWire:
             connection = await self._open()
             handshake = self._handshake()
             try:
-                for reply in await connection.send(pack(handshake), len(handshake)):
+                replies = await connection.send(pack(handshake), len(handshake))
+                # AUTH and SELECT must succeed; the name is a courtesy that a proxy in front
+                # of Redis may refuse.
+                for reply in replies[:-1]:
                     _raise_errors(reply)
             except BaseException:
                 connection.close()

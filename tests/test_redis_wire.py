@@ -149,9 +149,9 @@ def test_a_killed_connection_fails_its_callers_then_the_next_call_reconnects(
 Behaviour = Callable[[list[bytes], asyncio.StreamWriter], Awaitable[None]]
 
 
-async def serve(behaviour: Behaviour) -> tuple[asyncio.Server, str]:
+async def serve(behaviour: Behaviour, setname: bytes = b"+OK\r\n") -> tuple[asyncio.Server, str]:
     """A TCP server that parses RESP commands (hiredis reads them like replies) and lets
-    `behaviour` answer; the handshake's CLIENT SETNAME is answered +OK."""
+    `behaviour` answer; the handshake's CLIENT SETNAME gets `setname`."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = hiredis.Reader()
         try:
@@ -159,7 +159,7 @@ async def serve(behaviour: Behaviour) -> tuple[asyncio.Server, str]:
                 parser.feed(data)
                 while (command := parser.gets()) is not False:
                     if command[:2] == [b"CLIENT", b"SETNAME"]:
-                        writer.write(b"+OK\r\n")
+                        writer.write(setname)
                     else:
                         await behaviour(command, writer)
         finally:
@@ -235,6 +235,41 @@ def test_nobody_listening_is_a_connection_error() -> None:
 
     with pytest.raises(rx.ConnectionError):
         asyncio.run(main())
+
+
+def test_the_handshake_authenticates_and_selects_the_urls_database() -> None:
+    """AUTH user password and SELECT db from the URL come first; a refused password fails
+    the call; a server (a proxy) that refuses CLIENT SETNAME is still used."""
+    seen: list[list[bytes]] = []
+
+    async def strict(command: list[bytes], writer: asyncio.StreamWriter) -> None:
+        seen.append(command)
+        if command[0] == b"AUTH":
+            ok = command[1:] == [b"ops", b"s3cr\xc3\xa9t"]
+            writer.write(b"+OK\r\n" if ok else b"-WRONGPASS invalid username-password pair\r\n")
+        else:
+            writer.write(b"+OK\r\n" if command[0] == b"SELECT" else b"+PONG\r\n")
+
+    async def main() -> tuple[Any, str]:
+        server, url = await serve(strict, setname=b"-ERR unknown command 'CLIENT'\r\n")
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        good = RedisWire(f"redis://ops:s3cr%C3%A9t@127.0.0.1:{port}/3", timeout=2)
+        bad = RedisWire(f"redis://ops:nope@127.0.0.1:{port}/3", timeout=2)
+        try:
+            pong = await good.execute("PING")
+            try:
+                await bad.execute("PING")
+                refused = "no error"
+            except rx.AuthenticationError as exc:
+                refused = str(exc).split(" ")[0]
+        finally:
+            await bad.close()
+            await stop(good, server)
+        return pong, refused
+
+    pong, refused = asyncio.run(main())
+    assert pong == b"PONG" and refused == "WRONGPASS"
+    assert seen[:3] == [[b"AUTH", b"ops", "s3crét".encode()], [b"SELECT", b"3"], [b"PING"]]
 
 
 def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:
