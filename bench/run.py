@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -394,6 +395,10 @@ def main() -> None:
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     args.scenarios = [s for s in SCENARIOS if s in args.scenarios]
+    if shutil.which("wrk") is None or shutil.which("taskset") is None:
+        sys.exit("bench: needs wrk and taskset (Debian: apt-get install wrk util-linux)")
+    if len(os.sched_getaffinity(0)) < 2:
+        sys.exit("bench: needs 2 cores, one for the server and one for wrk")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tag = format(int(time.time()), "x")
     with tempfile.TemporaryDirectory(prefix="authsvc-bench-", dir="/tmp") as name:
