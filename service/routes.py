@@ -188,14 +188,16 @@ def _both(path: str, endpoint: Endpoint, methods: list[str]) -> list[BaseRoute]:
 
 AUTH_PREFIX = "/api/v1/auth/"
 
+# The router tries routes in order, and no two paths overlap: the most requested come first
+# (a profile GET matched as the 11th route spent 5 % of its time in Route.matches).
 ROUTES: list[BaseRoute] = [
+    *_both(AUTH_PREFIX + "profile/", profile, ["GET", "PATCH"]),
+    *_both(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
     *_both(AUTH_PREFIX + "register/", register, ["POST"]),
     *_both(AUTH_PREFIX + "login/", login, ["POST"]),
     *_both(AUTH_PREFIX + "logout/", logout, ["POST"]),
     *_both(AUTH_PREFIX + "password-reset/", password_reset, ["POST"]),
     *_both(AUTH_PREFIX + "password-reset/confirm/", password_reset_confirm, ["POST"]),
-    *_both(AUTH_PREFIX + "profile/", profile, ["GET", "PATCH"]),
-    *_both(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
     *_both(AUTH_PREFIX + "sessions/", sessions, ["GET"]),
     *_both(AUTH_PREFIX + "sessions/{sid}/", session_delete, ["DELETE"]),
     *_both(AUTH_PREFIX + "logout-all/", logout_all, ["POST"]),
