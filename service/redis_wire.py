@@ -192,7 +192,10 @@ class RedisWire:
         self._timeout = timeout
         self._client_name = client_name
         self._connection: _Connection | None = None
-        self._connecting: asyncio.Lock | None = None
+        # The connection being opened: every caller that finds none waits on this one
+        # attempt, so an unreachable server costs each of them one timeout, not one each
+        # in turn.
+        self._connecting: asyncio.Future[_Connection] | None = None
 
     # -- commands -----------------------------------------------------------------------
     async def execute(self, *command: Arg) -> Any:
@@ -223,6 +226,9 @@ class RedisWire:
             return await self.execute("EVAL", script.source, len(keys), *keys, *args)
 
     async def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -235,24 +241,32 @@ class RedisWire:
         return await connection.send(pack(commands), len(commands))
 
     async def _connect(self) -> _Connection:
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:  # concurrent callers share one new connection
-            if self._connection is not None and self._connection.broken is None:
-                return self._connection
-            connection = await self._open()
-            handshake = self._handshake()
-            try:
-                replies = await connection.send(pack(handshake), len(handshake))
-                # AUTH and SELECT must succeed; the name is a courtesy that a proxy in front
-                # of Redis may refuse.
-                for reply in replies[:-1]:
-                    _raise_errors(reply)
-            except BaseException:
-                connection.close()
-                raise
-            self._connection = connection
-            return connection
+        attempt = self._connecting
+        if attempt is None:
+            attempt = self._connecting = asyncio.ensure_future(self._open_and_greet())
+            attempt.add_done_callback(self._connected)
+        # shield: a caller that gives up (cancelled) must not cancel the others' attempt
+        return await asyncio.shield(attempt)
+
+    def _connected(self, attempt: asyncio.Future[_Connection]) -> None:
+        if self._connecting is attempt:
+            self._connecting = None
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._connection = attempt.result()
+
+    async def _open_and_greet(self) -> _Connection:
+        connection = await self._open()
+        handshake = self._handshake()
+        try:
+            replies = await connection.send(pack(handshake), len(handshake))
+            # AUTH and SELECT must succeed; the name is a courtesy that a proxy in front of
+            # Redis may refuse.
+            for reply in replies[:-1]:
+                _raise_errors(reply)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     def _handshake(self) -> list[Command]:
         options = self._options

@@ -195,6 +195,33 @@ def test_a_server_that_stops_answering_times_out_every_waiting_call() -> None:
     assert 0.25 <= elapsed < 2
 
 
+def test_callers_arriving_while_a_connection_hangs_share_one_attempt() -> None:
+    """A server that accepts but never answers the handshake: twenty callers at once all
+    fail after one timeout, not one timeout each in turn; the next call tries again."""
+    async def silent(command: list[bytes], writer: asyncio.StreamWriter) -> None:
+        return None
+
+    async def main() -> tuple[list[str], float, str]:
+        server, url = await serve(silent, setname=b"")
+        wire = RedisWire(url, timeout=0.3)
+        started = time.monotonic()
+        results = await asyncio.gather(*(wire.execute("GET", f"k{i}") for i in range(20)),
+                                       return_exceptions=True)
+        elapsed = time.monotonic() - started
+        try:
+            await wire.execute("GET", "again")
+            again = "no error"
+        except rx.TimeoutError:
+            again = "TimeoutError"
+        await stop(wire, server)
+        return [type(r).__name__ for r in results], elapsed, again
+
+    kinds, elapsed, again = asyncio.run(main())
+    assert kinds == ["TimeoutError"] * 20
+    assert 0.25 <= elapsed < 1.5
+    assert again == "TimeoutError"
+
+
 def test_a_stray_reply_breaks_the_connection_instead_of_answering_the_next_call() -> None:
     async def twice(command: list[bytes], writer: asyncio.StreamWriter) -> None:
         writer.write(b"+ONE\r\n+TWO\r\n")
