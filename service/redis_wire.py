@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from redis.asyncio.connection import SSLConnection, parse_url
 
 Arg = str | bytes | int
 Command = Sequence[Arg]
+
+# First probe after 60 s idle, then every 10 s; 3 unanswered probes end the connection.
+_KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
 
 # Error replies by their first word, as Redis and Valkey send them; the rest: ResponseError.
 _ERRORS: dict[str, type[rx.RedisError]] = {
@@ -114,6 +118,14 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # One connection lives for hours and may sit idle at night: keepalives keep a
+            # NAT or firewall from forgetting it, and notice a peer that vanished.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for option, value in _KEEPALIVE.items():
+                if hasattr(socket, option):
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(rx.ConnectionError(f"Connection to Redis lost: {exc or 'closed by server'}"))

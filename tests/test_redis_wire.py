@@ -4,6 +4,7 @@ misbehave on purpose (silent, closing, answering twice)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -297,6 +298,25 @@ def test_the_handshake_authenticates_and_selects_the_urls_database() -> None:
     pong, refused = asyncio.run(main())
     assert pong == b"PONG" and refused == "WRONGPASS"
     assert seen[:3] == [[b"AUTH", b"ops", "s3crét".encode()], [b"SELECT", b"3"], [b"PING"]]
+
+
+def test_tcp_connections_send_keepalives() -> None:
+    async def pong(command: list[bytes], writer: asyncio.StreamWriter) -> None:
+        writer.write(b"+PONG\r\n")
+
+    async def main() -> tuple[int, int]:
+        server, url = await serve(pong)
+        wire = RedisWire(url, timeout=2)
+        await wire.execute("PING")
+        assert wire._connection is not None
+        sock = wire._connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        options = (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                   sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))
+        await stop(wire, server)
+        return options
+
+    keepalive, idle = asyncio.run(main())
+    assert keepalive == 1 and idle == 60
 
 
 def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:
