@@ -208,6 +208,7 @@ class RedisWire:
         # attempt, so an unreachable server costs each of them one timeout, not one each
         # in turn.
         self._connecting: asyncio.Future[_Connection] | None = None
+        self._closed = False
 
     # -- commands -----------------------------------------------------------------------
     async def execute(self, *command: Arg) -> Any:
@@ -238,6 +239,8 @@ class RedisWire:
             return await self.execute("EVAL", script.source, len(keys), *keys, *args)
 
     async def close(self) -> None:
+        """Final: calls waiting or made after this fail with ConnectionError."""
+        self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None
@@ -247,6 +250,14 @@ class RedisWire:
 
     # -- the connection -----------------------------------------------------------------
     async def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
+        # Redis answers an empty command with nothing at all and an empty batch would wait
+        # for no reply: either would hand later replies to the wrong callers.
+        if not commands:
+            return []
+        if not all(commands):
+            raise ValueError("empty Redis command")
+        if self._closed:
+            raise rx.ConnectionError("Redis client closed")
         connection = self._connection
         if connection is None or connection.broken is not None:
             connection = await self._connect()
@@ -257,13 +268,22 @@ class RedisWire:
         if attempt is None:
             attempt = self._connecting = asyncio.ensure_future(self._open_and_greet())
             attempt.add_done_callback(self._connected)
-        # shield: a caller that gives up (cancelled) must not cancel the others' attempt
-        return await asyncio.shield(attempt)
+        try:
+            # shield: a caller that gives up (cancelled) must not cancel the others' attempt
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            if attempt.cancelled() and self._closed:  # close() ended it, not our caller
+                raise rx.ConnectionError("Redis client closed") from None
+            raise
 
     def _connected(self, attempt: asyncio.Future[_Connection]) -> None:
         if self._connecting is attempt:
             self._connecting = None
-        if not attempt.cancelled() and attempt.exception() is None:
+        if attempt.cancelled() or attempt.exception() is not None:
+            return
+        if self._closed:  # opened while close() ran
+            attempt.result().close()
+        else:
             self._connection = attempt.result()
 
     async def _open_and_greet(self) -> _Connection:

@@ -319,6 +319,42 @@ def test_tcp_connections_send_keepalives() -> None:
     assert keepalive == 1 and idle == 60
 
 
+def test_empty_commands_and_batches_never_put_replies_out_of_step(redis_url: str,
+                                                                   redis_prefix: str) -> None:
+    """Redis answers `*0` with nothing; an empty batch expects nothing: either, sent, would
+    hand the next reply to the wrong caller."""
+    key = f"{redis_prefix}e"
+
+    async def body(wire: RedisWire) -> list[Any]:
+        await wire.execute("SET", key, "value", "EX", 60)
+        results = await asyncio.gather(wire.execute(), wire.pipeline(), wire.transaction(),
+                                       wire.pipeline(("GET", key), ()), wire.execute("GET", key),
+                                       return_exceptions=True)
+        return [r if not isinstance(r, Exception) else type(r).__name__ for r in results]
+
+    assert run(redis_url, body, timeout=2) == ["ValueError", [], [], "ValueError", b"value"]
+
+
+def test_close_is_final(redis_url: str) -> None:
+    """Calls after close() fail with ConnectionError instead of quietly reconnecting; a call
+    waiting on the connect attempt close() cancels gets ConnectionError, not CancelledError."""
+    async def main() -> list[str]:
+        seen = []
+        wire = RedisWire(redis_url, timeout=2)
+        waiting = asyncio.ensure_future(wire.execute("PING"))
+        await asyncio.sleep(0)  # the connect attempt has begun
+        await wire.close()
+        for call in (waiting, wire.execute("PING")):
+            try:
+                await call
+                seen.append("answered")
+            except rx.ConnectionError:
+                seen.append("ConnectionError")
+        return seen
+
+    assert asyncio.run(main()) == ["ConnectionError", "ConnectionError"]
+
+
 def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:
     assert pack([("SET", "k", 5), (b"\x00\r\n", "é")]) == (
         b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n5\r\n*2\r\n$3\r\n\x00\r\n\r\n$2\r\n\xc3\xa9\r\n")
