@@ -3,14 +3,15 @@
 `databases`' own SQLite backend opens a new aiosqlite connection for every query and closes it
 afterwards: a new thread, a new sqlite3 handle, the schema read again. That is about half a
 millisecond of CPU per query, on the core that also hashes passwords (login, register).
-Here at most CONNECTIONS stay open and are reused; a query that finds all of them busy waits
-for one (SQLite runs one writer at a time anyway, and every connection is a thread). A
-connection handed back inside a transaction (an error mid-way) is closed, not reused.
+Here up to IDLE_CONNECTIONS connections wait between queries instead. The number open at once
+is not capped: `databases` skips handing a connection back when a transaction's BEGIN, COMMIT
+or ROLLBACK itself fails, and a cap would lose that slot for good (every query would then
+wait forever); uncapped, such a connection is merely not reused. A connection handed back
+inside a transaction is closed, never reused; so is every one handed back after close().
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiosqlite
@@ -18,36 +19,31 @@ from databases import Database
 from databases.backends.sqlite import SQLiteBackend, SQLitePool
 from databases.core import DatabaseURL
 
-CONNECTIONS = 4
+IDLE_CONNECTIONS = 8
 
 
 class ReusingSQLitePool(SQLitePool):
     def __init__(self, url: DatabaseURL, **options: Any) -> None:
         super().__init__(url, **options)
         self._idle: list[aiosqlite.Connection] = []
-        self._slots: asyncio.Semaphore | None = None  # made on first use, in the app's loop
+        self._open = False
+
+    def open(self) -> None:
+        self._open = True
 
     async def acquire(self) -> aiosqlite.Connection:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(CONNECTIONS)
-        await self._slots.acquire()
-        try:
-            return self._idle.pop() if self._idle else await super().acquire()
-        except BaseException:
-            self._slots.release()
-            raise
+        if self._idle:
+            return self._idle.pop()
+        return await super().acquire()
 
     async def release(self, connection: aiosqlite.Connection) -> None:
-        assert self._slots is not None
-        try:
-            if connection.in_transaction:
-                await super().release(connection)
-            else:
-                self._idle.append(connection)
-        finally:
-            self._slots.release()
+        if self._open and len(self._idle) < IDLE_CONNECTIONS and not connection.in_transaction:
+            self._idle.append(connection)
+        else:
+            await super().release(connection)
 
     async def close(self) -> None:
+        self._open = False
         idle, self._idle = self._idle, []
         for connection in idle:
             await super().release(connection)
@@ -57,6 +53,11 @@ class ReusingSQLiteBackend(SQLiteBackend):
     def __init__(self, database_url: DatabaseURL | str, **options: Any) -> None:
         super().__init__(database_url, **options)
         self._pool = ReusingSQLitePool(self._database_url, **self._options)
+
+    async def connect(self) -> None:
+        assert isinstance(self._pool, ReusingSQLitePool)
+        await super().connect()
+        self._pool.open()
 
     async def disconnect(self) -> None:
         assert isinstance(self._pool, ReusingSQLitePool)
