@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from . import admin_routes, docs, embedded_redis, jwt_secret
 from .admin import AdminService
@@ -161,19 +162,35 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
             await async_redis.close()
             sync_redis.close()
 
-    app = Starlette(
+    app = _CorsOutermost(
+        _cors(settings),
         routes=[*ROUTES, *admin_routes.ADMIN_ROUTES, *docs.routes()],
         # Exception is Starlette's last resort (500); the rest are answered as ordinary errors.
         exception_handlers={Exception: _on_error, HTTPException: _on_error,
                             AuthServiceError: _on_error,
                             **{cls: _on_error for cls in UNAVAILABLE}},
-        middleware=_cors(settings),
         lifespan=lifespan)
     # `/healthz/` would get a bare 307 from the router, without API_HEADERS: answer 404 instead
     # (every API path is served with and without its trailing slash, see routes._both).
     app.router.redirect_slashes = False
     app.state.settings = settings
     return app
+
+
+class _CorsOutermost(Starlette):
+    """Starlette, with `outer` middleware around its whole stack. Starlette puts the 500
+    handler (ServerErrorMiddleware) outside every user middleware, so a 500 carried no CORS
+    headers and a browser app saw only an opaque network error instead of the answer."""
+
+    def __init__(self, outer: list[Middleware], **options: Any) -> None:
+        self._outer = outer
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self._outer):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def _cors(settings: Settings) -> list[Middleware]:

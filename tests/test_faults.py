@@ -34,7 +34,7 @@ from support import USER, LiveServer, Mailbox, bearer, register, run_worker, set
 
 from service import embedded_redis, migrate
 from service.app import create_app
-from service.config import Rate, RateLimitSettings, Settings
+from service.config import CorsSettings, Rate, RateLimitSettings, Settings
 
 API = "/api/v1/auth/"
 ALICE_LOGIN = {"username_or_email": USER["username"], "password": USER["password"]}
@@ -259,6 +259,25 @@ def test_a_missing_file_is_still_a_500_not_an_outage(settings: Settings,
         caplog.clear()  # the 500 is the point: keep the crash guard out of this test
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal server error"}
+
+
+def test_a_500_carries_cors_headers_for_an_allowed_origin(settings: Settings,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Without them a browser app sees an opaque network error, not the 500 and its body."""
+    origin = "https://app.example.com"
+    cors = settings.replace(cors=CorsSettings(allow_origins=(origin,)))
+    with LiveServer(_crashing_app(cors, ZeroDivisionError("a plain bug"))) as server:
+        answers = []
+        for sent in (origin, "https://evil.example"):
+            # a new connection each: uvicorn closes one whose request raised
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                answers.append(client.get("/crash", headers={"Origin": sent}))
+                settle(client, caplog)
+        caplog.clear()  # the 500s are the point
+    allowed, other = answers
+    assert allowed.status_code == other.status_code == 500
+    assert allowed.headers["access-control-allow-origin"] == origin
+    assert "access-control-allow-origin" not in other.headers
 
 
 # -- PostgreSQL down --------------------------------------------------------------------------
