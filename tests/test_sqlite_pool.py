@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
-import warnings
 from pathlib import Path
 
 from service.sqlite_pool import IDLE_CONNECTIONS, ReusingSQLiteBackend, SQLDatabase
@@ -61,6 +59,7 @@ def test_transactions_whose_rollback_fails_never_block_later_queries(tmp_path: P
     """databases skips handing the connection back when ROLLBACK itself fails (here a
     trigger's RAISE(ROLLBACK); likewise a failing COMMIT): the pool must keep serving."""
     async def main() -> list[str]:
+        start = sqlite_threads()
         db = SQLDatabase(f"sqlite:///{tmp_path / 'd.db'}", timeout=1)
         await db.connect()
         await db.execute("CREATE TABLE t (n INTEGER)")
@@ -78,30 +77,35 @@ def test_transactions_whose_rollback_fails_never_block_later_queries(tmp_path: P
         outcomes = [await asyncio.create_task(request()) for _ in range(2 * IDLE_CONNECTIONS)]
         async with asyncio.timeout(5):
             answer = await asyncio.create_task(db.fetch_val("SELECT 42"))
-        await db.disconnect()
-        with warnings.catch_warnings():  # the connections databases dropped: stop their threads
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
-        return [*set(outcomes), str(answer)]
+        await db.disconnect()  # also stops the connections databases never handed back
+        await asyncio.sleep(0.1)
+        return [*set(outcomes), str(answer), str(sqlite_threads() - start)]
 
-    assert asyncio.run(main()) == ["OperationalError", "42"]
+    # and no thread is left to keep the process from exiting
+    assert asyncio.run(main()) == ["OperationalError", "42", "0"]
 
 
-def test_a_connection_handed_back_after_disconnect_is_closed(tmp_path: Path) -> None:
-    async def main() -> int:
+def test_disconnect_leaves_no_connection_thread_behind(tmp_path: Path) -> None:
+    """A query still running when the Database disconnects either finishes or fails, and its
+    connection is closed either way: no thread is left to keep the process from exiting."""
+    async def main() -> tuple[str, int]:
+        start = sqlite_threads()
         db = SQLDatabase(f"sqlite:///{tmp_path / 'e.db'}")
         await db.connect()
-        start = sqlite_threads()
         slow = asyncio.create_task(db.fetch_val(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) "
             "SELECT count(*) FROM c"))
         await asyncio.sleep(0.01)  # the query is running on its connection
         await db.disconnect()
-        await slow
+        try:
+            outcome = str(await slow)
+        except ValueError as exc:  # aiosqlite: "Connection closed"
+            outcome = str(exc)
         await asyncio.sleep(0.1)
-        return sqlite_threads() - start
+        return outcome, sqlite_threads() - start
 
-    assert asyncio.run(main()) == 0
+    outcome, left = asyncio.run(main())
+    assert outcome in ("300000", "Connection closed") and left == 0
 
 
 def test_a_transaction_that_fails_is_rolled_back_and_its_connection_not_reused(
