@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +121,39 @@ def no_unhandled_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     crashes = [r.getMessage() for r in records if r.levelno >= logging.ERROR
                and r.name.startswith(("authsvc", "uvicorn"))]
     assert not crashes, crashes
+
+
+# -- no thread left behind ------------------------------------------------------------------
+# Every SQLite connection runs in a non-daemon thread (aiosqlite). One that no app closed
+# would keep this process from exiting after the last test: CI would hang until its time
+# limit instead of failing. So the session checks, says which, and exits with an error.
+_leaked_threads: list[str] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    deadline = time.monotonic() + 5
+    while True:
+        alive = [t.name for t in threading.enumerate()
+                 if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if alive:
+        _leaked_threads.extend(alive)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _leaked_threads:
+        terminalreporter.write_line(
+            f"FAILED: {len(_leaked_threads)} non-daemon thread(s) still running after the "
+            f"session (an unclosed SQLite connection?): {sorted(set(_leaked_threads))}",
+            red=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _leaked_threads:  # they would block the interpreter's exit for ever
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(pytest.ExitCode.TESTS_FAILED))
+
