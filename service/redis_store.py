@@ -100,7 +100,8 @@ class RedisStore:
 
     # -- user cache ----------------------------------------------------------------------
     async def cached_user(self, user_id: int) -> CachedUser | None:
-        fields = pairs(await self.redis.execute("HGETALL", self.user_key(user_id)))
+        (flat,) = await self.redis.read(("HGETALL", self.user_key(user_id)))
+        fields = pairs(flat)
         return CachedUser.from_fields(user_id, fields) if fields else None
 
     async def fill_user(self, user: CachedUser) -> None:

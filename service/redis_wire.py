@@ -93,6 +93,10 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
+class _BrokenUnderCall(rx.ConnectionError):
+    """The connection broke after the call was sent (not: could not connect)."""
+
+
 class _Waiter:
     __slots__ = ("future", "replies", "expected", "sent_at")
 
@@ -220,6 +224,17 @@ class RedisWire:
         """Several commands in one round trip (not atomic); the first error is raised."""
         return [_raise_errors(reply) for reply in await self._round_trip(commands)]
 
+    async def read(self, *commands: Command) -> list[Any]:
+        """Read-only commands in one round trip. If the connection breaks under them (a
+        restart, a failover, an idle connection dropped on the way) they are asked once more
+        on a new one: repeating a read changes nothing. A server that cannot be reached at
+        all is not tried twice."""
+        try:
+            replies = await self._round_trip(commands, may_repeat=True)
+        except _BrokenUnderCall:
+            replies = await self._round_trip(commands)
+        return [_raise_errors(reply) for reply in replies]
+
     async def transaction(self, *commands: Command) -> list[Any]:
         """Several commands in MULTI/EXEC, one round trip: run as one, no other client's
         command in between; one refused while queueing (unknown, wrong arity) aborts all."""
@@ -249,7 +264,8 @@ class RedisWire:
             self._connection = None
 
     # -- the connection -----------------------------------------------------------------
-    async def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
+    async def _round_trip(self, commands: Sequence[Command], *,
+                          may_repeat: bool = False) -> list[Any]:
         # Redis answers an empty command with nothing at all and an empty batch would wait
         # for no reply: either would hand later replies to the wrong callers.
         if not commands:
@@ -261,7 +277,12 @@ class RedisWire:
         connection = self._connection
         if connection is None or connection.broken is not None:
             connection = await self._connect()
-        return await connection.send(pack(commands), len(commands))
+        try:
+            return await connection.send(pack(commands), len(commands))
+        except rx.ConnectionError as exc:  # not a timeout: that may be a slow server
+            if not may_repeat or self._closed:
+                raise
+            raise _BrokenUnderCall(*exc.args) from exc
 
     async def _connect(self) -> _Connection:
         attempt = self._connecting

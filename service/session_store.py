@@ -117,8 +117,8 @@ class SessionStore:
     async def user_and_alive(self, user_id: int, sid: str) -> tuple[dict[str, str], bool]:
         """One round trip for every Bearer request: the cached user and whether the session
         still exists and belongs to that user."""
-        fields, owner = await self.redis.pipeline(("HGETALL", self._user_key(user_id)),
-                                                  ("HGET", self.key(sid), "uid"))
+        fields, owner = await self.redis.read(("HGETALL", self._user_key(user_id)),
+                                              ("HGET", self.key(sid), "uid"))
         return pairs(fields), owner is not None and text(owner) == str(user_id)
 
     def _keys(self, user_id: int, sid: str, jti: str) -> list[str]:
@@ -165,10 +165,11 @@ class SessionStore:
             ("EXPIRE", key, ttl))
 
     async def list(self, user_id: int) -> list[SessionInfo]:
-        sids = [text(s) for s in await self.redis.execute("SMEMBERS", self.index_key(user_id))]
+        (members,) = await self.redis.read(("SMEMBERS", self.index_key(user_id)))
+        sids = [text(s) for s in members]
         if not sids:
             return []
-        rows = await self.redis.pipeline(*[("HGETALL", self.key(sid)) for sid in sids])
+        rows = await self.redis.read(*[("HGETALL", self.key(sid)) for sid in sids])
         alive, gone = [], []
         for sid, raw in zip(sids, rows):
             row = pairs(raw)

@@ -300,6 +300,60 @@ def test_the_handshake_authenticates_and_selects_the_urls_database() -> None:
     assert seen[:3] == [[b"AUTH", b"ops", "s3crét".encode()], [b"SELECT", b"3"], [b"PING"]]
 
 
+def test_a_read_is_asked_again_when_its_connection_breaks_under_it() -> None:
+    """The first connection hangs up on the first command sent on it; later ones answer.
+    A read (repeatable) gets its answer on a new connection; a write is not repeated."""
+    async def main() -> list[str]:
+        outcomes = []
+        for method in ("read", "pipeline"):
+            connections: list[asyncio.StreamWriter] = []
+
+            async def flaky(command: list[bytes], writer: asyncio.StreamWriter) -> None:
+                if writer not in connections:
+                    connections.append(writer)
+                if writer is connections[0]:
+                    writer.transport.abort()
+                else:
+                    writer.write(b"$2\r\nok\r\n")
+
+            server, url = await serve(flaky)
+            wire = RedisWire(url, timeout=2)
+            try:
+                replies = await getattr(wire, method)(("GET", "k"))
+                outcomes.append(f"{method}: {replies[0].decode()}")
+            except rx.ConnectionError:
+                outcomes.append(f"{method}: ConnectionError")
+            await stop(wire, server)
+        return outcomes
+
+    assert asyncio.run(main()) == ["read: ok", "pipeline: ConnectionError"]
+
+
+def test_a_read_does_not_retry_a_server_it_cannot_reach() -> None:
+    """Failing to connect at all is not a broken connection: one attempt, then the error."""
+    accepted = 0
+
+    async def main() -> str:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            writer.transport.abort()  # before the handshake is answered
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        wire = RedisWire(f"redis://127.0.0.1:{port}/0", timeout=2)
+        try:
+            await wire.read(("GET", "k"))
+            outcome = "answered"
+        except rx.ConnectionError:
+            outcome = "ConnectionError"
+        await stop(wire, server)
+        return outcome
+
+    assert asyncio.run(main()) == "ConnectionError"
+    assert accepted == 1
+
+
 def test_tcp_connections_send_keepalives() -> None:
     async def pong(command: list[bytes], writer: asyncio.StreamWriter) -> None:
         writer.write(b"+PONG\r\n")
