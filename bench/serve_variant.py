@@ -25,8 +25,9 @@ def main() -> None:
     variant, port = sys.argv[1], int(sys.argv[2])
     if variant == "without":
         SessionStore.user_and_alive = _user_only  # type: ignore[method-assign]
-    uvicorn.run(create_app(load_settings(), freeze_heap=True), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False, loop="uvloop", http="httptools", **UVICORN_OPTIONS)
+    uvicorn.run(create_app(load_settings(), freeze_heap=True), host="127.0.0.1", port=port,
+                log_level="warning", access_log=False, loop="uvloop", http="httptools",
+                **UVICORN_OPTIONS)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class Alerts:
             return
         try:
             token = secrets.token_urlsafe(32)
-            await self._store.put_notme(token, user.id, self._s.link_ttl)
+            await self._store.put_link("notme", token, user.id, self._s.link_ttl)
             link = self._s.url_template.replace("{token}", token)
             await self._mail.send_security_alert(user.email, user.username, kind, detail, link)
         except Exception:

@@ -59,9 +59,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = _settings()
     _require_migrated(settings)
-    uvicorn.run(create_app(settings, freeze_heap=True), host=settings.server.host, port=settings.server.port,
-                loop="auto", http="auto", access_log=args.access_log, log_level="info",
-                **UVICORN_OPTIONS)
+    uvicorn.run(create_app(settings, freeze_heap=True), host=settings.server.host,
+                port=settings.server.port, loop="auto", http="auto",
+                access_log=args.access_log, log_level="info", **UVICORN_OPTIONS)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

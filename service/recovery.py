@@ -92,7 +92,8 @@ class RecoveryService:
             if user is None or user.email_verified or not user.is_active:
                 return
             token = secrets.token_urlsafe(32)
-            await self._store.put_verify(token, user.id, self._s.auth.email_verification_ttl)
+            await self._store.put_link("verify", token, user.id,
+                                       self._s.auth.email_verification_ttl)
             link = self._s.auth.verify_url_template.replace("{token}", token)
             await self._mail.send_verification(user.email, user.username, link)
         except Exception:
@@ -103,7 +104,7 @@ class RecoveryService:
         await self._limiter.check("password_reset", client_ip, email)
 
     async def verify_email(self, token: str) -> None:
-        user_id = await self._store.take_verify(token)
+        user_id = await self._store.take_link("verify", token)
         if user_id is None:
             raise ValidationFailed.on("token", BAD_TOKEN)
         await self._users.set_email_verified(user_id)
@@ -112,7 +113,7 @@ class RecoveryService:
     async def not_me(self, token: str, client_ip: str) -> None:
         """The confirming POST behind an alert's link: end every session, start a reset."""
         await self._limiter.check("password_reset", client_ip, token)
-        user_id = await self._store.take_notme(token)
+        user_id = await self._store.take_link("notme", token)
         row = await self._users.by_id(user_id) if user_id is not None else None
         if row is None:
             raise ValidationFailed.on("token", BAD_TOKEN)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 from .redis_wire import RedisWire, Script, pairs
 
@@ -68,9 +67,8 @@ class CachedUser:
                 "is_active": "1" if self.is_active else "0", "ver": str(self.token_version)}
 
     @classmethod
-    def from_fields(cls, user_id: int, fields: dict[Any, Any]) -> CachedUser | None:
-        f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes)
-             else v) for k, v in fields.items()}
+    def from_fields(cls, user_id: int, f: dict[str, str]) -> CachedUser | None:
+        """From a hash already decoded to text (redis_wire.pairs); None if incomplete."""
         try:
             return cls(id=user_id, username=f["username"], email=f["email"],
                        display_name=f["display_name"], role=f["role"],
@@ -161,26 +159,16 @@ class RedisStore:
     async def clear_failures(self, key: str) -> None:
         await self.redis.execute("DEL", self.lock_key(key))
 
-    # -- email verification -------------------------------------------------------------
-    def verify_key(self, token: str) -> str:
-        return f"{self._p}verify:{token_digest(token)}"
+    # -- single-use links: email verification ("verify"), "this wasn't me" ("notme") --------
+    def link_key(self, family: str, token: str) -> str:
+        return f"{self._p}{family}:{token_digest(token)}"
 
-    async def put_verify(self, token: str, user_id: int, ttl: int) -> None:
-        await self.redis.execute("SET", self.verify_key(token), user_id, "EX", ttl)
+    async def put_link(self, family: str, token: str, user_id: int, ttl: int) -> None:
+        await self.redis.execute("SET", self.link_key(family, token), user_id, "EX", ttl)
 
-    async def take_verify(self, token: str) -> int | None:
-        value = await self.redis.execute("GETDEL", self.verify_key(token))
-        return int(value) if value is not None else None
-
-    # -- "this wasn't me" links ---------------------------------------------------------
-    def notme_key(self, token: str) -> str:
-        return f"{self._p}notme:{token_digest(token)}"
-
-    async def put_notme(self, token: str, user_id: int, ttl: int) -> None:
-        await self.redis.execute("SET", self.notme_key(token), user_id, "EX", ttl)
-
-    async def take_notme(self, token: str) -> int | None:
-        value = await self.redis.execute("GETDEL", self.notme_key(token))
+    async def take_link(self, family: str, token: str) -> int | None:
+        """The link's user, consumed atomically (GETDEL); None if unknown, used or expired."""
+        value = await self.redis.execute("GETDEL", self.link_key(family, token))
         return int(value) if value is not None else None
 
     # -- rate limits ---------------------------------------------------------------------

@@ -11,7 +11,8 @@ from service.sqlite_pool import IDLE_CONNECTIONS, ReusingSQLiteBackend, SQLDatab
 
 def sqlite_threads() -> int:
     """aiosqlite runs each connection in a thread of its own."""
-    return sum(1 for t in threading.enumerate() if t.is_alive() and "_connection_worker_thread" in t.name)
+    return sum(1 for t in threading.enumerate()
+               if t.is_alive() and "_connection_worker_thread" in t.name)
 
 
 def test_sequential_queries_share_one_connection(tmp_path: Path) -> None:
