@@ -1,15 +1,21 @@
 """SQLite for `databases`, with open connections kept for reuse.
 
 `databases`' own SQLite backend opens a new aiosqlite connection for every query and closes it
-afterwards: a new thread, a new sqlite3 handle, the schema read again. That is about half a
-millisecond of CPU per query, on the core that also hashes passwords (login, register).
-Here up to IDLE_CONNECTIONS connections wait between queries instead. The number open at once
-is not capped: `databases` skips handing a connection back when a transaction's BEGIN, COMMIT
-or ROLLBACK itself fails, and a cap would lose that slot for good (every query would then
-wait forever); uncapped, such a connection is merely not reused. A connection handed back
-inside a transaction is closed, never reused; so is every one handed back after close(), and
-close() stops any still out (each runs a non-daemon thread that would keep the process from
-exiting).
+afterwards: a new thread, a new sqlite3 handle, the schema read again, about 0.6 ms of CPU on
+the core that also hashes passwords. Refresh reads the user's row from the database on every
+call, so that cost would land on the hot path (bench/README.md has the figures).
+
+The rules, each simple enough to check by eye:
+- acquire() hands out an idle connection, else opens one (no cap: a cap would lose a slot for
+  good whenever `databases` keeps a connection, see below).
+- release() keeps a connection for reuse only while the pool is open, it is outside a
+  transaction and fewer than IDLE_CONNECTIONS wait; otherwise it closes it, the aiosqlite way
+  (queued work first, then the handle, then the thread).
+- close() closes the idle connections. One still in use is closed when it is handed back.
+  The pool never stops a connection it does not hold: stopping one under a running query made
+  its later close() wait for a thread that had already gone (the CI hang of issue 8).
+- `databases` never hands back a connection whose COMMIT or ROLLBACK itself failed. Its
+  thread is made a daemon when opened, so such a connection cannot keep the process alive.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ class ReusingSQLitePool(SQLitePool):
     def __init__(self, url: DatabaseURL, **options: Any) -> None:
         super().__init__(url, **options)
         self._idle: list[aiosqlite.Connection] = []
-        self._out: set[aiosqlite.Connection] = set()  # opened, not closed: idle or in use
         self._open = False
 
     def open(self) -> None:
@@ -37,28 +42,22 @@ class ReusingSQLitePool(SQLitePool):
     async def acquire(self) -> aiosqlite.Connection:
         if self._idle:
             return self._idle.pop()
-        connection = await super().acquire()
-        self._out.add(connection)
-        return connection
+        connection = aiosqlite.connect(database=self._database, isolation_level=None,
+                                       **self._options)
+        connection._thread.daemon = True  # see the module's docstring
+        return await connection
 
     async def release(self, connection: aiosqlite.Connection) -> None:
         if self._open and len(self._idle) < IDLE_CONNECTIONS and not connection.in_transaction:
             self._idle.append(connection)
         else:
-            self._out.discard(connection)
-            await super().release(connection)
+            await connection.close()
 
     async def close(self) -> None:
         self._open = False
         idle, self._idle = self._idle, []
         for connection in idle:
-            self._out.discard(connection)
-            await super().release(connection)
-        # Never handed back (databases skips that when a ROLLBACK fails) or still in use:
-        # stop their threads, or the process could not exit.
-        leftover, self._out = self._out, set()
-        for connection in leftover:
-            connection.stop()
+            await connection.close()
 
 
 class ReusingSQLiteBackend(SQLiteBackend):

@@ -124,9 +124,10 @@ def no_unhandled_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 # -- no thread left behind ------------------------------------------------------------------
-# Every SQLite connection runs in a non-daemon thread (aiosqlite). One that no app closed
-# would keep this process from exiting after the last test: CI would hang until its time
-# limit instead of failing. So the session checks, says which, and exits with an error.
+# A non-daemon thread that nothing stopped (a server started in a thread, a connection's
+# worker thread: aiosqlite's are non-daemon unless the pool marks them) would keep this
+# process from exiting after the last test: CI would hang until its time limit instead of
+# failing. So the session checks, says which, and exits with an error.
 _leaked_threads: list[str] = []
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -58,32 +60,42 @@ def test_after_a_burst_at_most_the_idle_limit_stays_open(tmp_path: Path) -> None
 
 def test_transactions_whose_rollback_fails_never_block_later_queries(tmp_path: Path) -> None:
     """databases skips handing the connection back when ROLLBACK itself fails (here a
-    trigger's RAISE(ROLLBACK); likewise a failing COMMIT): the pool must keep serving."""
-    async def main() -> list[str]:
-        start = sqlite_threads()
-        db = SQLDatabase(f"sqlite:///{tmp_path / 'd.db'}", timeout=1)
-        await db.connect()
-        await db.execute("CREATE TABLE t (n INTEGER)")
-        await db.execute("CREATE TRIGGER no7 BEFORE INSERT ON t WHEN NEW.n = 7 "
-                         "BEGIN SELECT RAISE(ROLLBACK, 'seven'); END")
+    trigger's RAISE(ROLLBACK); likewise a failing COMMIT): the pool must keep serving, and
+    the connections it never got back must not keep the process from exiting."""
+    script = tmp_path / "rollback.py"
+    script.write_text(f"""
+import asyncio, sys, threading
+from service.sqlite_pool import IDLE_CONNECTIONS, SQLDatabase
 
-        async def request() -> str:
-            try:
-                async with db.transaction():
-                    await db.execute("INSERT INTO t (n) VALUES (7)")
-            except Exception as exc:
-                return type(exc).__name__
-            return "committed"
+async def main():
+    db = SQLDatabase("sqlite:///" + {str(tmp_path / 'd.db')!r}, timeout=1)
+    await db.connect()
+    await db.execute("CREATE TABLE t (n INTEGER)")
+    await db.execute("CREATE TRIGGER no7 BEFORE INSERT ON t WHEN NEW.n = 7 "
+                     "BEGIN SELECT RAISE(ROLLBACK, 'seven'); END")
 
-        outcomes = [await asyncio.create_task(request()) for _ in range(2 * IDLE_CONNECTIONS)]
-        async with asyncio.timeout(5):
-            answer = await asyncio.create_task(db.fetch_val("SELECT 42"))
-        await db.disconnect()  # also stops the connections databases never handed back
-        await asyncio.sleep(0.1)
-        return [*set(outcomes), str(answer), str(sqlite_threads() - start)]
+    async def request():
+        try:
+            async with db.transaction():
+                await db.execute("INSERT INTO t (n) VALUES (7)")
+        except Exception as exc:
+            return type(exc).__name__
+        return "committed"
 
-    # and no thread is left to keep the process from exiting
-    assert asyncio.run(main()) == ["OperationalError", "42", "0"]
+    outcomes = [await asyncio.create_task(request()) for _ in range(2 * IDLE_CONNECTIONS)]
+    async with asyncio.timeout(5):
+        answer = await asyncio.create_task(db.fetch_val("SELECT 42"))
+    await db.disconnect()
+    kept = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    print(sorted(set(outcomes)), answer, all(t.daemon for t in kept), len(kept) > 0)
+
+asyncio.run(main())
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    # The process printed and exited although connections were never handed back.
+    assert done.stdout.split() == ["['OperationalError']", "42", "True", "True"]
 
 
 def test_disconnect_leaves_no_connection_thread_behind(tmp_path: Path) -> None:
