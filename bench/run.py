@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from session_check import environment, free_port
+from ab import environment, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

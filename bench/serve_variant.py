@@ -1,8 +1,10 @@
-"""Serve authsvc for a benchmark, optionally WITHOUT the per-request session check.
+"""Serve authsvc for a benchmark, as it is ('with') or with one part taken out.
 
-The 'without' variant exists only to measure what that check costs: it replaces the
-pipelined HGETALL + HGET with the HGETALL alone. Never use it for anything else.
-Usage: python bench/serve_variant.py {with|without} PORT   (settings from AUTH_* env)
+Each variant exists only to measure what that part costs (bench/ab.py); never use them for
+anything else.
+- without: no per-request session check (the pipelined HGETALL + HGET becomes the HGETALL).
+- nopool: no reuse of SQLite connections (databases' own backend: one per query).
+Usage: python bench/serve_variant.py {with|without|nopool} PORT   (settings from AUTH_* env)
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import sys
 
 import uvicorn
+from databases import Database
 
+from service import app as app_module
 from service.app import UVICORN_OPTIONS, create_app
 from service.config import load_settings
 from service.redis_wire import pairs
@@ -25,6 +29,10 @@ def main() -> None:
     variant, port = sys.argv[1], int(sys.argv[2])
     if variant == "without":
         SessionStore.user_and_alive = _user_only  # type: ignore[method-assign]
+    elif variant == "nopool":
+        app_module.SQLDatabase = Database  # type: ignore[misc]
+    elif variant != "with":
+        raise SystemExit(f"unknown variant {variant!r}")
     uvicorn.run(create_app(load_settings(), freeze_heap=True), host="127.0.0.1", port=port,
                 log_level="warning", access_log=False, loop="uvloop", http="httptools",
                 **UVICORN_OPTIONS)

@@ -1,8 +1,11 @@
-"""What the per-request session check costs: profile GET req/s with and without it, same run.
+"""A/B: one scenario served by two variants of the server, alternating, same run.
 
-The server (1 process) is pinned to core 0, wrk to core 1; the two variants alternate for
-ROUNDS rounds on the same database and Redis, and the ratio of medians is reported.
-Usage: python bench/session_check.py [--seconds 10] [--rounds 3]
+The server (1 process, bench/serve_variant.py) is pinned to core 0, wrk to core 1; the two
+variants take turns for ROUNDS rounds on the same database and Redis, and the ratio of the
+medians is reported.
+  python bench/ab.py profile with without    what the per-request session check costs
+  python bench/ab.py refresh with nopool     what reusing SQLite connections saves
+Options: [--seconds 10] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+WRK = ROOT / "bench" / "wrk"
+PREFIX = "/api/v1/auth"
 USER = {"username": "bench", "email": "bench@example.com", "password": "bench pass phrase 1",
         "password2": "bench pass phrase 1"}
 
@@ -56,11 +61,18 @@ def serve(variant: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], s
     raise RuntimeError("server did not start")
 
 
-def wrk(url: str, token: str, seconds: int) -> tuple[float, str]:
+def wrk_command(scenario: str, url: str, tokens: dict[str, str], tmp: Path) -> list[str]:
+    if scenario == "profile":
+        return ["-H", f"Authorization: Bearer {tokens['access']}", url + PREFIX + "/profile/"]
+    bodies = tmp / "refresh"
+    bodies.write_text('{"refresh": "%s"}\n' % tokens["refresh"])
+    return ["-s", str(WRK / "post_lines.lua"), url + PREFIX + "/token/refresh/", "--",
+            str(bodies)]
+
+
+def wrk(args: list[str], seconds: int) -> tuple[float, str]:
     out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{seconds}s",
-                          "--latency", "-H", f"Authorization: Bearer {token}",
-                          url + "/api/v1/auth/profile/"],
-                         capture_output=True, text=True, check=True).stdout
+                          "--latency", *args], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
     if "Non-2xx" in out or "Socket errors" in out:
@@ -69,7 +81,11 @@ def wrk(url: str, token: str, seconds: int) -> tuple[float, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario", choices=("profile", "refresh"))
+    parser.add_argument("a", help="variant A (bench/serve_variant.py)")
+    parser.add_argument("b", help="variant B")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -78,15 +94,16 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env, check=True,
                        capture_output=True)
         process, url = serve("with", env)
-        token = httpx.post(url + "/api/v1/auth/register/", json=USER).json()["access"]
+        tokens = httpx.post(url + PREFIX + "/register/", json=USER).json()
         process.terminate()
         process.wait()
-        results: dict[str, list[float]] = {"with": [], "without": []}
+        results: dict[str, list[float]] = {args.a: [], args.b: []}
         for _ in range(args.rounds):
-            for variant in ("with", "without"):
+            for variant in (args.a, args.b):
                 process, url = serve(variant, env)
                 try:
-                    rps, p99 = wrk(url, token, args.seconds)
+                    rps, p99 = wrk(wrk_command(args.scenario, url, tokens, Path(tmp)),
+                                   args.seconds)
                 finally:
                     process.terminate()
                     process.wait()
@@ -95,10 +112,9 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
                         "from service.embedded_redis import stop; stop(Path(sys.argv[1]))", tmp],
                        env=env, check=False)
-    with_check = statistics.median(results["with"])
-    without = statistics.median(results["without"])
-    print(f"median: with {with_check:.0f} req/s, without {without:.0f} req/s, "
-          f"ratio {with_check / without:.3f}")
+    a, b = statistics.median(results[args.a]), statistics.median(results[args.b])
+    print(f"{args.scenario}, median: {args.a} {a:.0f} req/s, {args.b} {b:.0f} req/s, "
+          f"ratio {a / b:.3f}")
 
 
 if __name__ == "__main__":
