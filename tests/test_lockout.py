@@ -51,9 +51,42 @@ def test_unknown_accounts_lock_alike(settings: Settings, make_client: Any) -> No
     real = [attempt(client, "alice", "wrong guess").status_code for _ in range(MAX + 1)]
     ghost = [attempt(client, "nobody", "wrong guess").status_code for _ in range(MAX + 1)]
     assert real == ghost == [401] * MAX + [429]
-    # The lock is the account's: its email is locked along with its username.
-    assert attempt(client, "ALICE@example.com", "x").status_code == 429
     assert attempt(client, "someone-else", "x").status_code == 401
+
+
+def test_a_lock_on_the_username_says_nothing_about_the_email(settings: Settings,
+                                                             make_client: Any) -> None:
+    """Issue 9 (11): locking one identifier must not make another identifier of the same
+    account answer unlike an identifier with no account (the lock used to be the account's,
+    so a 429 on an email showed that it belonged to the locked username)."""
+    client = make_client(locking(settings))
+    register(client)
+    register(client, username="bob", email="bob@example.com")
+    assert [attempt(client, "alice", "wrong").status_code for _ in range(MAX + 1)] \
+        == [401] * MAX + [429]
+    same_account = [attempt(client, "ALICE@example.com", "wrong").status_code
+                    for _ in range(MAX + 1)]
+    no_account = [attempt(client, "ghost@example.com", "wrong").status_code
+                  for _ in range(MAX + 1)]
+    other_account = [attempt(client, "bob@example.com", "wrong").status_code
+                     for _ in range(MAX + 1)]
+    assert same_account == no_account == other_account == [401] * MAX + [429]
+
+
+def test_guessing_through_username_and_email_never_doubles_the_budget(
+        settings: Settings, make_client: Any) -> None:
+    """The account's failures are still counted together: once its username has used up
+    max_failures, its email keeps answering 401 (as an unknown one would), but the verdict is
+    withheld there: even the right password gets 401, so a guesser gets max_failures tries
+    per window, not twice that. A known device is untouched."""
+    client = make_client(locking(settings))
+    register(client)
+    device = attempt(client, "alice", USER["password"]).json()["device_token"]
+    for _ in range(MAX):
+        assert attempt(client, "alice", "wrong").status_code == 401
+    assert attempt(client, "alice@example.com", USER["password"]).status_code == 401
+    assert attempt(client, "alice@example.com", "wrong").status_code == 401
+    assert attempt(client, "alice", USER["password"], device=device).status_code == 200
 
 
 def test_parallel_guesses_cannot_slip_under_the_limit(settings: Settings,

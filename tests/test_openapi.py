@@ -183,7 +183,8 @@ def test_every_body_declares_413_and_415() -> None:
 
 def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:
     doc = fetch()
-    for name in ("register/", "login/", "password-reset/"):
+    for name in ("register/", "login/", "password-reset/", "verify-email/resend/",
+                 "security/not-me/"):
         response = resolve(doc, doc["paths"][AUTH + name]["post"]["responses"]["429"])
         assert "Retry-After" in response["headers"]
     quiet = fetch(Settings().replace(rate_limit={"enabled": False}, lockout={"enabled": False}))
