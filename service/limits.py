@@ -1,4 +1,4 @@
-"""Rate limits (API.md [rate_limit]).
+"""Rate limits (API.md [rate_limit]) and the guards on password checks.
 
 Counters are keyed by what they limit: a client address (`client_key`: IPv4 by address, IPv6
 by /64), a submitted identifier (`identifier_key`, folded) or a known device (`device_key`).
@@ -7,6 +7,9 @@ by /64), a submitted identifier (`identifier_key`, folded) or a known device (`d
 from __future__ import annotations
 
 import ipaddress
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from .config import RateLimitSettings
 from .errors import RateLimited
@@ -58,3 +61,33 @@ class RateLimiter:
         if over:
             raise RateLimited(max(over))
 
+
+class HashInFlight(RateLimited):
+    """A second password check for the same user while one is running: 429, try again soon."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.detail = ("Another password check for this account is in progress. Try again in "
+                       "1 second.")
+
+
+class OneHashPerUser:
+    """At most one password hash in flight per user on re-authenticated endpoints (password
+    change, account deletion), across every API process: a stolen token cannot fill the shared
+    hash pool and slow everyone's login. Held in Redis with a TTL, so a crashed process frees
+    it by itself."""
+
+    def __init__(self, store: RedisStore, ttl: int = 60) -> None:
+        self._store = store
+        self._ttl = ttl
+
+    @asynccontextmanager
+    async def hold(self, user_id: int) -> AsyncIterator[None]:
+        """Raises HashInFlight (429, Retry-After: 1) while another check of `user_id` runs."""
+        owner = secrets.token_hex(8)
+        if not await self._store.take_flight(user_id, owner, self._ttl):
+            raise HashInFlight()
+        try:
+            yield
+        finally:
+            await self._store.release_flight(user_id, owner)

@@ -333,6 +333,16 @@ def _session_paths(s: Settings) -> Json:
     }
 
 
+def _reauth_note(s: Settings) -> str:
+    note = ""
+    if s.rate_limit.enabled:
+        note += f" Each check spends the client IP's login budget ({s.rate_limit.login})."
+    if s.lockout.enabled:
+        note += (f" After {s.lockout.max_failures} wrong passwords within {s.lockout.window} s "
+                 "the account's checks are refused (429) until the window ends.")
+    return note
+
+
 def _security_paths(s: Settings) -> Json:
     bearer_errors = ("BearerUnauthorized", "ServiceUnavailable")
     return {
@@ -357,9 +367,12 @@ def _security_paths(s: Settings) -> Json:
         AUTH + "password/change/": {"post": _operation(
             "changePassword", "Change my password",
             "Needs the current password. Every other session ends and every earlier token is "
-            "refused; this session goes on with the fresh pair returned.",
+            "refused; this session goes on with the fresh pair returned. 429 (Retry-After: 1) "
+            "while another password check of the same account is in progress."
+            + _reauth_note(s),
             {"200": _token_response("A fresh token pair for this session.", "TokenPair")},
-            body="PasswordChangeRequest", errors=("BadRequest", *bearer_errors), bearer=True,
+            body="PasswordChangeRequest",
+            errors=("BadRequest", "TooManyRequests", *bearer_errors), bearer=True,
             tag="sessions")},
         AUTH + "verify-email/": {"post": _operation(
             "verifyEmail", "Confirm an email address",

@@ -7,8 +7,12 @@
     {prefix}rl:{scope}:{sha256(key)} counter         fixed-window rate limit; TTL = the window
     {prefix}lock:{sha256(key)}       counter         password failures: of a submitted identifier
                                                      (id:), an account (user:) or one device
-                                                     (device:) at login; TTL = the lockout
-                                                     window from the first failure
+                                                     (device:) at login, of an account at
+                                                     re-authentication (reauth:); TTL = the
+                                                     lockout window from the first failure
+    {prefix}hashing:{id}             owner token     a password check of this user in flight
+                                                     (password change, deletion); TTL = 60 s,
+                                                     deleted when the check ends
     {prefix}mails:{sha256(address)}  counter         mails anyone can trigger to one address
                                                      (reset links, verification resends);
                                                      TTL = one hour from the first
@@ -52,6 +56,13 @@ for i, key in ipairs(KEYS) do
   if limit > 0 and count > limit then break end
 end
 return out
+""")
+
+# Delete a key only if it still holds the owner's value (it may have expired and been
+# taken by another request meanwhile).
+_RELEASE = Script("""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """)
 
 
@@ -167,6 +178,17 @@ class RedisStore:
 
     async def clear_failures(self, key: str) -> None:
         await self.redis.execute("DEL", self.lock_key(key))
+
+    # -- one password check in flight per user --------------------------------------------
+    def flight_key(self, user_id: int) -> str:
+        return f"{self._p}hashing:{user_id}"
+
+    async def take_flight(self, user_id: int, owner: str, ttl: int) -> bool:
+        reply = await self.redis.execute("SET", self.flight_key(user_id), owner, "NX", "EX", ttl)
+        return reply is not None
+
+    async def release_flight(self, user_id: int, owner: str) -> None:
+        await self.redis.eval(_RELEASE, [self.flight_key(user_id)], [owner])
 
     # -- mails anyone can trigger ----------------------------------------------------------
     def mail_key(self, address: str) -> str:

@@ -6,7 +6,8 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from .alerts import Alerts
@@ -17,10 +18,11 @@ from .errors import (
     InvalidCredentials,
     LoginLocked,
     NotFound,
+    RateLimited,
     TokenInvalid,
     ValidationFailed,
 )
-from .limits import RateLimiter, client_key, device_key, identifier_key
+from .limits import OneHashPerUser, RateLimiter, client_key, device_key, identifier_key
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import CachedUser, RedisStore
 from .schemas import LoginInput, PasswordChangeInput, RegisterInput
@@ -88,6 +90,7 @@ class AuthService:
         self._hasher = hasher
         self._codec = codec
         self._clock = clock
+        self._one_hash = OneHashPerUser(store)
 
     async def health(self) -> None:
         """Raise if the database or Redis cannot be reached (mapped to 503)."""
@@ -303,18 +306,48 @@ class AuthService:
         if not await self._sessions.end(caller.user.id, sid):
             raise NotFound()
 
-    async def change_password(self, caller: Caller, data: PasswordChangeInput) -> TokenPair:
+    @asynccontextmanager
+    async def reauthenticated(self, caller: Caller, password: str, client: Client, *,
+                              field: str = "password",
+                              message: str = "Your password was entered incorrectly.",
+                              ) -> AsyncIterator[User]:
+        """Check the caller's current password before an account change (password change,
+        account deletion), guarded like a login. One check per user in flight (another one
+        meanwhile: 429 HashInFlight, Retry-After 1), held until the block ends, so hashing a
+        new password inside it counts as in flight too. Each attempt is counted against the
+        client IP's login rate, and wrong passwords against the account ([lockout]
+        max_failures per window, then 429 with Retry-After, before any hashing). A wrong
+        password: 400 on `field`. Yields the user's current row."""
+        async with self._one_hash.hold(caller.user.id):
+            await self._limiter.check("login", client_key(client.ip))
+            row = await self._users.by_id(caller.user.id)
+            if row is None:
+                raise TokenInvalid("user_not_found", "User not found").for_bearer()
+            locks = [f"reauth:{row.id}"]
+            lockout = self._s.lockout
+            if lockout.enabled:
+                ((attempts, left),) = await self._store.reserve_attempts(
+                    locks, lockout.window, lockout.max_failures)
+                if attempts > lockout.max_failures:
+                    raise RateLimited(left)
+            result = await self._hasher.verify(row.password_hash, password)
+            if not result.valid:
+                raise ValidationFailed.on(field, message)
+            if lockout.enabled:
+                await self._store.give_back_attempts(locks)
+            yield row
+
+    async def change_password(self, caller: Caller, data: PasswordChangeInput,
+                              client: Client) -> TokenPair:
         """New password; every other session ends, this one goes on with fresh tokens."""
-        row = await self._users.by_id(caller.user.id)
-        assert row is not None
-        result = await self._hasher.verify(row.password_hash, data.old_password)
-        if not result.valid:
-            raise ValidationFailed.on("old_password", "Your old password was entered incorrectly.")
-        problems = policy_problems(data.password, self._s.passwords, username=row.username,
-                                   email=row.email)
-        if problems:
-            raise ValidationFailed({"password": problems})
-        new_hash = await self._hasher.hash(data.password)
+        async with self.reauthenticated(caller, data.old_password, client, field="old_password",
+                                        message="Your old password was entered incorrectly.",
+                                        ) as row:
+            problems = policy_problems(data.password, self._s.passwords,
+                                       username=row.username, email=row.email)
+            if problems:
+                raise ValidationFailed({"password": problems})
+            new_hash = await self._hasher.hash(data.password)
         await self._store.forget_user(row.id)
         changed = await self._users.set_password(row.id, new_hash, row.token_version)
         if changed is None:  # a reset or another change landed meanwhile: that one stands
