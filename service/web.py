@@ -97,7 +97,10 @@ def client_ip(request: Request, trusted_proxies: tuple[str, ...]) -> str:
     if not trusted_proxies or not _is_trusted(peer, trusted_proxies):
         return str(peer)
     nearest = peer
-    for hop in reversed(request.headers.get("x-forwarded-for", "").split(",")):
+    # Several X-Forwarded-For fields are one list in order (RFC 9110 5.3); reading only the
+    # first would believe a client's own field over the one its proxy added after it.
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    for hop in reversed(forwarded.split(",")):
         if not hop.strip():
             continue
         address = parse_ip(hop)

@@ -177,3 +177,16 @@ def test_client_keys_are_canonical() -> None:
     assert client_key("unknown") == "ip:unknown"
     assert parse_ip(" [2001:db8::1]:80 ") == parse_ip("2001:0db8::1")
     assert parse_ip("1.2.3.4:x") is None and parse_ip("[::1]x") is None
+
+
+def test_every_forwarded_for_field_is_read(settings: Settings, make_client: Any) -> None:
+    """A proxy that adds its own X-Forwarded-For field after the client's: the hops are one
+    list in order, so the client's own field never picks its counter."""
+    client = make_client(limited(settings, login=Rate(2, 60)))
+    codes = []
+    for i in range(3):
+        headers = [("X-Forwarded-For", f"10.12.0.{i}"), ("X-Forwarded-For", "10.12.1.1")]
+        codes.append(client.post(API + "login/", headers=headers,
+                                 json={"username_or_email": f"u{i}", "password": "x"}
+                                 ).status_code)
+    assert codes == [401, 401, 429]
