@@ -61,6 +61,11 @@ class RateLimiter:
         if over:
             raise RateLimited(max(over))
 
+    async def mail_allowed(self, address: str, per_hour: int) -> bool:
+        """Count one mail anyone can trigger to `address` (whatever [rate_limit] enabled
+        says: it protects a mailbox, not the service); False past `per_hour` this hour."""
+        return await self._store.count_mail(fold(address), 3600) <= per_hour
+
 
 class HashInFlight(RateLimited):
     """A second password check for the same user while one is running: 429, try again soon."""

@@ -8,7 +8,6 @@ import secrets
 
 from .config import Settings
 from .errors import ValidationFailed
-from .identity import fold
 from .limits import RateLimiter, client_key
 from .mail import MailQueue
 from .passwords import PasswordHasher, policy_problems
@@ -45,8 +44,7 @@ class RecoveryService:
     async def _may_mail(self, address: str) -> bool:
         """Count a mail anyone can trigger to `address`; False past [password_reset]
         max_mails_per_hour. Silent: the request that asked for it was answered 200 anyway."""
-        cap = self._s.password_reset.max_mails_per_hour
-        if await self._store.count_mail(fold(address), 3600) <= cap:
+        if await self._limiter.mail_allowed(address, self._s.password_reset.max_mails_per_hour):
             return True
         log.warning("mail cap reached for an address: a requested email was not sent")
         return False
