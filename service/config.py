@@ -109,6 +109,7 @@ class RateLimitSettings:
 @dataclass(frozen=True)
 class PasswordResetSettings:
     ttl: int = 3600
+    max_mails_per_hour: int = 3
     url_template: str = "http://localhost:8000/reset-password?token={token}"
 
 
@@ -333,6 +334,8 @@ def validate(s: Settings) -> None:
     _check(p.parallelism >= 1, "[passwords] parallelism", "must be >= 1")
     _check(p.max_concurrent_hashes >= 1, "[passwords] max_concurrent_hashes", "must be >= 1")
     _check(s.password_reset.ttl > 0, "[password_reset] ttl", "must be > 0")
+    _check(s.password_reset.max_mails_per_hour >= 1, "[password_reset] max_mails_per_hour",
+           "must be >= 1")
     _check("{token}" in s.password_reset.url_template, "[password_reset] url_template",
            "must contain {token}")
     _check(1 <= s.smtp.port <= 65535, "[smtp] port", "must be 1..65535")

@@ -233,24 +233,34 @@ def _headers() -> Json:
     }
 
 
-def _throttle(s: Settings, scope: str, per: str) -> tuple[str, tuple[str, ...]]:
-    """A sentence on the rate limit and the 429 it brings, when rate limiting is on."""
+def _throttle(s: Settings, scope: str, per: str | None) -> tuple[str, tuple[str, ...]]:
+    """A sentence on the rate limit and the 429 it brings, when rate limiting is on; `per`:
+    what is limited besides the client IP (None: the client IP only)."""
     if not s.rate_limit.enabled:
         return "", ()
     rate = getattr(s.rate_limit, scope)
-    return (f" Rate-limited to {rate} per client IP and, separately, per {per}.",
-            ("TooManyRequests",))
+    also = f" and, separately, per {per}" if per else " (IPv6: per /64)"
+    return f" Rate-limited to {rate} per client IP{also}.", ("TooManyRequests",)
+
+
+def _mail_cap(s: Settings) -> str:
+    return (f" At most {s.password_reset.max_mails_per_hour} such mails (reset links and "
+            "verification links together) go to one address per hour; past that the answer "
+            "is the same 200 and nothing is sent.")
 
 
 def _account_paths(s: Settings) -> Json:
     roles = ", ".join(f"`{role}`" for role in s.auth.self_register_roles)
     register_note, register_429 = _throttle(s, "register", "email")
-    login_note, login_429 = _throttle(s, "login", "submitted username or email")
+    login_note, login_429 = _throttle(s, "login", "submitted username or email (per device "
+                                      "instead for a valid `device_token` of that account)")
     login_unverified = ("EmailNotVerified",)  # only with [auth] require_email_verification
     if s.lockout.enabled:
         login_note += (f" After {s.lockout.max_failures} failures within {s.lockout.window} s an "
                        "identifier is locked (429) for devices that never signed in to it; a "
-                       "known device (`device_token`) keeps its own allowance.")
+                       "known device (`device_token`) keeps its own allowance. Past the "
+                       "account's own count (its username and email together) the other "
+                       "identifier still answers 401, whatever the password.")
         login_429 = ("TooManyRequests",)
     return {
         AUTH + "register/": {"post": _operation(
@@ -278,12 +288,13 @@ def _account_paths(s: Settings) -> Json:
 
 
 def _reset_paths(s: Settings) -> Json:
-    note, too_many = _throttle(s, "password_reset", "email")
+    note, too_many = _throttle(s, "password_reset", None)
     return {
         AUTH + "password-reset/": {"post": _operation(
             "passwordReset", "Ask for a password reset link",
             "Answers the same 200, about equally fast, whether or not the email is known; the "
-            f"worker sends the link, valid {s.password_reset.ttl} s and single use." + note,
+            f"worker sends the link, valid {s.password_reset.ttl} s and single use." + note
+            + _mail_cap(s),
             {"200": _response('`{"message": "Password reset link sent"}`',
                               _ref("schemas", "Message"))},
             body="PasswordResetRequest", errors=("BadRequest", *too_many, "ServiceUnavailable"))},
@@ -322,6 +333,16 @@ def _session_paths(s: Settings) -> Json:
     }
 
 
+def _reauth_note(s: Settings) -> str:
+    note = ""
+    if s.rate_limit.enabled:
+        note += f" Each check spends the client IP's login budget ({s.rate_limit.login})."
+    if s.lockout.enabled:
+        note += (f" After {s.lockout.max_failures} wrong passwords within {s.lockout.window} s "
+                 "the account's checks are refused (429) until the window ends.")
+    return note
+
+
 def _security_paths(s: Settings) -> Json:
     bearer_errors = ("BearerUnauthorized", "ServiceUnavailable")
     return {
@@ -346,9 +367,12 @@ def _security_paths(s: Settings) -> Json:
         AUTH + "password/change/": {"post": _operation(
             "changePassword", "Change my password",
             "Needs the current password. Every other session ends and every earlier token is "
-            "refused; this session goes on with the fresh pair returned.",
+            "refused; this session goes on with the fresh pair returned. 429 (Retry-After: 1) "
+            "while another password check of the same account is in progress."
+            + _reauth_note(s),
             {"200": _token_response("A fresh token pair for this session.", "TokenPair")},
-            body="PasswordChangeRequest", errors=("BadRequest", *bearer_errors), bearer=True,
+            body="PasswordChangeRequest",
+            errors=("BadRequest", "TooManyRequests", *bearer_errors), bearer=True,
             tag="sessions")},
         AUTH + "verify-email/": {"post": _operation(
             "verifyEmail", "Confirm an email address",
@@ -359,20 +383,24 @@ def _security_paths(s: Settings) -> Json:
             body="NotMeRequest", errors=("BadRequest", "ServiceUnavailable"), tag="sessions")},
         AUTH + "verify-email/resend/": {"post": _operation(
             "resendVerification", "Send the verification email again",
-            "Answers the same 200 whether or not the email is known or already verified.",
+            "Answers the same 200 whether or not the email is known or already verified."
+            + _throttle(s, "password_reset", None)[0] + _mail_cap(s),
             {"200": _response('`{"message": "Verification email sent"}`',
                               _ref("schemas", "Message"))},
             body="PasswordResetRequest",
-            errors=("BadRequest", *_throttle(s, "password_reset", "email")[1],
+            errors=("BadRequest", *_throttle(s, "password_reset", None)[1],
                     "ServiceUnavailable"), tag="sessions")},
         AUTH + "security/not-me/": {"post": _operation(
             "notMe", "This wasn't me",
             "The confirming POST behind the link in a security alert (a sign-in from a new "
             "device, or a refresh token used twice): ends every session of the account and "
             "emails a password reset link. The link itself (a GET a mail scanner may follow) "
-            "does nothing. Single use; an unknown or used token is a 400 on `token`.",
+            "does nothing. Single use; an unknown or used token is a 400 on `token`."
+            + _throttle(s, "password_reset", None)[0],
             {"200": _response("Done.", _ref("schemas", "Message"))},
-            body="NotMeRequest", errors=("BadRequest", "ServiceUnavailable"), tag="sessions")},
+            body="NotMeRequest",
+            errors=("BadRequest", *_throttle(s, "password_reset", None)[1],
+                    "ServiceUnavailable"), tag="sessions")},
     }
 
 

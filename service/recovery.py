@@ -8,7 +8,7 @@ import secrets
 
 from .config import Settings
 from .errors import ValidationFailed
-from .limits import RateLimiter
+from .limits import RateLimiter, client_key
 from .mail import MailQueue
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import RedisStore
@@ -36,15 +36,28 @@ class RecoveryService:
 
     # -- password reset -----------------------------------------------------------------
     async def request_reset(self, email: str, client_ip: str) -> None:
-        """Rate-limit only; the rest runs after the answer (see send_reset)."""
-        await self._limiter.check("password_reset", client_ip, email)
+        """Rate-limit the client only; the rest runs after the answer (see send_reset). No
+        per-address limit here: a flood for one address must not change what its owner is
+        answered; the mailbox is protected by the mail cap instead."""
+        await self._limiter.check("password_reset", client_key(client_ip))
 
-    async def send_reset(self, email: str) -> None:
+    async def _may_mail(self, address: str) -> bool:
+        """Count a mail anyone can trigger to `address`; False past [password_reset]
+        max_mails_per_hour. Silent: the request that asked for it was answered 200 anyway."""
+        if await self._limiter.mail_allowed(address, self._s.password_reset.max_mails_per_hour):
+            return True
+        log.warning("mail cap reached for an address: a requested email was not sent")
+        return False
+
+    async def send_reset(self, email: str, *, capped: bool = True) -> None:
         """Mint a reset token and queue the email; runs after the response, so known and
-        unknown emails answer alike and no caller waits for SMTP."""
+        unknown emails answer alike and no caller waits for SMTP. `capped`: counted against
+        the address's mail cap (see _may_mail)."""
         try:
             user = await self._users.by_email(email)
             if user is None or not user.is_active:
+                return
+            if capped and not await self._may_mail(user.email):
                 return
             token = secrets.token_urlsafe(32)
             await self._store.put_reset(token, user.id, user.token_version,
@@ -86,10 +99,13 @@ class RecoveryService:
 
     # -- email verification -------------------------------------------------------------
     async def send_verification(self, email: str) -> None:
-        """Mail a verification link (after the response); unknown or verified: nothing."""
+        """Mail a verification link (after the response); unknown or verified: nothing. The
+        mail at registration counts against the address's mail cap too."""
         try:
             user = await self._users.by_email(email)
             if user is None or user.email_verified or not user.is_active:
+                return
+            if not await self._may_mail(user.email):
                 return
             token = secrets.token_urlsafe(32)
             await self._store.put_link("verify", token, user.id,
@@ -100,8 +116,9 @@ class RecoveryService:
             log.exception("could not queue a verification email")
 
     async def request_verification(self, email: str, client_ip: str) -> None:
-        """verify-email/resend/: rate-limited like password resets; the rest runs after."""
-        await self._limiter.check("password_reset", client_ip, email)
+        """verify-email/resend/: like password-reset/, the client is rate-limited, the address
+        only by the mail cap; the rest runs after the answer."""
+        await self._limiter.check("password_reset", client_key(client_ip))
 
     async def verify_email(self, token: str) -> None:
         user_id = await self._store.take_link("verify", token)
@@ -111,12 +128,15 @@ class RecoveryService:
         log.info("email verified for user %s", user_id)
 
     async def not_me(self, token: str, client_ip: str) -> None:
-        """The confirming POST behind an alert's link: end every session, start a reset."""
-        await self._limiter.check("password_reset", client_ip, token)
+        """The confirming POST behind an alert's link: end every session, start a reset. Only
+        the client is rate-limited: the token is a secret nobody else can flood. Its reset
+        mail skips the mail cap: the single-use link came from that mailbox, and a flood of
+        reset requests must not silence the owner's way out."""
+        await self._limiter.check("password_reset", client_key(client_ip))
         user_id = await self._store.take_link("notme", token)
         row = await self._users.by_id(user_id) if user_id is not None else None
         if row is None:
             raise ValidationFailed.on("token", BAD_TOKEN)
         ended = await self._sessions.end_all(row.id)
         log.warning("user %s reported a sign-in as not theirs: %s sessions ended", row.id, ended)
-        await self.send_reset(row.email)
+        await self.send_reset(row.email, capped=False)

@@ -5,9 +5,17 @@
     {prefix}reset:{sha256(token)}    "{id}:{ver}"    a password-reset token, single use;
                                                      TTL = password_reset.ttl
     {prefix}rl:{scope}:{sha256(key)} counter         fixed-window rate limit; TTL = the window
-    {prefix}lock:{sha256(key)}       counter         login failures of an identifier (untrusted
-                                                     clients) or of one device; TTL = the
+    {prefix}lock:{sha256(key)}       counter         password failures: of a submitted identifier
+                                                     (id:), an account (user:) or one device
+                                                     (device:) at login, of an account at
+                                                     re-authentication (reauth:); TTL = the
                                                      lockout window from the first failure
+    {prefix}hashing:{id}             owner token     a password check of this user in flight
+                                                     (password change, deletion); TTL = 60 s,
+                                                     deleted when the check ends
+    {prefix}mails:{sha256(address)}  counter         mails anyone can trigger to one address
+                                                     (reset links, verification resends);
+                                                     TTL = one hour from the first
     {prefix}verify:{sha256(token)}   "{id}"          an email-verification token, single use;
                                                      TTL = auth.email_verification_ttl
     {prefix}notme:{sha256(token)}    "{id}"          a "this wasn't me" link from a security
@@ -32,8 +40,11 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """)
 
-# Fixed windows, one counter per key; returns for each key its count and TTL (ms).
+# Fixed windows, one counter per key, counted in order; returns for each key counted its
+# count and TTL (ms). ARGV[2] > 0: stop after the first key past that limit, so what is
+# refused on one key (a client IP) spends nothing of the next (an identifier).
 _HIT = Script("""
+local limit = tonumber(ARGV[2])
 local out = {}
 for i, key in ipairs(KEYS) do
   local count = redis.call('INCR', key)
@@ -42,8 +53,16 @@ for i, key in ipairs(KEYS) do
   if ttl < 0 then redis.call('EXPIRE', key, ARGV[1]); ttl = tonumber(ARGV[1]) * 1000 end
   out[#out + 1] = count
   out[#out + 1] = ttl
+  if limit > 0 and count > limit then break end
 end
 return out
+""")
+
+# Delete a key only if it still holds the owner's value (it may have expired and been
+# taken by another request meanwhile).
+_RELEASE = Script("""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """)
 
 
@@ -146,18 +165,39 @@ class RedisStore:
     def lock_key(self, key: str) -> str:
         return f"{self._p}lock:{token_digest(key)[:32]}"
 
-    async def reserve_attempt(self, key: str, window: int) -> tuple[int, int]:
-        """Count a login attempt before the password is checked (atomic, so parallel guesses
-        cannot all slip under the limit); returns (attempts counted, seconds left)."""
-        ((count, left),) = await self._counts([self.lock_key(key)], window)
-        return count, left
+    async def reserve_attempts(self, keys: list[str], window: int,
+                               limit: int) -> list[tuple[int, int]]:
+        """Count a password attempt against each key in turn, before the password is checked
+        (atomic, so parallel guesses cannot all slip under the limit), stopping after the
+        first key past `limit`; returns (attempts counted, seconds left) per key counted."""
+        return await self._counts([self.lock_key(k) for k in keys], window, limit)
 
-    async def give_back_attempt(self, key: str) -> None:
+    async def give_back_attempts(self, keys: list[str]) -> None:
         """A successful attempt was no failure: un-count it."""
-        await self.redis.execute("DECR", self.lock_key(key))
+        await self.redis.transaction(*[("DECR", self.lock_key(k)) for k in keys])
 
     async def clear_failures(self, key: str) -> None:
         await self.redis.execute("DEL", self.lock_key(key))
+
+    # -- one password check in flight per user --------------------------------------------
+    def flight_key(self, user_id: int) -> str:
+        return f"{self._p}hashing:{user_id}"
+
+    async def take_flight(self, user_id: int, owner: str, ttl: int) -> bool:
+        reply = await self.redis.execute("SET", self.flight_key(user_id), owner, "NX", "EX", ttl)
+        return reply is not None
+
+    async def release_flight(self, user_id: int, owner: str) -> None:
+        await self.redis.eval(_RELEASE, [self.flight_key(user_id)], [owner])
+
+    # -- mails anyone can trigger ----------------------------------------------------------
+    def mail_key(self, address: str) -> str:
+        return f"{self._p}mails:{token_digest(address)[:32]}"
+
+    async def count_mail(self, address: str, window: int) -> int:
+        """Count one mail to `address` in a fixed window; returns the count, this one included."""
+        ((count, _),) = await self._counts([self.mail_key(address)], window)
+        return count
 
     # -- single-use links: email verification ("verify"), "this wasn't me" ("notme") --------
     def link_key(self, family: str, token: str) -> str:
@@ -172,10 +212,14 @@ class RedisStore:
         return int(value) if value is not None else None
 
     # -- rate limits ---------------------------------------------------------------------
-    async def hit(self, scope: str, keys: list[str], window: int) -> list[tuple[int, int]]:
-        """Count one event against each key; returns (count, seconds left) for each."""
-        return await self._counts([self.rate_key(scope, k) for k in keys], window)
+    async def hit(self, scope: str, keys: list[str], window: int,
+                  limit: int = 0) -> list[tuple[int, int]]:
+        """Count one event against each key in turn, stopping after the first past `limit`
+        (0: count them all);
+        returns (count, seconds left) for each key counted."""
+        return await self._counts([self.rate_key(scope, k) for k in keys], window, limit)
 
-    async def _counts(self, keys: list[str], window: int) -> list[tuple[int, int]]:
-        raw = await self.redis.eval(_HIT, keys, [window])
+    async def _counts(self, keys: list[str], window: int,
+                      limit: int = 0) -> list[tuple[int, int]]:
+        raw = await self.redis.eval(_HIT, keys, [window, limit])
         return [(int(raw[i]), max(1, -(-int(raw[i + 1]) // 1000))) for i in range(0, len(raw), 2)]

@@ -171,7 +171,7 @@ async def logout_all(request: Request) -> Response:
 async def password_change(request: Request) -> Response:
     caller = await bearer_caller(request)
     data = schemas.password_change_input(await json_body(request), _max_password(request))
-    pair = await _service(request).change_password(caller, data)
+    pair = await _service(request).change_password(caller, data, _client(request))
     return json_response({"access": pair.access, "refresh": pair.refresh})
 
 

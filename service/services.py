@@ -6,7 +6,8 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from .alerts import Alerts
@@ -17,11 +18,11 @@ from .errors import (
     InvalidCredentials,
     LoginLocked,
     NotFound,
+    RateLimited,
     TokenInvalid,
     ValidationFailed,
 )
-from .identity import fold
-from .limits import RateLimiter
+from .limits import OneHashPerUser, RateLimiter, client_key, device_key, identifier_key
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import CachedUser, RedisStore
 from .schemas import LoginInput, PasswordChangeInput, RegisterInput
@@ -89,6 +90,7 @@ class AuthService:
         self._hasher = hasher
         self._codec = codec
         self._clock = clock
+        self._one_hash = OneHashPerUser(store)
 
     async def health(self) -> None:
         """Raise if the database or Redis cannot be reached (mapped to 503)."""
@@ -99,7 +101,7 @@ class AuthService:
     async def register(self, data: RegisterInput, client: Client) -> Session:
         """Uniqueness is judged here; every other error comes from schemas.register_input."""
         # Limited before the uniqueness look-up: it tells whether an email is registered.
-        await self._limiter.check("register", client.ip, data.email)
+        await self._limiter.check("register", client_key(client.ip), identifier_key(data.email))
         errors = dict(data.errors)
         if data.username and data.email and not ("username" in errors and "email" in errors):
             for field in await self._users.taken(username=data.username, email=data.email):
@@ -125,33 +127,27 @@ class AuthService:
             raise
 
     async def login(self, data: LoginInput, client: Client) -> Session:
-        await self._limiter.check("login", client.ip, data.identifier)
+        # The client's own limit first: requests it refuses spend no identifier's budget.
+        await self._limiter.check("login", client_key(client.ip))
         user = await self._users.by_identifier(data.identifier)
         now = self._clock()
         device = (self._devices.verify(data.device_token, user.id, now)
                   if user is not None else None)
-        # OWASP device cookies: a known device has its own failure count; everyone else shares
-        # the account's (or, with no account, the identifier's: the lock reveals nothing).
-        # The attempt is counted before the hash is checked, so parallel guesses cannot all
-        # pass under the limit.
-        if device:
-            lock = f"device:{device}"
-        else:
-            lock = f"user:{user.id}" if user is not None else f"id:{fold(data.identifier)}"
-        lockout = self._s.lockout
-        if lockout.enabled:
-            attempts, resets_in = await self._store.reserve_attempt(lock, lockout.window)
-            if attempts > lockout.max_failures:
-                raise LoginLocked(resets_in)
+        # OWASP device cookies: a known device has budgets of its own (rate and failures), so
+        # someone else's guesses at this identifier never lock its owner out of it.
+        await self._limiter.check("login", device_key(device) if device
+                                  else identifier_key(data.identifier))
+        locks = self._lock_keys(data.identifier, user, device)
+        withheld = await self._reserve(locks)
         # Unknown users cost the same hashing work as a wrong password.
         result = await self._hasher.verify(user.password_hash if user else None, data.password)
-        if user is None or not result.valid or not user.is_active:
+        if user is None or not result.valid or not user.is_active or withheld:
             raise InvalidCredentials()
-        if lockout.enabled:
+        if self._s.lockout.enabled:
             if device:
-                await self._store.clear_failures(lock)
+                await self._store.clear_failures(locks[0])
             else:
-                await self._store.give_back_attempt(lock)
+                await self._store.give_back_attempts(locks)
         # Said only to someone who knows the password: it reveals nothing to a guesser.
         if self._s.auth.require_email_verification and not user.email_verified:
             raise EmailNotVerified()
@@ -166,6 +162,30 @@ class AuthService:
         device_token = (data.device_token if device and data.device_token
                         else self._devices.issue(user.id, now))
         return Session(user, await self._start_session(row, client), device_token)
+
+    @staticmethod
+    def _lock_keys(identifier: str, user: User | None, device: str | None) -> list[str]:
+        """The failure counters a login attempt spends, in order. A known device: its own.
+        Anyone else: the submitted identifier's (folded, whether or not an account has it),
+        then the account's, which its username and email share."""
+        if device:
+            return [device_key(device)]
+        return [identifier_key(identifier)] + ([f"user:{user.id}"] if user is not None else [])
+
+    async def _reserve(self, locks: list[str]) -> bool:
+        """Count the attempt before the hash is checked, so parallel guesses cannot all pass
+        under the limit. Past max_failures on the first counter: 429. Past it on the account's
+        only (its other identifier was guessed at): True, the verdict is withheld. The attempt
+        is still hashed and answered 401 whatever the password, exactly as for an identifier
+        with no account: a lock on a username says nothing about which email shares its
+        account, and guessing through both never doubles the account's budget."""
+        lockout = self._s.lockout
+        if not lockout.enabled:
+            return False
+        counts = await self._store.reserve_attempts(locks, lockout.window, lockout.max_failures)
+        if counts[0][0] > lockout.max_failures:
+            raise LoginLocked(counts[0][1])
+        return any(count > lockout.max_failures for count, _ in counts)
 
     async def _start_session(self, user: CachedUser, client: Client) -> TokenPair:
         now = self._clock()
@@ -286,18 +306,48 @@ class AuthService:
         if not await self._sessions.end(caller.user.id, sid):
             raise NotFound()
 
-    async def change_password(self, caller: Caller, data: PasswordChangeInput) -> TokenPair:
+    @asynccontextmanager
+    async def reauthenticated(self, caller: Caller, password: str, client: Client, *,
+                              field: str = "password",
+                              message: str = "Your password was entered incorrectly.",
+                              ) -> AsyncIterator[User]:
+        """Check the caller's current password before an account change (password change,
+        account deletion), guarded like a login. One check per user in flight (another one
+        meanwhile: 429 HashInFlight, Retry-After 1), held until the block ends, so hashing a
+        new password inside it counts as in flight too. Each attempt is counted against the
+        client IP's login rate, and wrong passwords against the account ([lockout]
+        max_failures per window, then 429 with Retry-After, before any hashing). A wrong
+        password: 400 on `field`. Yields the user's current row."""
+        async with self._one_hash.hold(caller.user.id):
+            await self._limiter.check("login", client_key(client.ip))
+            row = await self._users.by_id(caller.user.id)
+            if row is None:
+                raise TokenInvalid("user_not_found", "User not found").for_bearer()
+            locks = [f"reauth:{row.id}"]
+            lockout = self._s.lockout
+            if lockout.enabled:
+                ((attempts, left),) = await self._store.reserve_attempts(
+                    locks, lockout.window, lockout.max_failures)
+                if attempts > lockout.max_failures:
+                    raise RateLimited(left)
+            result = await self._hasher.verify(row.password_hash, password)
+            if not result.valid:
+                raise ValidationFailed.on(field, message)
+            if lockout.enabled:
+                await self._store.give_back_attempts(locks)
+            yield row
+
+    async def change_password(self, caller: Caller, data: PasswordChangeInput,
+                              client: Client) -> TokenPair:
         """New password; every other session ends, this one goes on with fresh tokens."""
-        row = await self._users.by_id(caller.user.id)
-        assert row is not None
-        result = await self._hasher.verify(row.password_hash, data.old_password)
-        if not result.valid:
-            raise ValidationFailed.on("old_password", "Your old password was entered incorrectly.")
-        problems = policy_problems(data.password, self._s.passwords, username=row.username,
-                                   email=row.email)
-        if problems:
-            raise ValidationFailed({"password": problems})
-        new_hash = await self._hasher.hash(data.password)
+        async with self.reauthenticated(caller, data.old_password, client, field="old_password",
+                                        message="Your old password was entered incorrectly.",
+                                        ) as row:
+            problems = policy_problems(data.password, self._s.passwords,
+                                       username=row.username, email=row.email)
+            if problems:
+                raise ValidationFailed({"password": problems})
+            new_hash = await self._hasher.hash(data.password)
         await self._store.forget_user(row.id)
         changed = await self._users.set_password(row.id, new_hash, row.token_version)
         if changed is None:  # a reset or another change landed meanwhile: that one stands

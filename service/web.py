@@ -80,23 +80,63 @@ def bearer_token(request: Request) -> str:
     return token
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
 def client_ip(request: Request, trusted_proxies: tuple[str, ...]) -> str:
-    """The socket peer, or the nearest untrusted X-Forwarded-For hop when the peer is a proxy."""
-    peer = request.client.host if request.client else "unknown"
+    """The socket peer, or the nearest untrusted X-Forwarded-For hop when the peer is a proxy.
+
+    Addresses come out in one spelling (ip_address's, an IPv4-mapped IPv6 address as IPv4), so
+    rate limits count an address once however it was written. A hop that is not an address
+    ends the walk: what lies left of it was written by someone unknown, so the client is taken
+    to be the last trusted hop, never a text of the client's choosing."""
+    peer_text = request.client.host if request.client else "unknown"
+    peer = parse_ip(peer_text)
+    if peer is None:
+        return peer_text
     if not trusted_proxies or not _is_trusted(peer, trusted_proxies):
-        return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted_proxies):
-            return hop
-    return peer
+        return str(peer)
+    nearest = peer
+    # Several X-Forwarded-For fields are one list in order (RFC 9110 5.3); reading only the
+    # first would believe a client's own field over the one its proxy added after it.
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    for hop in reversed(forwarded.split(",")):
+        if not hop.strip():
+            continue
+        address = parse_ip(hop)
+        if address is None:
+            break
+        if not _is_trusted(address, trusted_proxies):
+            return str(address)
+        nearest = address
+    return str(nearest)
 
 
-def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+def parse_ip(text: str) -> IPAddress | None:
+    """An address in its one canonical form, or None when `text` is not one. Accepts what
+    proxies write: an optional port (`1.2.3.4:80`, `[2001:db8::1]:80`), a zone (`%eth0`,
+    dropped); an IPv4-mapped IPv6 address is its IPv4 address."""
+    text = text.strip()
+    if text.startswith("["):
+        text, bracket, port = text[1:].partition("]")
+        if not bracket or (port and not (port[0] == ":" and port[1:].isdigit())):
+            return None
+    elif text.count(":") == 1:
+        text, _, port = text.partition(":")
+        if not port.isdigit():
+            return None
     try:
-        ip = ipaddress.ip_address(address)
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        return ipaddress.IPv6Address(int(address))  # without its zone
+    return address
+
+
+def _is_trusted(ip: IPAddress, trusted: tuple[str, ...]) -> bool:
     for entry in trusted:
         try:
             if ip in ipaddress.ip_network(entry, strict=False):

@@ -4,7 +4,9 @@ scanner makes), which ends every session and starts a password reset."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -106,3 +108,33 @@ def test_alerts_off_send_nothing(client: httpx.Client, settings: Settings, smtp_
     login(client)
     deliver(settings, tmp_path)
     assert mailbox.messages == []
+
+
+def test_not_me_mails_its_reset_even_past_the_mail_cap(
+        settings: Settings, make_client: Any, smtp_server: Any, sync_redis: Any,
+        tmp_path: Path) -> None:
+    """Issue 9 (1): a flood of reset requests must not silence the owner's way out: the
+    reset mailed by security/not-me/ (whose single-use token came from that mailbox) is not
+    counted against [password_reset] max_mails_per_hour, and not-me is limited per client IP
+    only (its token is a secret nobody else can flood)."""
+    mailbox, _ = smtp_server
+    settings = alerting(settings).replace(password_reset={"max_mails_per_hour": 1})
+    client = make_client(settings)
+    register(client)
+    login(client)
+    for _ in range(3):
+        assert client.post(API + "password-reset/",
+                           json={"email": "alice@example.com"}).status_code == 200
+    key = f"{settings.redis.prefix}mails:" + hashlib.sha256(b"alice@example.com").hexdigest()[:32]
+    deadline = time.monotonic() + 10
+    while int(sync_redis.get(key) or 0) < 3:  # every background task has run
+        assert time.monotonic() < deadline, "the background tasks never ran"
+        time.sleep(0.02)
+    deliver(settings, tmp_path)
+    resets = [m for m in mailbox.messages if m["Subject"] == "Reset your password"]
+    assert len(resets) == 1
+    alert = next(m for m in mailbox.messages if m["Subject"] == "New sign-in to your account")
+    assert client.post(API + "security/not-me/",
+                       json={"token": link_token(alert)}).status_code == 200
+    deliver(settings, tmp_path)
+    assert sum(m["Subject"] == "Reset your password" for m in mailbox.messages) == 2

@@ -4,15 +4,18 @@ a link mailed at registration, verify-email/ and verify-email/resend/, and
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+from rq import Queue
 from support import USER, register, run_worker
 
-from service.config import Settings
+from service.config import Rate, Settings
 
 API = "/api/v1/auth/"
 SUBJECT = "Confirm your email address"
@@ -108,3 +111,26 @@ def test_bad_verification_tokens_are_400(client: httpx.Client) -> None:
     for body in ({"token": "nope"}, {"token": ""}, {}, {"token": 5}):
         response = client.post(API + "verify-email/", json=body)
         assert response.status_code == 400 and set(response.json()) == {"token"}, body
+
+
+def test_a_resend_flood_for_one_address_answers_alike_and_mails_at_most_the_cap(
+        settings: Settings, make_client: Any, sync_redis: Any) -> None:
+    """Issue 9 (1), as for password-reset/: verify-email/resend/ is limited per client IP
+    only (a flood for one address used to get its owner a 429); the mails to one address
+    share [password_reset] max_mails_per_hour with reset links, the one at registration
+    included, and past it nothing more is sent while every request still gets 200."""
+    settings = verifying(settings, required=True).replace(
+        rate_limit={"enabled": True, "password_reset": Rate(5, 3600)},
+        server={"trusted_proxies": ("127.0.0.1",)})
+    client = make_client(settings)
+    assert client.post(API + "register/", json=USER).status_code == 201
+    codes = [client.post(API + "verify-email/resend/", json={"email": "alice@example.com"},
+                         headers={"X-Forwarded-For": f"10.30.0.{i}"}).status_code
+             for i in range(8)]
+    assert codes == [200] * 8
+    key = f"{settings.redis.prefix}mails:" + hashlib.sha256(b"alice@example.com").hexdigest()[:32]
+    deadline = time.monotonic() + 10
+    while int(sync_redis.get(key) or 0) < 9:  # every background task has run
+        assert time.monotonic() < deadline, "the background tasks never ran"
+        time.sleep(0.02)
+    assert Queue(settings.worker.queue, connection=sync_redis).count == 3

@@ -22,7 +22,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from support import USER, Mailbox, free_port, register, run_worker, settle
 
-from service.config import Settings, SmtpSettings
+from service.config import Rate, Settings, SmtpSettings
 from workers.mailer import password_reset_message
 
 API = "/api/v1/auth/"
@@ -463,3 +463,47 @@ def test_api_answers_200_while_smtp_is_down(settings: Settings, make_client: Any
     wait_for_jobs(down, sync_redis, 1)
     output = drain(down, tmp_path, sync_redis)
     assert_failed_quietly(down, sync_redis, output)
+
+
+# -- a flood for one address ----------------------------------------------------------------------
+def mails_counted(settings: Settings, connection: redis.Redis, address: str) -> int:
+    digest = hashlib.sha256(address.encode()).hexdigest()[:32]
+    return int(connection.get(f"{settings.redis.prefix}mails:{digest}") or 0)
+
+
+def wait_for_count(settings: Settings, connection: redis.Redis, address: str,
+                   count: int) -> None:
+    """Each request's background task counts its mail: wait until all of them have run."""
+    deadline = time.monotonic() + 10
+    while mails_counted(settings, connection, address) < count:
+        assert time.monotonic() < deadline, "the background tasks never ran"
+        time.sleep(0.02)
+
+
+def test_a_flood_for_one_address_answers_its_owner_alike_and_mails_at_most_the_cap(
+        settings: Settings, make_client: Any, sync_redis: redis.Redis) -> None:
+    """Issue 9 (1): a flood of reset requests for one address (from many IPs) made the
+    service answer its owner 429. Now every request is answered the same 200; the mailbox is
+    protected by [password_reset] max_mails_per_hour (default 3), silently."""
+    client = make_client(settings.replace(
+        rate_limit={"enabled": True, "password_reset": Rate(5, 3600)},
+        server={"trusted_proxies": ("127.0.0.1",)}))
+    register(client)
+    register(client, username="bob", email="bob@example.com")
+    flood = [client.post(API + "password-reset/", json={"email": "Alice@Example.com"},
+                         headers={"X-Forwarded-For": f"10.20.0.{i}"}) for i in range(12)]
+    owner = client.post(API + "password-reset/", json={"email": USER["email"]},
+                        headers={"X-Forwarded-For": "10.20.1.1"})
+    assert [r.status_code for r in flood] == [200] * 12 and owner.status_code == 200
+    assert all(r.json() == SENT for r in [*flood, owner])
+    wait_for_count(settings, sync_redis, USER["email"], 13)
+    assert queue(settings, sync_redis).count == Settings().password_reset.max_mails_per_hour == 3
+    ask_reset(client, "bob@example.com")  # another address keeps its own allowance
+    wait_for_jobs(settings, sync_redis, 4)
+    keys = list(sync_redis.scan_iter(match=f"{settings.redis.prefix}mails:*"))
+    assert len(keys) == 2 and all(0 < sync_redis.ttl(k) <= 3600 for k in keys)
+    # One client is still limited by its IP, whatever addresses it names.
+    same_ip = [client.post(API + "password-reset/", json={"email": f"x{i}@example.com"},
+                           headers={"X-Forwarded-For": "10.20.2.1"}).status_code
+               for i in range(6)]
+    assert same_ip == [200] * 5 + [429]

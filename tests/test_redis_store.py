@@ -50,12 +50,15 @@ def test_every_key_family_has_a_ttl(redis_url: str, redis_prefix: str) -> None:
         assert taken is not None
         await store.restore_reset("other-token", *taken, ttl)
         await store.hit("login", ["ip:127.0.0.1", "id:alice"], 60)
+        await store.reserve_attempts(["id:alice", "user:7"], 900, 5)
+        assert await store.take_flight(7, "owner", 60)
+        assert await store.count_mail("alice@example.com", 3600) == 1
         return await keys_with_ttls(client, redis_prefix)
 
     ttls = run(redis_url, redis_prefix, body)
     families = {key[len(redis_prefix):].split(":", 1)[0] for key in ttls}
-    assert families == {"user", "reset", "rl"}, ttls
-    assert len(ttls) == 6, ttls
+    assert families == {"user", "reset", "rl", "lock", "hashing", "mails"}, ttls
+    assert len(ttls) == 10, ttls
     assert all(ttl > 0 for ttl in ttls.values()), ttls
 
 
@@ -216,3 +219,27 @@ def test_rate_keys_do_not_hold_the_identifier_in_clear(redis_url: str, redis_pre
 
     keys = run(redis_url, redis_prefix, body)
     assert len(keys) == 1 and all("alice" not in key for key in keys), keys
+
+
+def test_counting_stops_at_the_first_key_past_the_limit(redis_url: str,
+                                                        redis_prefix: str) -> None:
+    """hit(..., limit): a request refused on its first key (the client IP) spends nothing of
+    the keys after it (an identifier's budget)."""
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> list[Any]:
+        return [await store.hit("login", ["ip:c", "id:alice"], 60, 2) for _ in range(3)] + [
+            await store.hit("login", ["ip:d", "id:alice"], 60, 2)]
+
+    assert [[count for count, _ in counts] for counts in run(redis_url, redis_prefix, body)] \
+        == [[1, 1], [2, 2], [3], [1, 3]]
+
+
+def test_a_flight_mark_is_released_only_by_its_owner(redis_url: str, redis_prefix: str) -> None:
+    async def body(store: RedisStore, client: redis.asyncio.Redis) -> list[bool]:
+        first = await store.take_flight(7, "a", 60)
+        second = await store.take_flight(7, "b", 60)
+        await store.release_flight(7, "b")  # not its mark: nothing happens
+        still = await store.take_flight(7, "c", 60)
+        await store.release_flight(7, "a")
+        return [first, second, still, await store.take_flight(7, "c", 60)]
+
+    assert run(redis_url, redis_prefix, body) == [True, False, False, True]
