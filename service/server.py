@@ -7,6 +7,8 @@ descriptors. GuardedProtocol adds, for a few attribute checks per request ([serv
 - max_header_bytes: a head (request line and headers) past this many bytes is answered 431;
 - header_timeout: a head still incomplete this many seconds after it began (or after the
   connection opened) ends the connection;
+- body_timeout: so does a body still incomplete this many seconds after its head (the app
+  reads a disconnect);
 - max_connections: at the limit, a new connection takes the place of the oldest one with no
   request in progress (idle keep-alive, or still sending its head); only when every one has
   a request in progress is the newcomer answered 503.
@@ -76,6 +78,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     max_header_bytes: ClassVar[int] = ServerSettings.max_header_bytes
     header_timeout: ClassVar[float] = ServerSettings.header_timeout
+    body_timeout: ClassVar[float] = ServerSettings.body_timeout
     max_connections: ClassVar[int] = ServerSettings.max_connections
     # Connections with no request in progress, oldest first: one table per server.
     idle: ClassVar[OrderedDict[GuardedProtocol, None]] = OrderedDict()
@@ -84,7 +87,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_room: int | None = None  # bytes the current head may still take; None: body
-        self.head_timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # the head's or the body's time limit
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -94,7 +97,7 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         self.idle[self] = None
         self.head_room = self.max_header_bytes
-        self.head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        self.timer = self.loop.call_later(self.header_timeout, self._timed_out)
 
     def data_received(self, data: bytes) -> None:
         room = self.head_room
@@ -104,10 +107,12 @@ class GuardedProtocol(HttpToolsProtocol):
             super().data_received(data)
         else:
             self._feed_past_room(data, room)
-        room = self.head_room
-        if (room is not None and room < self.max_header_bytes and self.head_timer is None
-                and not self.transport.is_closing()):  # a head began and is not complete
-            self.head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        if self.timer is None and not self.transport.is_closing():
+            room = self.head_room
+            if room is None:  # a body began and is not complete
+                self.timer = self.loop.call_later(self.body_timeout, self._timed_out)
+            elif room < self.max_header_bytes:  # a head began and is not complete
+                self.timer = self.loop.call_later(self.header_timeout, self._timed_out)
 
     def _feed_past_room(self, data: bytes, room: int) -> None:
         """Feed what the head may still take; if the head has not ended within it, 431."""
@@ -124,14 +129,13 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.head_room = None
         self.idle.pop(self, None)
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        self._stop_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.head_room = self.max_header_bytes  # what arrives next is the next head
+        self._stop_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -140,21 +144,25 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.idle.pop(self, None)
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        self._stop_timer()
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(BAD_REQUEST)
 
-    def _head_timed_out(self) -> None:
-        self.head_timer = None
-        if self.head_room is None or self.transport.is_closing():
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            # a pipelined head behind a request in progress: its time starts after that one
-            self.head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        if self.pipeline or (self.head_room is not None and self.cycle is not None
+                             and not self.cycle.response_complete):
+            # a pipelined request behind one in progress (reading is paused for it meanwhile)
+            self.timer = self.loop.call_later(self.header_timeout, self._timed_out)
             return
         self.transport.close()
 
@@ -168,9 +176,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _refuse(self, answer: tuple[bytes, bytes], *, drain: bool = True) -> None:
         self.idle.pop(self, None)
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        self._stop_timer()
         status, rest = answer
         date = b"".join(name + b": " + value + b"\r\n"
                         for name, value in self.server_state.default_headers)
@@ -196,6 +202,7 @@ def protocol_class(server: ServerSettings) -> type[GuardedProtocol]:
     class Guarded(GuardedProtocol):
         max_header_bytes = server.max_header_bytes
         header_timeout = server.header_timeout
+        body_timeout = server.body_timeout
         max_connections = server.max_connections
         idle = OrderedDict()
 

@@ -4,6 +4,7 @@ header_timeout, max_connections): a real `authsvc serve` process, and raw socket
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import signal
@@ -235,6 +236,39 @@ def test_when_every_connection_is_busy_a_newcomer_gets_503_with_the_headers(
     assert status == 503 and headers["retry-after"] == "5", refused
     assert_security_headers(refused)
     assert all(head_of(data)[0] == 200 and data.endswith(b"done") for data in done), done
+
+
+BODY_START = (b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 100\r\n\r\n{\"username_or_email\": ")
+
+
+def test_a_body_sent_too_slowly_ends_the_connection_quietly(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A head in time, then a body that stops: the connection ends after body_timeout (the
+    app reads a disconnect and logs no error); uvicorn alone waited for ever."""
+    app = create_app(settings.replace(server=ServerSettings(body_timeout=1)))
+    with LiveServer(app) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        sock.sendall(BODY_START)
+        assert answer(sock) == b""
+        sock.close()
+        assert httpx.get(server.url + "/healthz", timeout=15).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_client_leaving_mid_body_is_no_error(settings: Settings, client: httpx.Client,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A client that closes its connection half-way through a body: nobody is answered and
+    nothing is logged as an error (was 'unhandled error' and a traceback per request)."""
+    port = httpx.URL(str(client.base_url)).port
+    assert port is not None
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    sock.sendall(BODY_START)
+    time.sleep(0.2)  # the app is reading the body
+    sock.close()
+    time.sleep(0.5)  # the app reads the disconnect
+    assert client.get("/healthz").status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_max_connections_is_lowered_to_fit_the_file_limit(tmp_path: Path) -> None:
