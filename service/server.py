@@ -119,8 +119,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self.head_room = 0
         if room:
             super().data_received(data[:room])
-        if self.transport.is_closing():
-            return
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return  # answered 400 (or the connection was lost)
         if self.head_room == 0:  # the same head, with no room left
             self._refuse(HEAD_TOO_LARGE)
             return
@@ -148,7 +148,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(BAD_REQUEST)
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # mid-answer: a 400 cannot follow; the request sees it end
+        else:
+            self._refuse(BAD_REQUEST)
 
     def _stop_timer(self) -> None:
         if self.timer is not None:
@@ -177,6 +180,12 @@ class GuardedProtocol(HttpToolsProtocol):
     def _refuse(self, answer: tuple[bytes, bytes], *, drain: bool = True) -> None:
         self.idle.pop(self, None)
         self._stop_timer()
+        self.head_room = self.max_header_bytes  # no limit to watch any more: arm no timer
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # a request in progress: its answer would come after ours
+            cycle.message_event.set()
+        self.flow.resume_writing()
         status, rest = answer
         date = b"".join(name + b": " + value + b"\r\n"
                         for name, value in self.server_state.default_headers)

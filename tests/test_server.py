@@ -203,6 +203,45 @@ def test_unparseable_requests_get_400_with_the_security_headers(
     assert data.endswith(b'{"detail": "Invalid HTTP request."}')
 
 
+def test_pipelined_requests_each_get_their_answer_and_their_limit(client: httpx.Client) -> None:
+    """Two requests in one packet are both answered; an oversized head pipelined behind a
+    good request is still refused with 431 and the headers (as uvicorn does with its 400, the
+    request before it goes unanswered if it has not been answered yet)."""
+    port = httpx.URL(str(client.base_url)).port
+    assert port is not None
+    good = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    sock.sendall(good + good.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    data = answer(sock)
+    sock.close()
+    assert data.count(b"HTTP/1.1 200 OK") == 2 and data.endswith(b'{"status":"ok"}'), data
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    sock.sendall(good + b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 50000 + b"\r\n\r\n")
+    data = answer(sock)
+    sock.close()
+    refusal = data[data.index(b"HTTP/1.1 431 "):]
+    assert_security_headers(refusal)
+
+
+def test_a_bad_chunk_mid_body_is_400_and_no_error(client: httpx.Client,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A chunked body that stops parsing while the app reads it: 400 with the headers, and
+    the request in progress ends quietly."""
+    port = httpx.URL(str(client.base_url)).port
+    assert port is not None
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    sock.sendall(b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                 b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n")
+    time.sleep(0.2)  # the app is reading the body
+    sock.sendall(b"ZZZ\r\n")
+    data = answer(sock)
+    sock.close()
+    assert head_of(data)[0] == 400, data
+    assert_security_headers(data)
+    assert client.get("/healthz").status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_when_every_connection_is_busy_a_newcomer_gets_503_with_the_headers(
         settings: Settings) -> None:
     """max_connections reached and every connection has a request in progress: a new
