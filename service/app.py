@@ -67,11 +67,6 @@ _LOCAL_FAULTS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADire
                  PermissionError)
 
 
-# uvicorn must not rewrite the client address from X-Forwarded-For: the app decides whom to
-# believe ([server] trusted_proxies).
-UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
-
-
 def redis_clients(settings: Settings) -> tuple[RedisWire, redis.Redis]:
     """The API's own lean client, and redis-py's for RQ; both time out rather than hang."""
     url = embedded_redis.resolve_url(settings.redis.url, settings.data_dir)

@@ -29,12 +29,14 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from .app import UVICORN_OPTIONS
 from .config import ServerSettings
 from .web import API_HEADERS
 
 log = logging.getLogger("authsvc.server")
 
+# uvicorn must not rewrite the client address from X-Forwarded-For: the app decides whom to
+# believe ([server] trusted_proxies).
+UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
 LINGER = 2.0  # seconds an error answer's connection keeps draining what the client still sends
 FILE_RESERVE = 128  # descriptors kept for the database, Redis, logs beside client connections
 
