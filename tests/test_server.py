@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -86,8 +85,13 @@ def vmrss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _low_file_limit() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (FILE_LIMIT, FILE_LIMIT))
+def low_file_limit(*argv: str) -> list[str]:
+    """A command running `python argv...` with at most FILE_LIMIT open files (no preexec_fn:
+    the test process has threads)."""
+    return [sys.executable, "-c",
+            "import os, resource, sys; "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FILE_LIMIT}, {FILE_LIMIT})); "
+            "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])", *argv]
 
 
 @pytest.fixture
@@ -103,9 +107,8 @@ def serve(settings: Settings, tmp_path: Path) -> Iterator[tuple[int, subprocess.
         "AUTH_SERVER_MAX_CONNECTIONS": "100", "AUTH_SERVER_HEADER_TIMEOUT": "2",
         "AUTH_SERVER_MAX_HEADER_BYTES": "16384"})
     log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=tmp_path,
-                               env=env, stdout=log, stderr=subprocess.STDOUT,
-                               preexec_fn=_low_file_limit)
+    process = subprocess.Popen(low_file_limit("-m", "service.cli", "serve"), cwd=tmp_path,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -134,7 +137,10 @@ def test_half_sent_requests_neither_exhaust_the_server_nor_stay_open(
     GET /healthz is still answered (uvicorn alone ran out of descriptors and stopped
     accepting), and every half-sent one is closed: the oldest to make room, the rest after
     the header timeout (uvicorn alone kept them open for ever)."""
-    port, _ = serve
+    port, process = serve
+    limits = Path(f"/proc/{process.pid}/limits").read_text()
+    assert [line.split()[3] for line in limits.splitlines()
+            if line.startswith("Max open files")] == [str(FILE_LIMIT)]
     held = []
     try:
         for _ in range(HALF_SENT):
@@ -319,8 +325,8 @@ def test_max_connections_is_lowered_to_fit_the_file_limit(tmp_path: Path) -> Non
              "print(fit_file_limit(ServerSettings(max_connections=1000)).max_connections,"
              " resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
              "print(fit_file_limit(ServerSettings(max_connections=50)).max_connections)\n")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, preexec_fn=_low_file_limit)
+    done = subprocess.run(low_file_limit("-c", probe), cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lowered, soft, kept = done.stdout.split()
     assert (int(lowered), int(soft), int(kept)) == (FILE_LIMIT - 128, FILE_LIMIT, 50)
