@@ -15,9 +15,10 @@ import uvicorn
 from databases import Database
 
 from service import app as app_module
-from service.app import UVICORN_OPTIONS, create_app
+from service.app import create_app
 from service.config import load_settings
 from service.redis_wire import pairs
+from service.server import uvicorn_options
 from service.session_store import SessionStore
 
 
@@ -33,9 +34,10 @@ def main() -> None:
         app_module.SQLDatabase = Database  # type: ignore[misc]
     elif variant != "with":
         raise SystemExit(f"unknown variant {variant!r}")
-    uvicorn.run(create_app(load_settings(), freeze_heap=True), host="127.0.0.1", port=port,
-                log_level="warning", access_log=False, loop="uvloop", http="httptools",
-                **UVICORN_OPTIONS)
+    settings = load_settings()  # the protocol and limits `authsvc serve` runs
+    uvicorn.run(create_app(settings, freeze_heap=True), host="127.0.0.1", port=port,
+                log_level="warning", access_log=False, loop="uvloop",
+                **uvicorn_options(settings.server))
 
 
 if __name__ == "__main__":

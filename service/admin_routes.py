@@ -45,11 +45,15 @@ async def list_users(request: Request) -> Response:
 
 
 async def user_detail(request: Request) -> Response:
+    service, _ = await _admin(request)
+    user = await service.get_user(admin.user_id(request.path_params["id"]))
+    return json_response(admin.user_json(user))
+
+
+async def user_update(request: Request) -> Response:
     service, actor = await _admin(request)
     user_id = admin.user_id(request.path_params["id"])
     user = await service.get_user(user_id)  # 404 before 400, as DRF does
-    if request.method == "GET":
-        return json_response(admin.user_json(user))
     patch = admin.patch_input(await json_body(request))
     return json_response(admin.user_json(await service.update_user(actor, user, patch)))
 
@@ -64,6 +68,6 @@ USERS = AUTH_PREFIX + "users/"
 
 ADMIN_ROUTES: list[BaseRoute] = [
     *_both(USERS, list_users, ["GET"]),
-    *_both(USERS + "{id}/", user_detail, ["GET", "PATCH"]),
+    *_both(USERS + "{id}/", {"GET": user_detail, "PATCH": user_update}),
     *_both(USERS + "{id}/revoke-sessions/", revoke_sessions, ["POST"]),
 ]

@@ -16,7 +16,7 @@ from databases import Database
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
@@ -67,11 +67,6 @@ _LOCAL_FAULTS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADire
                  PermissionError)
 
 
-# uvicorn must not rewrite the client address from X-Forwarded-For: the app decides whom to
-# believe ([server] trusted_proxies).
-UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
-
-
 def redis_clients(settings: Settings) -> tuple[RedisWire, redis.Redis]:
     """The API's own lean client, and redis-py's for RQ; both time out rather than hang."""
     url = embedded_redis.resolve_url(settings.redis.url, settings.data_dir)
@@ -115,6 +110,12 @@ def _as_service_error(request: Request, exc: Exception) -> AuthServiceError:
 async def _on_error(request: Request, exc: Exception) -> Response:
     error = _as_service_error(request, exc)
     return json_response(error.body(), error.status_code, error.headers())
+
+
+async def _on_client_gone(request: Request, exc: Exception) -> Response:
+    """The client left (or was cut off by [server] body_timeout) while its body was read: no
+    fault of the service, and nobody to read an answer."""
+    return json_response({"detail": "Client disconnected."}, 400)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
@@ -167,7 +168,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         routes=[*ROUTES, *admin_routes.ADMIN_ROUTES, *docs.routes()],
         # Exception is Starlette's last resort (500); the rest are answered as ordinary errors.
         exception_handlers={Exception: _on_error, HTTPException: _on_error,
-                            AuthServiceError: _on_error,
+                            AuthServiceError: _on_error, ClientDisconnect: _on_client_gone,
                             **{cls: _on_error for cls in UNAVAILABLE}},
         lifespan=lifespan)
     # `/healthz/` would get a bare 307 from the router, without API_HEADERS: answer 404 instead

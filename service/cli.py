@@ -55,13 +55,15 @@ def _require_migrated(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .app import UVICORN_OPTIONS, create_app
+    from .app import create_app
+    from .server import fit_file_limit, uvicorn_options
 
     settings = _settings()
     _require_migrated(settings)
-    uvicorn.run(create_app(settings, freeze_heap=True), host=settings.server.host,
-                port=settings.server.port, loop="auto", http="auto",
-                access_log=args.access_log, log_level="info", **UVICORN_OPTIONS)
+    server = fit_file_limit(settings.server)
+    uvicorn.run(create_app(settings, freeze_heap=True), host=server.host, port=server.port,
+                loop="auto", access_log=args.access_log, log_level="info",
+                **uvicorn_options(server))
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

@@ -48,6 +48,10 @@ class ServerSettings:
     port: int = 8000
     max_body_bytes: int = 65536
     trusted_proxies: tuple[str, ...] = ()
+    max_header_bytes: int = 16384
+    header_timeout: float = 5.0
+    body_timeout: float = 15.0
+    max_connections: int = 1000
 
 
 @dataclass(frozen=True)
@@ -301,6 +305,13 @@ def validate(s: Settings) -> None:
     """Range and consistency checks that types alone cannot express."""
     _check(1 <= s.server.port <= 65535, "[server] port", "must be 1..65535")
     _check(s.server.max_body_bytes >= 1024, "[server] max_body_bytes", "must be >= 1024")
+    _check(1024 <= s.server.max_header_bytes <= 1048576, "[server] max_header_bytes",
+           "must be 1024..1048576")
+    _check(0 < s.server.header_timeout <= 300, "[server] header_timeout",
+           "must be > 0 and <= 300 seconds")
+    _check(0 < s.server.body_timeout <= 300, "[server] body_timeout",
+           "must be > 0 and <= 300 seconds")
+    _check(s.server.max_connections >= 1, "[server] max_connections", "must be >= 1")
     _check(s.database.url.startswith(("sqlite:///", "postgresql://", "postgres://")),
            "[database] url", "must start with sqlite:/// or postgresql://")
     _check(1 <= s.database.timeout <= 300, "[database] timeout", "must be 1..300 seconds")

@@ -54,10 +54,21 @@ async def asset(request: Request) -> Response:
     return Response(_static(name), media_type=ASSETS[name], headers=PAGE_HEADERS)
 
 
+DOCS = "/api/v1/docs"
+
+
+async def to_docs(request: Request) -> Response:
+    """`/api/v1/docs/` for good (308), and `/` until it serves pages of its own (307)."""
+    status = 307 if request.url.path == "/" else 308
+    return Response(b"", status, headers={**API_HEADERS, "Location": DOCS})
+
+
 def routes() -> list[BaseRoute]:
     """The routes serving /api/v1/openapi.json, /api/v1/docs and the page's assets."""
     return [
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
-        Route("/api/v1/docs", docs_page, methods=["GET"]),
-        Route("/api/v1/docs/assets/{name}", asset, methods=["GET"]),
+        Route(DOCS, docs_page, methods=["GET"]),
+        Route(DOCS + "/assets/{name}", asset, methods=["GET"]),
+        Route(DOCS + "/", to_docs, methods=["GET"], include_in_schema=False),
+        Route("/", to_docs, methods=["GET"], include_in_schema=False),
     ]

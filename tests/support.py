@@ -19,7 +19,6 @@ import redis
 import uvicorn
 
 from service import migrate
-from service.app import UVICORN_OPTIONS
 from service.config import (
     AlertSettings,
     AuthSettings,
@@ -33,6 +32,7 @@ from service.config import (
     SmtpSettings,
     WorkerSettings,
 )
+from service.server import uvicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-" + "x" * 40
@@ -71,7 +71,7 @@ class LiveServer:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
-                                **UVICORN_OPTIONS)
+                                **uvicorn_options(app.state.settings.server))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)

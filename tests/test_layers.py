@@ -55,6 +55,7 @@ def module(name: str) -> Path:
     ("recovery", {"config", "errors", "limits", "mail", "passwords", "redis_store", "schemas",
                   "services", "session_store", "users"}),
     ("web", {"errors", "schemas"}),
+    ("server", {"config", "web"}),
     ("admin", {"errors", "identity", "redis_store", "schemas", "services", "session_store",
                "users"}),
     ("admin_routes", {"admin", "redis_store", "routes", "web"}),

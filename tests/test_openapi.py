@@ -243,6 +243,25 @@ def test_docs_page_is_html_with_local_assets_only() -> None:
         assert client.get(urljoin(str(response.url), link)).status_code == 200, link
 
 
+@pytest.mark.parametrize("path, status", [("/", 307), ("/api/v1/docs/", 308)])
+def test_root_and_docs_with_a_slash_lead_to_the_page(client: httpx.Client, path: str,
+                                                     status: int) -> None:
+    """`/` and `/api/v1/docs/` were 404s a new user met first: they redirect to the page,
+    with the API's security headers; following the redirect lands on the page."""
+    response = client.get(path)
+    assert response.status_code == status
+    assert response.headers["location"] == "/api/v1/docs"
+    assert response.content == b""
+    for name, value in {"cache-control": "no-store", "x-content-type-options": "nosniff",
+                        "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+                        "referrer-policy": "no-referrer"}.items():
+        assert response.headers[name] == value, name
+    page = client.get(path, follow_redirects=True)
+    assert page.status_code == 200 and page.url.path == "/api/v1/docs"
+    assert page.headers["content-type"].startswith("text/html")
+    assert client.post(path).status_code == 405
+
+
 @pytest.mark.parametrize("name, media_type", [("docs.js", "text/javascript"),
                                               ("docs.css", "text/css")])
 def test_assets_are_served_with_their_content_type(name: str, media_type: str) -> None:

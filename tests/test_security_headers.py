@@ -77,10 +77,11 @@ def test_every_endpoint_answers_with_the_security_headers(client: httpx.Client) 
         client.get("/healthz"),
         client.get("/healthz/"),                                             # 404, no bare 307
         client.get("/api/v1/openapi.json"),
-        client.get("/api/v1/docs/"),                                         # 404, no bare 307
+        client.get("/api/v1/docs/"),                                         # 308 to the page
+        client.get("/"),                                                     # 307 to the page
     ]
     statuses = sorted({a.status_code for a in answers})
-    assert statuses == [200, 205, 400, 401, 404, 405, 413, 415], statuses
+    assert statuses == [200, 205, 307, 308, 400, 401, 404, 405, 413, 415], statuses
     for answer in answers:
         assert_json_headers(answer)
 

@@ -1,0 +1,241 @@
+"""uvicorn, hardened: a size and a time limit on every request head, and a connection limit.
+
+uvicorn's httptools protocol reads a request head for as long as a client takes to send it
+and however large it grows, and accepts connections until the process runs out of file
+descriptors. GuardedProtocol adds, for a few attribute checks per request ([server] settings):
+
+- max_header_bytes: a head (request line and headers) past this many bytes is answered 431;
+- header_timeout: a head still incomplete this many seconds after it began (or after the
+  connection opened) ends the connection;
+- body_timeout: so does a body still incomplete this many seconds after its head (the app
+  reads a disconnect);
+- max_connections: at the limit, a new connection takes the place of the oldest one with no
+  request in progress (idle keep-alive, or still sending its head); only when every one has
+  a request in progress is the newcomer answered 503.
+
+Its own answers (400 for what does not parse, 431, 503) carry the API's security headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import resource
+import time
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from .config import ServerSettings
+from .web import API_HEADERS
+
+log = logging.getLogger("authsvc.server")
+
+# uvicorn must not rewrite the client address from X-Forwarded-For: the app decides whom to
+# believe ([server] trusted_proxies).
+UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "server_header": False}
+LINGER = 2.0  # seconds an error answer's connection keeps draining what the client still sends
+FILE_RESERVE = 128  # descriptors kept for the database, Redis, logs beside client connections
+
+
+def _answer(status: int, detail: str, *extra: str) -> tuple[bytes, bytes]:
+    """The status line, and the headers and body that follow the Date header."""
+    body = json.dumps({"detail": detail}).encode()
+    lines = [f"{k}: {v}" for k, v in API_HEADERS.items()] + list(extra) + [
+        "content-type: application/json", f"content-length: {len(body)}", "connection: close"]
+    return STATUS_LINE[status], "".join(f"{line}\r\n" for line in lines).encode() + b"\r\n" + body
+
+
+BAD_REQUEST = _answer(400, "Invalid HTTP request.")
+HEAD_TOO_LARGE = _answer(431, "Request header fields too large.")
+BUSY = _answer(503, "Service temporarily unavailable, try again shortly.", "retry-after: 5")
+
+
+class _Draining(asyncio.Protocol):
+    """After an error answer: read and drop what the client still sends, then close. Closing
+    at once with unread input resets the connection, and the client may lose the answer."""
+
+    def __init__(self, transport: asyncio.Transport, connections: set[Any],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.transport, self.connections = transport, connections
+        self.timer = loop.call_later(LINGER, transport.close)
+        connections.add(self)  # still a descriptor: counted, and closed at shutdown
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()
+        self.connections.discard(self)
+
+    def shutdown(self) -> None:
+        self.transport.close()
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits above; see protocol_class()."""
+
+    max_header_bytes: ClassVar[int] = ServerSettings.max_header_bytes
+    header_timeout: ClassVar[float] = ServerSettings.header_timeout
+    body_timeout: ClassVar[float] = ServerSettings.body_timeout
+    max_connections: ClassVar[int] = ServerSettings.max_connections
+    # Connections with no request in progress, oldest first: one table per server.
+    idle: ClassVar[OrderedDict[GuardedProtocol, None]] = OrderedDict()
+    warned: ClassVar[float] = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_room: int | None = None  # bytes the current head may still take; None: body
+        self.timer: asyncio.TimerHandle | None = None  # the head's or the body's time limit
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections and not self._evict():
+            self._warn()
+            self._refuse(BUSY, drain=False)  # draining would hold a descriptor per refusal
+            return
+        self.idle[self] = None
+        self.head_room = self.max_header_bytes
+        self.timer = self.loop.call_later(self.header_timeout, self._timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        room = self.head_room
+        if room is None or len(data) <= room:
+            if room is not None:
+                self.head_room = room - len(data)
+            super().data_received(data)
+        else:
+            self._feed_past_room(data, room)
+        if self.timer is None and not self.transport.is_closing():
+            room = self.head_room
+            if room is None:  # a body began and is not complete
+                self.timer = self.loop.call_later(self.body_timeout, self._timed_out)
+            elif room < self.max_header_bytes:  # a head began and is not complete
+                self.timer = self.loop.call_later(self.header_timeout, self._timed_out)
+
+    def _feed_past_room(self, data: bytes, room: int) -> None:
+        """Feed what the head may still take; if the head has not ended within it, 431."""
+        self.head_room = 0
+        if room:
+            super().data_received(data[:room])
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return  # answered 400 (or the connection was lost)
+        if self.head_room == 0:  # the same head, with no room left
+            self._refuse(HEAD_TOO_LARGE)
+            return
+        self.data_received(data[room:])  # the head ended: the rest is body or the next head
+
+    def on_headers_complete(self) -> None:
+        self.head_room = None
+        self.idle.pop(self, None)
+        self._stop_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.head_room = self.max_header_bytes  # what arrives next is the next head
+        self._stop_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.cycle.response_complete and not self.transport.is_closing():
+            self.idle[self] = None  # no pipelined request started in its place
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.idle.pop(self, None)
+        self._stop_timer()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # mid-answer: a 400 cannot follow; the request sees it end
+        else:
+            self._refuse(BAD_REQUEST)
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.transport.is_closing():
+            return
+        if self.pipeline or (self.head_room is not None and self.cycle is not None
+                             and not self.cycle.response_complete):
+            # a pipelined request behind one in progress (reading is paused for it meanwhile)
+            self.timer = self.loop.call_later(self.header_timeout, self._timed_out)
+            return
+        self.transport.close()
+
+    def _evict(self) -> bool:
+        """Close the oldest connection with no request in progress; False if there is none."""
+        if not self.idle:
+            return False
+        oldest, _ = self.idle.popitem(last=False)
+        oldest.transport.close()
+        return True
+
+    def _refuse(self, answer: tuple[bytes, bytes], *, drain: bool = True) -> None:
+        self.idle.pop(self, None)
+        self._stop_timer()
+        self.head_room = self.max_header_bytes  # no limit to watch any more: arm no timer
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # a request in progress: its answer would come after ours
+            cycle.message_event.set()
+        self.flow.resume_writing()
+        status, rest = answer
+        date = b"".join(name + b": " + value + b"\r\n"
+                        for name, value in self.server_state.default_headers)
+        self.transport.write(status + date + rest)
+        if drain and self.transport.can_write_eof():
+            self.connections.discard(self)
+            self.transport.write_eof()
+            self.transport.set_protocol(_Draining(self.transport, self.connections, self.loop))
+        else:
+            self.transport.close()
+
+    def _warn(self) -> None:
+        now = time.monotonic()
+        if now - type(self).warned >= 60:  # once a minute, not once per refused connection
+            type(self).warned = now
+            log.warning("%d connections, all with a request in progress: refusing new ones "
+                        "with 503 ([server] max_connections)", len(self.connections) - 1)
+
+
+def protocol_class(server: ServerSettings) -> type[GuardedProtocol]:
+    """A GuardedProtocol with these limits and its own table of idle connections."""
+
+    class Guarded(GuardedProtocol):
+        max_header_bytes = server.max_header_bytes
+        header_timeout = server.header_timeout
+        body_timeout = server.body_timeout
+        max_connections = server.max_connections
+        idle = OrderedDict()
+
+    return Guarded
+
+
+def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
+    """What `authsvc serve` (and so `authsvc dev`) and the tests' servers give uvicorn."""
+    return {**UVICORN_OPTIONS, "http": protocol_class(server), "ws": "none"}  # no WebSockets
+
+
+def fit_file_limit(server: ServerSettings) -> ServerSettings:
+    """Raise the soft limit on open files so that max_connections fit beside FILE_RESERVE;
+    where the hard limit is lower, lower max_connections instead (with a warning)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = server.max_connections + FILE_RESERVE
+    if soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft >= wanted:
+        return server
+    fitting = max(1, soft - FILE_RESERVE)
+    log.warning("[server] max_connections lowered from %d to %d: the open file limit is %d "
+                "(raise it with ulimit -n)", server.max_connections, fitting, soft)
+    return dataclasses.replace(server, max_connections=fitting)
