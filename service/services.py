@@ -249,8 +249,10 @@ class AuthService:
         if outcome.status not in ("ok", "rotated", "grace"):
             raise await self._refused(outcome, claims, user)
         if outcome.status == "ok":
-            access, _ = self._codec.issue(ACCESS, sub=claims.sub, role=user.role,
-                                          ver=user.token_version, sid=claims.sid, now=now)
+            # Never past the session's end (the refresh token's exp): issue 9.8.
+            access, _ = self._codec.issue_access(sub=claims.sub, role=user.role,
+                                                 ver=user.token_version, sid=claims.sid,
+                                                 now=now, session_end=claims.exp)
             return Refreshed(access, None)
         # The successor keeps the original expiry (refreshing never extends a session), and
         # is minted from the claims stored at rotation, so a racing tab gets the same pair.
