@@ -47,6 +47,9 @@ async def list_users(request: Request) -> Response:
 async def user_detail(request: Request) -> Response:
     service, actor = await _admin(request)
     user_id = admin.user_id(request.path_params["id"])
+    if request.method == "DELETE":
+        await service.delete_user(actor, user_id)
+        return empty_response(204)
     user = await service.get_user(user_id)  # 404 before 400, as DRF does
     if request.method == "GET":
         return json_response(admin.user_json(user))
@@ -64,6 +67,6 @@ USERS = AUTH_PREFIX + "users/"
 
 ADMIN_ROUTES: list[BaseRoute] = [
     *_both(USERS, list_users, ["GET"]),
-    *_both(USERS + "{id}/", user_detail, ["GET", "PATCH"]),
+    *_both(USERS + "{id}/", user_detail, ["GET", "PATCH", "DELETE"]),
     *_both(USERS + "{id}/revoke-sessions/", revoke_sessions, ["POST"]),
 ]

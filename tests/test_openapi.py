@@ -27,7 +27,7 @@ CONTRACT = {
     AUTH + "logout/": {"post"},
     AUTH + "password-reset/": {"post"},
     AUTH + "password-reset/confirm/": {"post"},
-    AUTH + "profile/": {"get", "patch"},
+    AUTH + "profile/": {"get", "patch", "delete"},
     AUTH + "token/refresh/": {"post"},
     AUTH + "sessions/": {"get"},
     AUTH + "sessions/{sid}/": {"delete"},
@@ -37,19 +37,23 @@ CONTRACT = {
     AUTH + "verify-email/": {"post"},
     AUTH + "verify-email/resend/": {"post"},
     AUTH + "users/": {"get"},
-    AUTH + "users/{id}/": {"get", "patch"},
+    AUTH + "users/{id}/": {"get", "patch", "delete"},
     AUTH + "users/{id}/revoke-sessions/": {"post"},
     "/api/v1/openapi.json": {"get"},
     "/api/v1/docs": {"get"},
     "/healthz": {"get"},
 }
 ADMIN = {(AUTH + "users/", "get"), (AUTH + "users/{id}/", "get"),
-         (AUTH + "users/{id}/", "patch"), (AUTH + "users/{id}/revoke-sessions/", "post")}
+         (AUTH + "users/{id}/", "patch"), (AUTH + "users/{id}/", "delete"),
+         (AUTH + "users/{id}/revoke-sessions/", "post")}
 SESSIONS = {(AUTH + "sessions/", "get"), (AUTH + "sessions/{sid}/", "delete"),
             (AUTH + "logout-all/", "post"), (AUTH + "password/change/", "post")}
-BEARER = {(AUTH + "profile/", "get"), (AUTH + "profile/", "patch"), *ADMIN, *SESSIONS}
+BEARER = {(AUTH + "profile/", "get"), (AUTH + "profile/", "patch"), (AUTH + "profile/", "delete"),
+          *ADMIN, *SESSIONS}
 # POSTs that take no body.
 NO_BODY = {(AUTH + "users/{id}/revoke-sessions/", "post"), (AUTH + "logout-all/", "post")}
+# DELETEs that take one.
+DELETE_BODY = {(AUTH + "profile/", "delete")}
 STATIC = Path(docs.__file__).with_name("static")
 
 
@@ -177,8 +181,9 @@ def test_every_body_declares_413_and_415() -> None:
         if "requestBody" in op:
             with_body.add((path, method))
             assert {"413", "415", "400"} <= set(op["responses"]), (path, method)
-    assert with_body == {(path, method) for path, methods in CONTRACT.items()
-                         for method in methods if method in ("post", "patch")} - NO_BODY
+    assert with_body == ({(path, method) for path, methods in CONTRACT.items()
+                          for method in methods if method in ("post", "patch")} - NO_BODY
+                         | DELETE_BODY)
 
 
 def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:

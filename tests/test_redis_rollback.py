@@ -171,3 +171,20 @@ def test_a_token_newer_than_the_cached_row_heals_it(api: httpx.Client, settings:
     assert api.get(PROFILE, headers=bearer(fresh["access"])).status_code == 200
     assert sync_redis.hget(user_key, "ver") == b"1"
     refused(api.get(PROFILE, headers=bearer(mine["access"])), "password_changed")
+
+
+def test_a_deletion_survives_a_rollback(api: httpx.Client, settings: Settings,
+                                        sync_redis: redis.Redis) -> None:
+    """A deleted account's keys come back with the snapshot: its refresh is refused
+    (`user_not_found`) and every session it brought back ends."""
+    tokens = register(api)
+    other = login(api)
+    keys = keys_of(settings, tokens, other)
+    snapshot = Snapshot(sync_redis, keys)
+    gone = api.request("DELETE", PROFILE, json={"password": PASSWORD},
+                       headers=bearer(tokens["access"]))
+    assert gone.status_code == 204, gone.text
+    snapshot.restore()
+    refused(api.post(REFRESH, json={"refresh": other["refresh"]}), "user_not_found")
+    assert [key for key in keys[1:] if sync_redis.exists(key)] == []
+    refused(api.get(PROFILE, headers=bearer(tokens["access"])), "session_ended")

@@ -1,0 +1,60 @@
+"""Account deletion, by the user (with their password) or by an admin: a hard delete.
+
+The row goes, so nothing of the account stays to be recovered, its username and email are
+free again, and its id is never given out again (AUTOINCREMENT). Every session and token of
+the account is refused at once. Whole or not at all across the database and Redis:
+
+1. the cached row becomes the deleted-account marker: from here on every token of the user
+   is judged on the database (a Redis that cannot be written fails here: nothing changed);
+2. the row is deleted (one statement; if it fails, the account stands and the short-lived
+   marker only costs its requests a database read until it expires);
+3. every session ends and the marker stays as long as a token could live. A crash before
+   this step leaves sessions in Redis, but every token of them is refused: the database
+   has no such user any more, and a refused token ends them all (services.AuthService).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .errors import TokenInvalid, ValidationFailed
+from .passwords import PasswordHasher
+from .session_store import SessionStore
+from .users import UserStore
+
+log = logging.getLogger("authsvc.deletion")
+
+WRONG_PASSWORD = "Your password was entered incorrectly."
+# Step 1's marker: long enough for step 2 (bounded by the database timeout).
+PENDING_TTL = 120
+
+
+class AccountDeletion:
+    def __init__(self, users: UserStore, sessions: SessionStore,
+                 hasher: PasswordHasher) -> None:
+        self._users = users
+        self._sessions = sessions
+        self._hasher = hasher
+
+    async def check_password(self, user_id: int, password: str) -> None:
+        """The account's current password, or a 400 on `password`. On its own so that a
+        per-user limit on hashes in flight and a wrong-password counter can wrap it, as they
+        wrap password/change/'s."""
+        row = await self._users.by_id(user_id)
+        if row is None:  # deleted meanwhile
+            raise TokenInvalid("user_not_found", "User not found").for_bearer()
+        result = await self._hasher.verify(row.password_hash, password)
+        if not result.valid:
+            raise ValidationFailed.on("password", WRONG_PASSWORD)
+
+    async def delete_own(self, user_id: int, password: str) -> None:
+        """DELETE profile/: the password first, then the account."""
+        await self.check_password(user_id, password)
+        await self.delete(user_id)
+
+    async def delete(self, user_id: int) -> None:
+        """Remove the account; see the module's docstring for the order."""
+        await self._sessions.mark_gone(user_id, PENDING_TTL)
+        await self._users.delete(user_id)
+        ended = await self._sessions.purge_user(user_id)
+        log.info("account %s deleted: %s sessions ended", user_id, ended)
