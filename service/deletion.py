@@ -53,8 +53,14 @@ class AccountDeletion:
         await self.delete(user_id)
 
     async def delete(self, user_id: int) -> None:
-        """Remove the account; see the module's docstring for the order."""
-        await self._sessions.mark_gone(user_id, PENDING_TTL)
-        await self._users.delete(user_id)
-        ended = await self._sessions.purge_user(user_id)
-        log.info("account %s deleted: %s sessions ended", user_id, ended)
+        await delete_account(self._users, self._sessions, user_id)
+
+
+async def delete_account(users: UserStore, sessions: SessionStore, user_id: int) -> None:
+    """Remove the account; see the module's docstring for the order. Also `authsvc
+    delete-user`, the operator's way (a row deleted by hand in SQL keeps its access tokens
+    working on the cached row until they expire)."""
+    await sessions.mark_gone(user_id, PENDING_TTL)
+    await users.delete(user_id)
+    ended = await sessions.purge_user(user_id)
+    log.info("account %s deleted: %s sessions ended", user_id, ended)

@@ -5,8 +5,12 @@ and email; ids are never reused; a row deleted in SQL by an operator refuses its
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +25,7 @@ PROFILE = API + "profile/"
 REFRESH = API + "token/refresh/"
 USERS = API + "users/"
 PASSWORD = USER["password"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def sql(settings: Settings, statement: str, *args: Any) -> list[Any]:
@@ -261,3 +266,37 @@ def test_a_crash_after_the_row_is_deleted_still_refuses_every_token(
                       sid(other["access"])) == []
     for each in (tokens, other):
         assert_dead(client, each)
+
+
+# -- the operator's command -------------------------------------------------------------------
+
+def cli(settings: Settings, *args: str, redis_url: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_")}
+    env.update({"PYTHONPATH": str(ROOT), "AUTH_DATABASE_URL": settings.database.url,
+                "AUTH_REDIS_URL": redis_url or settings.redis.url,
+                "AUTH_REDIS_PREFIX": settings.redis.prefix, "AUTH_REDIS_SOCKET_TIMEOUT": "3",
+                "AUTH_DATA_DIR": str(settings.data_dir)})
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=settings.data_dir.parent,
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_authsvc_delete_user_ends_every_session_at_once(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """`authsvc delete-user NAME`: the same deletion for operators, unlike a DELETE in SQL
+    (whose access tokens live on the cached row until they expire)."""
+    tokens = register(client)
+    other = login(client).json()
+    user_id = sub(tokens["access"])
+    unreachable = cli(settings, "delete-user", "alice", redis_url="redis://127.0.0.1:1/0")
+    assert unreachable.returncode != 0 and "could not delete alice" in unreachable.stderr
+    assert client.get(PROFILE, headers=bearer(tokens["access"])).status_code == 200
+    assert cli(settings, "delete-user", "nobody").returncode != 0
+    done = cli(settings, "delete-user", "ALICE@example.com")
+    assert done.returncode == 0, done.stderr
+    assert f"id {user_id}" in done.stdout
+    for each in (tokens, other):
+        assert_dead(client, each)
+    assert redis_keys(sync_redis, settings, user_id, sid(tokens["access"]),
+                      sid(other["access"])) == []
+    assert sql(settings, "SELECT id FROM users") == []
