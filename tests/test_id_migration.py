@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from alembic import command
 from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from test_storage import with_store
 
 from service import migrate
+from service.users import TokenState, UserStore
 
 T = TypeVar("T")
 PREVIOUS = "0002"
@@ -121,3 +123,15 @@ def test_the_downgrade_keeps_every_row(database_url: str) -> None:
     command.downgrade(migrate.alembic_config(database_url), PREVIOUS)
     assert migrate.current(database_url) == PREVIOUS
     assert run(database_url, everything) == before
+
+
+def test_token_state_reads_version_active_flag_and_role(database_url: str) -> None:
+    """The refresh's narrow point read (issue 9.7) answers the row's token version, active
+    flag and role, typed, and None for an id nobody has."""
+    migrate.upgrade(database_url)
+    user_id = run(database_url, insert("alice", token_version=7, is_active=False, role="editor"))
+
+    async def body(store: UserStore, db: Any) -> list[TokenState | None]:
+        return [await store.token_state(user_id), await store.token_state(user_id + 1)]
+
+    assert with_store(database_url, body) == [TokenState(7, False, "editor"), None]
