@@ -266,17 +266,14 @@ class AuthService:
         state = await self._users.token_state(user_id)
         if state is None:
             raise await self._missing(user_id)
-        if not state.is_active:  # deactivation ended every session: end them again
-            await self._sessions.end_all(user_id)
-        if not state.is_active or claims.ver != state.token_version:
-            await self._store.drop_if_older(user_id, state.token_version, state.is_active,
-                                            state.role)
+        if state.is_active and claims.ver == state.token_version:
+            return state
+        await self._store.drop_if_older(user_id, state.token_version, state.is_active,
+                                        state.role)
         if not state.is_active:
+            await self._sessions.end_all(user_id)  # deactivation ended them; Redis brought them back
             raise TokenInvalid("user_inactive", "User is inactive")
-        if claims.ver != state.token_version:
-            raise TokenInvalid("password_changed",
-                               "Token was issued before the password was changed")
-        return state
+        raise TokenInvalid("password_changed", "Token was issued before the password was changed")
 
     async def refresh(self, token: str) -> Refreshed:
         now = self._clock()
