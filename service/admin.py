@@ -1,5 +1,5 @@
 """The admin API's rules: who is an admin, listing users, changing role and active state,
-revoking every token of a user. Stores passed in, as in services.py."""
+revoking every token of a user, deleting an account. Stores passed in, as in services.py."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .deletion import AccountDeletion
 from .errors import NotFound, PermissionDenied, ValidationFailed
 from .redis_store import CachedUser, RedisStore
 from .schemas import BAD_UNICODE, BLANK, NO_NUL, NOT_NULL, NOT_STRING, ROLE_MAX, encodable
@@ -25,6 +26,7 @@ _ID = re.compile(r"[0-9]{1,18}")
 NOT_BOOLEAN = "Must be a valid boolean."
 NOT_INTEGER = "A valid integer is required."
 SELF_LOCKOUT = "You cannot deactivate yourself or remove your own admin role."
+SELF_DELETE = "You cannot delete your own account here: use DELETE profile/ with your password."
 
 
 @dataclass(frozen=True)
@@ -158,10 +160,12 @@ def user_json(user: User) -> dict[str, Any]:
 
 
 class AdminService:
-    def __init__(self, users: UserStore, store: RedisStore, sessions: SessionStore) -> None:
+    def __init__(self, users: UserStore, store: RedisStore, sessions: SessionStore,
+                 deletion: AccountDeletion) -> None:
         self._users = users
         self._store = store
         self._sessions = sessions
+        self._deletion = deletion
 
     @staticmethod
     def require_admin(user: CachedUser) -> None:
@@ -210,6 +214,14 @@ class AdminService:
         await self._users.bump_token_version(user.id)
         await self._sessions.end_all(user.id)
         await self._publish(user.id)
+
+    async def delete_user(self, actor: CachedUser, user_id: int) -> None:
+        """Hard-delete another user's account (deletion.py). Not one's own: an admin could
+        remove the last admin by mistake, and their own deletion asks for their password."""
+        user = await self.get_user(user_id)
+        if user.id == actor.id:
+            raise ValidationFailed.on("non_field_errors", SELF_DELETE)
+        await self._deletion.delete(user.id)
 
     async def _publish(self, user_id: int) -> User:
         """Overwrite the cached row with the database's, then check that no other admin's

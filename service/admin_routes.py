@@ -58,6 +58,12 @@ async def user_update(request: Request) -> Response:
     return json_response(admin.user_json(await service.update_user(actor, user, patch)))
 
 
+async def user_delete(request: Request) -> Response:
+    service, actor = await _admin(request)
+    await service.delete_user(actor, admin.user_id(request.path_params["id"]))
+    return empty_response(204)
+
+
 async def revoke_sessions(request: Request) -> Response:
     service, _ = await _admin(request)
     await service.revoke_sessions(admin.user_id(request.path_params["id"]))
@@ -68,6 +74,7 @@ USERS = AUTH_PREFIX + "users/"
 
 ADMIN_ROUTES: list[BaseRoute] = [
     *_both(USERS, list_users, ["GET"]),
-    *_both(USERS + "{id}/", {"GET": user_detail, "PATCH": user_update}),
+    *_both(USERS + "{id}/", {"GET": user_detail, "PATCH": user_update,
+                             "DELETE": user_delete}),
     *_both(USERS + "{id}/revoke-sessions/", revoke_sessions, ["POST"]),
 ]

@@ -24,6 +24,7 @@ from . import admin_routes, docs, embedded_redis, jwt_secret
 from .admin import AdminService
 from .alerts import Alerts
 from .config import Settings, secret_bytes_needed
+from .deletion import AccountDeletion
 from .devices import DeviceTokens
 from .errors import AuthServiceError, MethodNotAllowed, NotFound, ServiceUnavailable
 from .limits import RateLimiter
@@ -149,7 +150,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
             Alerts(settings.alerts, store, mail), clock)
         app.state.recovery = RecoveryService(settings, users, store, sessions, hasher, mail,
                                              limiter)
-        app.state.admin = AdminService(users, store, sessions)
+        app.state.deletion = AccountDeletion(users, sessions)
+        app.state.admin = AdminService(users, store, sessions, app.state.deletion)
         app.state.database = db
         app.state.redis = async_redis
         if freeze_heap:

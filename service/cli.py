@@ -1,4 +1,4 @@
-"""The `authsvc` command: serve, worker, migrate, create-user, dev."""
+"""The `authsvc` command: serve, worker, migrate, create-user, delete-user, dev."""
 
 from __future__ import annotations
 
@@ -119,6 +119,43 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password_ha
     print(f"created user {user.username} (id {user.id}, role {user.role})")
 
 
+def cmd_delete_user(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _require_migrated(settings)
+    asyncio.run(_delete_user(settings, args.user))
+
+
+async def _delete_user(settings: Settings, identifier: str) -> None:
+    """As the API's account deletion: every session and token of the user ends at once, which
+    a DELETE in SQL cannot do (Redis holds the sessions and the cached row)."""
+    from redis import RedisError
+
+    from .app import database, redis_clients
+    from .deletion import delete_account
+    from .session_store import SessionStore
+    from .users import UserStore
+
+    db = database(settings)
+    await db.connect()
+    wire, sync_redis = redis_clients(settings)
+    sync_redis.close()
+    try:
+        users = UserStore(db)
+        user = await users.by_identifier(identifier)
+        if user is None:
+            sys.exit(f"authsvc: no user {identifier!r}")
+        sessions = SessionStore(wire, settings.redis.prefix,
+                                index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
+        try:
+            await delete_account(users, sessions, user.id)
+        except (OSError, RedisError) as exc:  # whole or not at all: see deletion.py
+            sys.exit(f"authsvc: could not delete {user.username}: {exc}")
+    finally:
+        await wire.close()
+        await db.disconnect()
+    print(f"deleted user {user.username} (id {user.id}): every session and token refused")
+
+
 def _listening(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
@@ -194,6 +231,9 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input instead of prompting")
     create.set_defaults(func=cmd_create_user)
+    delete = sub.add_parser("delete-user", help="delete an account, ending its sessions at once")
+    delete.add_argument("user", help="the username or email")
+    delete.set_defaults(func=cmd_delete_user)
     sub.add_parser("dev", help="migrate, embedded Redis, API, worker and mail catcher").set_defaults(
         func=cmd_dev)
     return root

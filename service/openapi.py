@@ -128,6 +128,10 @@ def _request_schemas(s: Settings) -> Json:
                              maxLength=RESET_TOKEN_MAX),
             "password": new_password, "password2": password2,
         }, ["token", "password", "password2"]),
+        "AccountDeleteRequest": _obj({
+            "password": _string("The account's current password.", minLength=1,
+                                maxLength=s.passwords.max_length),
+        }, ["password"]),
         "ProfileUpdate": _obj({"display_name": _ref("schemas", "DisplayName")}, [],
                               "Only `display_name` changes; other fields are ignored."),
         "TokenRefreshRequest": _obj({"refresh": _ref("schemas", "Jwt")}, ["refresh"]),
@@ -184,7 +188,8 @@ def _error_schemas() -> Json:
             "code": _string("`token_not_valid` for every token refusal, `not_authenticated` when "
                             "no token is sent, `no_active_account` for wrong credentials."),
             "reason": _string("Why a token was refused (`token_expired`, `token_revoked`, "
-                              "`password_changed`, `bad_signature`, `wrong_token_type`, ...); "
+                              "`password_changed`, `user_inactive`, `user_not_found`, "
+                              "`bad_signature`, `wrong_token_type`, ...); "
                               "only with `token_not_valid`."),
         }, ["detail", "code"]),
     }
@@ -321,7 +326,20 @@ def _session_paths(s: Settings) -> Json:
                 "Changes `display_name` only; `username`, `email`, `role` and unknown fields "
                 "are ignored. `{}` changes nothing; an empty body (zero bytes) is a 400.",
                 profile, body="ProfileUpdate", bearer=True, tag="profile",
-                errors=("BadRequest", "BearerUnauthorized", "ServiceUnavailable"))},
+                errors=("BadRequest", "BearerUnauthorized", "ServiceUnavailable")),
+            "delete": _operation(
+                "deleteAccount", "Delete my account",
+                "Needs the current password (a wrong one is a 400 on `password`). A hard "
+                "delete: the account is gone, every session and token of it is refused at "
+                "once (`reason: user_not_found` or `session_ended`), pending reset, "
+                "verification and \"this wasn't me\" links do nothing, and the username and "
+                "email are free again. The id is never given to another account. 429 "
+                "(Retry-After: 1) while another password check of the same account is in "
+                "progress." + _reauth_note(s),
+                {"204": _response("No Content: the account is gone. The body is empty.")},
+                body="AccountDeleteRequest", bearer=True, tag="profile",
+                errors=("BadRequest", "TooManyRequests", "BearerUnauthorized",
+                        "ServiceUnavailable"))},
         AUTH + "token/refresh/": {"post": _operation(
             "refreshToken", "Get a new access token",
             "Returns `refresh` too only when `[jwt] rotate_refresh_tokens` is on (here: "
@@ -479,7 +497,14 @@ def _admin_paths() -> Json:
                 "token of the user at once. An admin cannot deactivate or demote themselves "
                 "(400 `non_field_errors`).",
                 user, body="AdminUserUpdate", errors=("BadRequest", "NotFound"),
-                parameters=user_id)},
+                parameters=user_id),
+            "delete": _admin_operation(
+                "deleteUser", "Delete a user's account",
+                "The same hard delete as `DELETE profile/`, without a password: every session "
+                "and token of the user is refused at once, the username and email are free "
+                "again. An admin cannot delete themselves here (400 `non_field_errors`).",
+                {"204": _response("No Content: the account is gone. The body is empty.")},
+                errors=("BadRequest", "NotFound"), parameters=user_id)},
         AUTH + "users/{id}/revoke-sessions/": {"post": _admin_operation(
             "revokeUserSessions", "Refuse every token of a user",
             "Every access and refresh token issued to the user so far is refused at once; "

@@ -122,7 +122,8 @@ class RecoveryService:
 
     async def verify_email(self, token: str) -> None:
         user_id = await self._store.take_link("verify", token)
-        if user_id is None:
+        # A deleted account's link is dead (ids are never reused: it cannot reach another).
+        if user_id is None or await self._users.by_id(user_id) is None:
             raise ValidationFailed.on("token", BAD_TOKEN)
         await self._users.set_email_verified(user_id)
         log.info("email verified for user %s", user_id)

@@ -1,7 +1,9 @@
 """Every Redis key the service writes: its family, what it holds and its TTL are defined here.
 
     {prefix}user:{id}                hash            cached user row (token version, active,
-                                                     role, profile); TTL = refresh lifetime
+                                                     role, profile); TTL = refresh lifetime;
+                                                     or a deleted account's marker, written
+                                                     by session_store.py
     {prefix}reset:{sha256(token)}    "{id}:{ver}"    a password-reset token, single use;
                                                      TTL = password_reset.ttl
     {prefix}rl:{scope}:{sha256(key)} counter         fixed-window rate limit; TTL = the window
@@ -38,6 +40,34 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
+""")
+
+# Heal a cached row the database has overtaken (Redis restored from an older snapshot, or a
+# failover that lost writes): token versions only grow, so a row with a lower `ver` is older.
+# Never touches a deleted account's marker (no `ver`).
+# KEYS: user cache. ARGV: ttl, the database's ver, then the row's field/value pairs.
+_REPLACE_IF_OLDER = Script("""
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local ver = redis.call('HGET', KEYS[1], 'ver')
+  if not ver or tonumber(ver) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+""")
+
+# ARGV: the database's ver, is_active ("1"/"0"), role: drop a cached row that is older, or
+# of the same version but disagreeing (the next reader re-reads the database).
+_DROP_IF_OLDER = Script("""
+local c = redis.call('HMGET', KEYS[1], 'ver', 'is_active', 'role')
+if not c[1] then return 0 end
+local cached, db = tonumber(c[1]), tonumber(ARGV[1])
+if cached < db or (cached == db and (c[2] ~= ARGV[2] or c[3] ~= ARGV[3])) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
 """)
 
 # Fixed windows, one counter per key, counted in order; returns for each key counted its
@@ -125,6 +155,19 @@ class RedisStore:
         """Cache a row read from the database, unless a writer got there first."""
         flat = [item for pair in user.to_fields().items() for item in pair]
         await self.redis.eval(_FILL_IF_ABSENT, [self.user_key(user.id)], [self._user_ttl, *flat])
+
+    async def replace_if_older(self, user: CachedUser) -> None:
+        """Overwrite a cached row with a lower token version than `user` (just read from the
+        database); absent: fill. A newer row or a deleted account's marker stays."""
+        flat = [item for pair in user.to_fields().items() for item in pair]
+        await self.redis.eval(_REPLACE_IF_OLDER, [self.user_key(user.id)],
+                              [self._user_ttl, user.token_version, *flat])
+
+    async def drop_if_older(self, user_id: int, version: int, is_active: bool,
+                            role: str) -> None:
+        """Drop the cached row if the database's (version, active flag, role) overtook it."""
+        await self.redis.eval(_DROP_IF_OLDER, [self.user_key(user_id)],
+                              [version, "1" if is_active else "0", role])
 
     async def forget_user(self, user_id: int) -> None:
         """Drop the cached row before a security-relevant write to the database: if Redis is

@@ -225,3 +225,12 @@ def password_change_input(data: dict[str, Any], max_password: int) -> PasswordCh
     f.done()
     assert old is not None and password is not None
     return PasswordChangeInput(old, password)
+
+
+def account_delete_input(data: dict[str, Any], max_password: int) -> str:
+    """DELETE profile/: the account's current password (never trimmed)."""
+    f = _Fields(data)
+    password = f.string("password", max_length=max_password, trim=False)
+    f.done()
+    assert password is not None
+    return password

@@ -26,9 +26,9 @@ from .limits import OneHashPerUser, RateLimiter, client_key, device_key, identif
 from .passwords import PasswordHasher, policy_problems
 from .redis_store import CachedUser, RedisStore
 from .schemas import LoginInput, PasswordChangeInput, RegisterInput
-from .session_store import RefreshOutcome, SessionInfo, SessionStore
+from .session_store import GONE, RefreshOutcome, SessionInfo, SessionStore
 from .tokens import ACCESS, REFRESH, Claims, TokenCodec, TokenPair
-from .users import DuplicateUser, User, UserStore
+from .users import DuplicateUser, TokenState, User, UserStore
 
 log = logging.getLogger("authsvc.services")
 
@@ -203,15 +203,32 @@ class AuthService:
         return max(1, int(exp + self._s.jwt.leeway - now) + 1)
 
     # -- tokens -------------------------------------------------------------------------
+    async def _missing(self, user_id: int) -> TokenInvalid:
+        """A user with no row: end every session of the id at once (an account deleted by an
+        operator in SQL, or a Redis that brought back a deleted account's keys)."""
+        ended = await self._sessions.purge_user(user_id)
+        if ended:
+            log.warning("user %s no longer exists: %s sessions ended", user_id, ended)
+        return TokenInvalid("user_not_found", "User not found")
+
     async def _user(self, user_id: int, fields: dict[str, str]) -> CachedUser:
         """The cached row (from the same round trip as the session check), else the database."""
         user = CachedUser.from_fields(user_id, fields) if fields else None
         if user is None:
             row = await self._users.by_id(user_id)
             if row is None:
-                raise TokenInvalid("user_not_found", "User not found")
+                raise await self._missing(user_id)
             user = cached(row)
             await self._store.fill_user(user)
+        return user
+
+    async def _reread(self, user_id: int) -> CachedUser:
+        """The database's row, healing a cached one it has overtaken."""
+        row = await self._users.by_id(user_id)
+        if row is None:
+            raise await self._missing(user_id)
+        user = cached(row)
+        await self._store.replace_if_older(user)
         return user
 
     def _check_user(self, claims: Claims, user: CachedUser) -> None:
@@ -228,22 +245,31 @@ class AuthService:
         return int(claims.sub)
 
     async def authenticate(self, access_token: str) -> Caller:
-        """The user behind a Bearer token, or TokenInvalid; one Redis round trip."""
+        """The user behind a Bearer token, or TokenInvalid; one Redis round trip.
+
+        Judged on the cached row: an access token may live on it until the token expires
+        (README, "What survives a Redis failure"). A token newer than the cached row proves
+        the row is behind the database (a Redis rollback): it is re-read and healed."""
         claims = self._codec.decode(access_token, ACCESS, self._clock())
         user_id = self._user_id(claims)
         fields, alive = await self._sessions.user_and_alive(user_id, claims.sid)
+        if not alive and GONE in fields:  # a deleted account's dead session: no database read
+            raise TokenInvalid("session_ended", "Session has ended")
         user = await self._user(user_id, fields)
+        if claims.ver > user.token_version:
+            user = await self._reread(user_id)
         self._check_user(claims, user)
         if not alive:
             raise TokenInvalid("session_ended", "Session has ended")
         return Caller(user, claims.sid)
 
     async def _refused(self, outcome: RefreshOutcome, claims: Claims,
-                       user: CachedUser) -> TokenInvalid:
+                       user: CachedUser | None) -> TokenInvalid:
         if outcome.status == "reused":
             log.warning("refresh token reuse for user %s: session %s ended (theft suspected)",
                         claims.sub, claims.sid)
-            await self._alerts.send(user, "token_reuse", f"When: {_when(self._clock())}.")
+            if user is not None:
+                await self._alerts.send(user, "token_reuse", f"When: {_when(self._clock())}.")
             return TokenInvalid("token_reused", "Token was already used: session ended")
         if outcome.status == "revoked":
             return TokenInvalid("token_revoked", "Token is blacklisted")
@@ -252,30 +278,51 @@ class AuthService:
                                 "Token was issued before the password was changed")
         return TokenInvalid("session_ended", "Session has ended")
 
+    async def _token_state(self, user_id: int, claims: Claims) -> TokenState:
+        """The database's word on the token (issue 9.7), never the cache's: a Redis restored
+        from an older snapshot, or a failover that lost writes, must not bring back what a
+        password change or reset, a deactivation, a role change or a deletion ended. Each
+        refusal also heals what Redis brought back."""
+        state = await self._users.token_state(user_id)
+        if state is None:
+            raise await self._missing(user_id)
+        if state.is_active and claims.ver == state.token_version:
+            return state
+        await self._store.drop_if_older(user_id, state.token_version, state.is_active,
+                                        state.role)
+        if not state.is_active:
+            await self._sessions.end_all(user_id)  # deactivation ended them; Redis brought them back
+            raise TokenInvalid("user_inactive", "User is inactive")
+        raise TokenInvalid("password_changed", "Token was issued before the password was changed")
+
     async def refresh(self, token: str) -> Refreshed:
         now = self._clock()
         claims = self._codec.decode(token, REFRESH, now)
         user_id = self._user_id(claims)
+        state = await self._token_state(user_id, claims)
+        ver, role = state.token_version, state.role
         if self._s.jwt.rotate_refresh_tokens:
             outcome = await self._sessions.rotate(
-                user_id, claims.sid, claims.jti, claims.ver, now,
+                user_id, claims.sid, claims.jti, ver, role, now,
                 grace=self._s.jwt.rotation_grace, new_refresh_jti=uuid.uuid4().hex,
                 new_access_jti=uuid.uuid4().hex, blacklist_ttl=self._ttl(claims.exp, now))
         else:
-            outcome = await self._sessions.use_refresh(user_id, claims.sid, claims.jti,
-                                                       claims.ver, now)
-        user = await self._user(user_id, outcome.user_fields)
-        self._check_user(claims, user)
+            outcome = await self._sessions.use_refresh(user_id, claims.sid, claims.jti, ver,
+                                                       role, now)
         if outcome.status not in ("ok", "rotated", "grace"):
-            raise await self._refused(outcome, claims, user)
+            alert = outcome.status == "reused" and self._alerts.enabled
+            raise await self._refused(outcome, claims,
+                                      await self._user(user_id, {}) if alert else None)
         if outcome.status == "ok":
-            access, _ = self._codec.issue(ACCESS, sub=claims.sub, role=user.role,
-                                          ver=user.token_version, sid=claims.sid, now=now)
+            # Never past the session's end (the refresh token's exp): issue 9.8.
+            access, _ = self._codec.issue_access(sub=claims.sub, role=role, ver=ver,
+                                                 sid=claims.sid, now=now,
+                                                 session_end=claims.exp)
             return Refreshed(access, None)
         # The successor keeps the original expiry (refreshing never extends a session), and
         # is minted from the claims stored at rotation, so a racing tab gets the same pair.
         pair = self._codec.issue_pair(
-            sub=claims.sub, role=user.role, ver=user.token_version, sid=claims.sid,
+            sub=claims.sub, role=role, ver=ver, sid=claims.sid,
             now=outcome.rotated_at, refresh_exp=claims.exp, refresh_jti=outcome.refresh_jti,
             access_jti=outcome.access_jti)
         return Refreshed(pair.access, pair.refresh)

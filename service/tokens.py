@@ -114,13 +114,22 @@ class TokenCodec:
                         token_type=token_type, role=role, ver=ver, sid=sid)
         return self._encode(claims), claims
 
+    def issue_access(self, *, sub: str, role: str, ver: int, sid: str, now: float,
+                     session_end: int, jti: str | None = None) -> tuple[str, Claims]:
+        """An access token that never outlives its session: `exp` is at most `session_end`
+        (the session's refresh token's `exp`), so a client scheduling refreshes by `exp`
+        never holds a token the server already refuses as `session_ended`."""
+        exp = min(int(now) + self._s.access_ttl, session_end)
+        return self.issue(ACCESS, sub=sub, role=role, ver=ver, sid=sid, now=now, exp=exp,
+                          jti=jti)
+
     def issue_pair(self, *, sub: str, role: str, ver: int, sid: str, now: float,
                    refresh_exp: int | None = None, refresh_jti: str | None = None,
                    access_jti: str | None = None) -> TokenPair:
         refresh, refresh_claims = self.issue(REFRESH, sub=sub, role=role, ver=ver, sid=sid,
                                              now=now, exp=refresh_exp, jti=refresh_jti)
-        access, access_claims = self.issue(ACCESS, sub=sub, role=role, ver=ver, sid=sid,
-                                           now=now, jti=access_jti)
+        access, access_claims = self.issue_access(sub=sub, role=role, ver=ver, sid=sid, now=now,
+                                                  session_end=refresh_claims.exp, jti=access_jti)
         return TokenPair(access, refresh, refresh_claims, access_claims)
 
     def remaining(self, claims: Claims, now: float) -> int:

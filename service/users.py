@@ -31,6 +31,10 @@ users = sa.Table(
     sa.Column("email_verified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("uq_users_username_norm", "username_norm", unique=True),
     sa.Index("uq_users_email_norm", "email_norm", unique=True),
+    # An id is never given to a second account (a deleted account's tokens name it): SQLite
+    # without AUTOINCREMENT reuses the highest id once it is deleted. PostgreSQL's serial
+    # never goes back.
+    sqlite_autoincrement=True,
 )
 
 
@@ -44,6 +48,21 @@ def _select_user_by(column: str) -> sa.TextualSelect:
 
 
 _USER_BY = {name: _select_user_by(name) for name in ("id", "username_norm", "email_norm")}
+
+# What a refresh must judge on the database's word (issue 9.7), and nothing else: one narrow
+# point read by primary key, written once (see _select_user_by).
+_TOKEN_STATE = sa.text(
+    "SELECT token_version, is_active, role FROM users WHERE id = :key"
+).columns(users.c.token_version, users.c.is_active, users.c.role)
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """The columns that decide whether a user's tokens may be renewed."""
+
+    token_version: int
+    is_active: bool
+    role: str
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,14 @@ class UserStore:
 
     async def by_id(self, user_id: int) -> User | None:
         return await self._by("id", user_id)
+
+    async def token_state(self, user_id: int) -> TokenState | None:
+        """Token version, active flag and role of a user (None if no such row)."""
+        row = await self._db.fetch_one(_TOKEN_STATE.bindparams(key=user_id))
+        if row is None:
+            return None
+        m = row._mapping
+        return TokenState(int(m["token_version"]), bool(m["is_active"]), str(m["role"]))
 
     async def by_identifier(self, identifier: str) -> User | None:
         """A username, or an email when it contains '@' (usernames never do)."""

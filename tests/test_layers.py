@@ -56,11 +56,13 @@ def module(name: str) -> Path:
                   "services", "session_store", "users"}),
     ("web", {"errors", "schemas"}),
     ("server", {"config", "web"}),
-    ("admin", {"errors", "identity", "redis_store", "schemas", "services", "session_store",
-               "users"}),
+    ("deletion", {"errors", "passwords", "session_store", "users"}),
+    ("admin", {"deletion", "errors", "identity", "redis_store", "schemas", "services",
+               "session_store", "users"}),
     ("admin_routes", {"admin", "redis_store", "routes", "web"}),
     # redis_store only for the CachedUser type the service hands back.
-    ("routes", {"schemas", "errors", "recovery", "redis_store", "services", "tokens", "web"}),
+    ("routes", {"schemas", "deletion", "errors", "recovery", "redis_store", "services", "tokens",
+                "web"}),
 ])
 def test_module_imports_only_what_its_layer_allows(name: str, allowed: set[str]) -> None:
     extra = our_imports(module(name)) - allowed

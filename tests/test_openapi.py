@@ -27,7 +27,7 @@ CONTRACT = {
     AUTH + "logout/": {"post"},
     AUTH + "password-reset/": {"post"},
     AUTH + "password-reset/confirm/": {"post"},
-    AUTH + "profile/": {"get", "patch"},
+    AUTH + "profile/": {"get", "patch", "delete"},
     AUTH + "token/refresh/": {"post"},
     AUTH + "sessions/": {"get"},
     AUTH + "sessions/{sid}/": {"delete"},
@@ -37,19 +37,23 @@ CONTRACT = {
     AUTH + "verify-email/": {"post"},
     AUTH + "verify-email/resend/": {"post"},
     AUTH + "users/": {"get"},
-    AUTH + "users/{id}/": {"get", "patch"},
+    AUTH + "users/{id}/": {"get", "patch", "delete"},
     AUTH + "users/{id}/revoke-sessions/": {"post"},
     "/api/v1/openapi.json": {"get"},
     "/api/v1/docs": {"get"},
     "/healthz": {"get"},
 }
 ADMIN = {(AUTH + "users/", "get"), (AUTH + "users/{id}/", "get"),
-         (AUTH + "users/{id}/", "patch"), (AUTH + "users/{id}/revoke-sessions/", "post")}
+         (AUTH + "users/{id}/", "patch"), (AUTH + "users/{id}/", "delete"),
+         (AUTH + "users/{id}/revoke-sessions/", "post")}
 SESSIONS = {(AUTH + "sessions/", "get"), (AUTH + "sessions/{sid}/", "delete"),
             (AUTH + "logout-all/", "post"), (AUTH + "password/change/", "post")}
-BEARER = {(AUTH + "profile/", "get"), (AUTH + "profile/", "patch"), *ADMIN, *SESSIONS}
+BEARER = {(AUTH + "profile/", "get"), (AUTH + "profile/", "patch"), (AUTH + "profile/", "delete"),
+          *ADMIN, *SESSIONS}
 # POSTs that take no body.
 NO_BODY = {(AUTH + "users/{id}/revoke-sessions/", "post"), (AUTH + "logout-all/", "post")}
+# DELETEs that take one.
+DELETE_BODY = {(AUTH + "profile/", "delete")}
 STATIC = Path(docs.__file__).with_name("static")
 
 
@@ -177,8 +181,9 @@ def test_every_body_declares_413_and_415() -> None:
         if "requestBody" in op:
             with_body.add((path, method))
             assert {"413", "415", "400"} <= set(op["responses"]), (path, method)
-    assert with_body == {(path, method) for path, methods in CONTRACT.items()
-                         for method in methods if method in ("post", "patch")} - NO_BODY
+    assert with_body == ({(path, method) for path, methods in CONTRACT.items()
+                          for method in methods if method in ("post", "patch")} - NO_BODY
+                         | DELETE_BODY)
 
 
 def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:
@@ -187,13 +192,15 @@ def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:
                  "security/not-me/", "password/change/"):
         response = resolve(doc, doc["paths"][AUTH + name]["post"]["responses"]["429"])
         assert "Retry-After" in response["headers"]
-    # password/change/ can always be a 429: one password check per account at a time.
+    # password/change/ and account deletion can always be a 429: one password check per
+    # account at a time.
     quiet = fetch(Settings().replace(rate_limit={"enabled": False}, lockout={"enabled": False}))
-    assert [path for path, _, op in operations(quiet) if "429" in op["responses"]] == [
-        AUTH + "password/change/"]
+    assert sorted((path, method) for path, method, op in operations(quiet)
+                  if "429" in op["responses"]) == [
+        (AUTH + "password/change/", "post"), (AUTH + "profile/", "delete")]
     locking_only = fetch(Settings().replace(rate_limit={"enabled": False}))
     assert sorted(path for path, _, op in operations(locking_only) if "429" in op["responses"]) \
-        == [AUTH + "login/", AUTH + "password/change/"]
+        == [AUTH + "login/", AUTH + "password/change/", AUTH + "profile/"]
 
 
 def test_password_limits_follow_settings() -> None:

@@ -116,3 +116,29 @@ def test_parallel_guesses_get_at_most_max_failures_verdicts(settings: Settings,
     assert codes.count(400) <= MAX
     assert all(r.headers["Retry-After"] for r in results if r.status_code == 429)
     assert not list(sync_redis.scan_iter(match=f"{settings.redis.prefix}hashing:*"))
+
+
+def delete_account(client: httpx.Client, access: str, password: str) -> httpx.Response:
+    return client.request("DELETE", API + "profile/", headers=bearer(access),
+                          json={"password": password})
+
+
+def test_account_deletion_checks_its_password_under_the_same_guard(
+        settings: Settings, make_client: Any, sync_redis: redis.Redis) -> None:
+    """DELETE profile/ is no password oracle either: wrong passwords are counted (the same
+    per-account count as password/change/), one check in flight per user; the account stays
+    until the right password is given outside a lock."""
+    client = make_client(settings.replace(lockout={"enabled": True, "max_failures": MAX,
+                                                   "window": 600}))
+    access = register(client)["access"]
+    mark = f"{settings.redis.prefix}hashing:{user_id(settings, 'alice')}"
+    sync_redis.set(mark, "another request", ex=30)
+    busy = delete_account(client, access, USER["password"])
+    assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
+    sync_redis.delete(mark)
+    wrong = [delete_account(client, access, f"guess {i}") for i in range(MAX)]
+    assert all(r.status_code == 400 and set(r.json()) == {"password"} for r in wrong)
+    locked = delete_account(client, access, USER["password"])
+    assert locked.status_code == 429 and 1 <= int(locked.headers["Retry-After"]) <= 600
+    assert change(client, access, USER["password"]).status_code == 429  # one count for both
+    assert client.get(API + "profile/", headers=bearer(access)).status_code == 200

@@ -1,0 +1,302 @@
+"""Issue 9.6: deleted accounts. DELETE profile/ (with the password) and an admin's
+DELETE users/{id}/ remove the row, end every session and token at once and free the username
+and email; ids are never reused; a row deleted in SQL by an operator refuses its tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import redis
+from support import USER, bearer, register
+
+from service.config import Settings
+
+API = "/api/v1/auth/"
+PROFILE = API + "profile/"
+REFRESH = API + "token/refresh/"
+USERS = API + "users/"
+PASSWORD = USER["password"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sql(settings: Settings, statement: str, *args: Any) -> list[Any]:
+    with closing(sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))) as db:
+        rows = db.execute(statement, args).fetchall()
+        db.commit()
+    return rows
+
+
+def sub(token: str) -> int:
+    return int(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+def sid(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
+def login(client: httpx.Client, name: str = "alice", password: str = PASSWORD) -> httpx.Response:
+    return client.post(API + "login/", json={"username_or_email": name, "password": password})
+
+
+def delete_profile(client: httpx.Client, access: str, body: Any) -> httpx.Response:
+    return client.request("DELETE", PROFILE, json=body, headers=bearer(access))
+
+
+def refused(response: httpx.Response, *reasons: str) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "token_not_valid", response.text
+    assert response.json()["reason"] in reasons, response.text
+
+
+def assert_dead(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    """Both tokens of a pair refused, on a Bearer endpoint and on token/refresh/."""
+    refused(client.get(PROFILE, headers=bearer(tokens["access"])), "user_not_found",
+            "session_ended")
+    refused(client.post(REFRESH, json={"refresh": tokens["refresh"]}), "user_not_found")
+
+
+def redis_keys(sync_redis: redis.Redis, settings: Settings, user_id: int,
+               *sids: str) -> list[str]:
+    """Which of the user's session keys, index and account data are still in Redis."""
+    p = settings.redis.prefix
+    names = [f"{p}session:{s}" for s in sids] + [f"{p}user_sessions:{user_id}"]
+    found = [name for name in names if sync_redis.exists(name)]
+    cached = {k.decode(): v.decode() for k, v in sync_redis.hgetall(f"{p}user:{user_id}").items()}
+    assert cached in ({}, {"gone": "1"}), cached  # nothing of the account, at most the marker
+    return found
+
+
+def make_admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> str:
+    """`boss`, promoted in the database, logged in: an admin access token."""
+    boss = register(client, username="boss", email="boss@example.com")
+    sql(settings, "UPDATE users SET role = 'admin' WHERE id = ?", sub(boss["access"]))
+    sync_redis.delete(f"{settings.redis.prefix}user:{sub(boss['access'])}")
+    answer = login(client, "boss")
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access"])
+
+
+# -- DELETE profile/ ----------------------------------------------------------------------------
+
+def test_deleting_my_account_ends_every_token_and_frees_the_names(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """204 with an empty body; every session's access and refresh token is refused at once,
+    nothing of the account stays in the database or Redis, the old password logs nobody in,
+    and the username and email can be registered again, under a new id."""
+    first = register(client)
+    second = login(client).json()
+    user_id = sub(first["access"])
+    gone = delete_profile(client, first["access"], {"password": PASSWORD})
+    assert gone.status_code == 204 and gone.content == b"", gone.text
+    assert gone.headers["Cache-Control"] == "no-store"
+    for tokens in (first, second):
+        assert_dead(client, tokens)
+    assert sql(settings, "SELECT id FROM users WHERE id = ?", user_id) == []
+    assert redis_keys(sync_redis, settings, user_id, sid(first["access"]),
+                      sid(second["access"])) == []
+    assert login(client).status_code == 401
+    again = register(client)
+    assert sub(again["access"]) > user_id
+    assert client.get(PROFILE, headers=bearer(again["access"])).status_code == 200
+    for tokens in (first, second):  # the new account inherits nothing
+        assert_dead(client, tokens)
+    listed = client.get(API + "sessions/", headers=bearer(again["access"])).json()
+    assert [row["id"] for row in listed] == [sid(again["access"])]
+
+
+def test_a_wrong_password_deletes_nothing(client: httpx.Client, settings: Settings) -> None:
+    """A wrong password is a 400 on `password`; bad bodies are 400s; no token is a 401;
+    the account and its tokens are untouched."""
+    tokens = register(client)
+    wrong = delete_profile(client, tokens["access"], {"password": "not my password"})
+    assert wrong.status_code == 400 and set(wrong.json()) == {"password"}, wrong.text
+    for body in ({}, {"password": None}, {"password": 12}, {"password": ""},
+                 {"password": "x" * 5000}, {"password": "a\x00b"}):
+        answer = delete_profile(client, tokens["access"], body)
+        assert answer.status_code == 400 and set(answer.json()) == {"password"}, (body, answer.text)
+    empty = client.request("DELETE", PROFILE, headers=bearer(tokens["access"]))
+    assert empty.status_code == 400 and "detail" in empty.json()
+    assert client.request("DELETE", PROFILE, json={"password": PASSWORD}).status_code == 401
+    assert client.get(PROFILE, headers=bearer(tokens["access"])).status_code == 200
+    assert client.post(REFRESH, json={"refresh": tokens["refresh"]}).status_code == 200
+    assert len(sql(settings, "SELECT id FROM users")) == 1
+
+
+def test_pending_links_of_a_deleted_account_do_nothing(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """A reset, verification or "this wasn't me" link mailed before the deletion is refused
+    afterwards (400 on `token`), also once the email belongs to a new account."""
+    tokens = register(client)
+    user_id = sub(tokens["access"])
+    p = settings.redis.prefix
+
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    # What send_reset, send_verification and an alert leave in Redis (keys by their digest).
+    sync_redis.set(f"{p}reset:{digest('reset-link')}", f"{user_id}:0", ex=600)
+    sync_redis.set(f"{p}verify:{digest('verify-link')}", user_id, ex=600)
+    sync_redis.set(f"{p}notme:{digest('notme-link')}", user_id, ex=600)
+    assert delete_profile(client, tokens["access"], {"password": PASSWORD}).status_code == 204
+    again = register(client)
+    new = "another long passphrase"
+    answers = [
+        client.post(API + "password-reset/confirm/", json={"token": "reset-link", "password": new,
+                                                           "password2": new}),
+        client.post(API + "verify-email/", json={"token": "verify-link"}),
+        client.post(API + "security/not-me/", json={"token": "notme-link"}),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400 and set(answer.json()) == {"token"}, answer.text
+    assert client.get(PROFILE, headers=bearer(again["access"])).status_code == 200
+    assert login(client, "alice", new).status_code == 401
+    new_id = sub(again["access"])
+    assert sql(settings, "SELECT email_verified FROM users WHERE id = ?", new_id) == [(0,)]
+
+
+# -- DELETE users/{id}/ -------------------------------------------------------------------------
+
+def test_an_admin_deletes_an_account(client: httpx.Client, settings: Settings,
+                                     sync_redis: redis.Redis) -> None:
+    """204; the user's tokens are refused at once and the row is gone (GET is a 404, a second
+    DELETE too); the name is free again."""
+    bob = register(client, username="bob", email="bob@example.com")
+    admin = make_admin(client, settings, sync_redis)
+    bob_id = sub(bob["access"])
+    gone = client.delete(f"{USERS}{bob_id}/", headers=bearer(admin))
+    assert gone.status_code == 204 and gone.content == b"", gone.text
+    assert_dead(client, bob)
+    assert client.get(f"{USERS}{bob_id}/", headers=bearer(admin)).status_code == 404
+    assert client.delete(f"{USERS}{bob_id}/", headers=bearer(admin)).status_code == 404
+    assert client.delete(f"{USERS}nope/", headers=bearer(admin)).status_code == 404
+    assert sub(register(client, username="bob", email="bob@example.com")["access"]) > bob_id
+
+
+def test_an_admin_cannot_delete_themselves_and_users_cannot_delete_others(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """Deleting one's own account through the admin API is a 400 (`non_field_errors`: use
+    DELETE profile/); a non-admin gets 403; nobody is deleted."""
+    bob = register(client, username="bob", email="bob@example.com")
+    admin = make_admin(client, settings, sync_redis)
+    mine = client.delete(f"{USERS}{sub(admin)}/", headers=bearer(admin))
+    assert mine.status_code == 400 and set(mine.json()) == {"non_field_errors"}, mine.text
+    other = client.delete(f"{USERS}{sub(admin)}/", headers=bearer(bob["access"]))
+    assert other.status_code == 403
+    assert client.get(PROFILE, headers=bearer(admin)).status_code == 200
+    assert len(sql(settings, "SELECT id FROM users")) == 2
+
+
+# -- rows deleted in SQL, ids never reused, a crash half-way -----------------------------------
+
+def test_an_id_is_never_given_to_a_second_account(client: httpx.Client,
+                                                  settings: Settings) -> None:
+    """The highest id deleted (by an operator, in SQL): the next account gets a new id and
+    none of the deleted one's sessions; the deleted one's tokens are refused, and the refusal
+    ends its sessions."""
+    register(client, username="bob", email="bob@example.com")
+    alice = register(client)
+    alice_id = sub(alice["access"])
+    sql(settings, "DELETE FROM users WHERE id = ?", alice_id)
+    carol = register(client, username="carol", email="carol@example.com")
+    assert sub(carol["access"]) == alice_id + 1
+    refused(client.post(REFRESH, json={"refresh": alice["refresh"]}), "user_not_found")
+    refused(client.get(PROFILE, headers=bearer(alice["access"])), "session_ended",
+            "user_not_found")
+    listed = client.get(API + "sessions/", headers=bearer(carol["access"])).json()
+    assert [row["id"] for row in listed] == [sid(carol["access"])]
+
+
+def test_a_row_deleted_in_sql_refuses_its_tokens_once_the_cache_is_gone(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """An operator's SQL delete, then the cached row expires (or Redis restarts without it):
+    the access token reads the database, finds nobody, and every session of the id ends."""
+    alice = register(client)
+    other = login(client).json()
+    user_id = sub(alice["access"])
+    sql(settings, "DELETE FROM users WHERE id = ?", user_id)
+    sync_redis.delete(f"{settings.redis.prefix}user:{user_id}")
+    refused(client.get(PROFILE, headers=bearer(alice["access"])), "user_not_found")
+    assert redis_keys(sync_redis, settings, user_id, sid(alice["access"]),
+                      sid(other["access"])) == []
+    assert_dead(client, other)
+
+
+def test_a_crash_before_the_row_is_deleted_leaves_the_account_whole(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """Step 1 of a deletion done (the cached row replaced by the marker), then a crash: the
+    account works as before (its requests read the database meanwhile), and a later
+    deletion completes."""
+    tokens = register(client)
+    user_id = sub(tokens["access"])
+    key = f"{settings.redis.prefix}user:{user_id}"
+    sync_redis.delete(key)
+    sync_redis.hset(key, "gone", "1")
+    sync_redis.expire(key, 120)
+    profile = client.get(PROFILE, headers=bearer(tokens["access"]))
+    assert profile.status_code == 200 and profile.json()["username"] == "alice"
+    assert client.post(REFRESH, json={"refresh": tokens["refresh"]}).status_code == 200
+    assert login(client).status_code == 200
+    assert delete_profile(client, tokens["access"], {"password": PASSWORD}).status_code == 204
+    assert_dead(client, tokens)
+
+
+def test_a_crash_after_the_row_is_deleted_still_refuses_every_token(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """Steps 1 and 2 done (marker, row deleted), then a crash before the sessions ended:
+    every token is refused all the same, and the first refusal ends the sessions."""
+    tokens = register(client)
+    other = login(client).json()
+    user_id = sub(tokens["access"])
+    key = f"{settings.redis.prefix}user:{user_id}"
+    sync_redis.delete(key)
+    sync_redis.hset(key, "gone", "1")
+    sync_redis.expire(key, 120)
+    sql(settings, "DELETE FROM users WHERE id = ?", user_id)
+    refused(client.get(PROFILE, headers=bearer(tokens["access"])), "user_not_found")
+    assert redis_keys(sync_redis, settings, user_id, sid(tokens["access"]),
+                      sid(other["access"])) == []
+    for each in (tokens, other):
+        assert_dead(client, each)
+
+
+# -- the operator's command -------------------------------------------------------------------
+
+def cli(settings: Settings, *args: str, redis_url: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_")}
+    env.update({"PYTHONPATH": str(ROOT), "AUTH_DATABASE_URL": settings.database.url,
+                "AUTH_REDIS_URL": redis_url or settings.redis.url,
+                "AUTH_REDIS_PREFIX": settings.redis.prefix, "AUTH_REDIS_SOCKET_TIMEOUT": "3",
+                "AUTH_DATA_DIR": str(settings.data_dir)})
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=settings.data_dir.parent,
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_authsvc_delete_user_ends_every_session_at_once(
+        client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
+    """`authsvc delete-user NAME`: the same deletion for operators, unlike a DELETE in SQL
+    (whose access tokens live on the cached row until they expire)."""
+    tokens = register(client)
+    other = login(client).json()
+    user_id = sub(tokens["access"])
+    unreachable = cli(settings, "delete-user", "alice", redis_url="redis://127.0.0.1:1/0")
+    assert unreachable.returncode != 0 and "could not delete alice" in unreachable.stderr
+    assert client.get(PROFILE, headers=bearer(tokens["access"])).status_code == 200
+    assert cli(settings, "delete-user", "nobody").returncode != 0
+    done = cli(settings, "delete-user", "ALICE@example.com")
+    assert done.returncode == 0, done.stderr
+    assert f"id {user_id}" in done.stdout
+    for each in (tokens, other):
+        assert_dead(client, each)
+    assert redis_keys(sync_redis, settings, user_id, sid(tokens["access"]),
+                      sid(other["access"])) == []
+    assert sql(settings, "SELECT id FROM users") == []
