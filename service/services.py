@@ -419,7 +419,8 @@ class AuthService:
             return user
         await self._users.set_display_name(user.id, display_name)
         row = await self._users.by_id(user.id)
-        assert row is not None
+        if row is None:  # the account was deleted meanwhile
+            raise TokenInvalid("user_not_found", "User not found").for_bearer()
         updated = cached(row)
         await self._store.put_user(updated)
         return updated
