@@ -50,7 +50,8 @@ async def user_detail(request: Request) -> Response:
     user = await service.get_user(user_id)  # 404 before 400, as DRF does
     if request.method == "GET":
         return json_response(admin.user_json(user))
-    patch = admin.patch_input(await json_body(request))
+    patch = admin.patch_input(await json_body(request),
+                              request.app.state.settings.auth.known_roles())
     return json_response(admin.user_json(await service.update_user(actor, user, patch)))
 
 

@@ -395,7 +395,9 @@ def _admin_schemas() -> Json:
             "results": {"type": "array", "items": _ref("schemas", "AdminUser")},
         }, ["count", "next", "previous", "results"], "Django REST Framework's page shape."),
         "AdminUserUpdate": _obj({
-            "role": _string("Any role; changing it refuses every earlier token of the user.",
+            "role": _string("One of the known roles (`admin`, `[auth] self_register_roles`, "
+                            "`[auth] extra_roles`), else a 400 on `role`; changing it "
+                            "refuses every earlier token of the user.",
                             minLength=1, maxLength=ROLE_MAX),
             "is_active": {"type": "boolean",
                           "description": "`false` refuses every token of the user at once and "
