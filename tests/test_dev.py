@@ -283,3 +283,28 @@ def test_a_restarted_dev_forgets_rate_limits_and_stops_a_server_left_behind(
     assert "already runs" in second.output(), second.output()
     assert second.stop() == 0, second.output()
     assert eventually(lambda: server_pids(home / "data") == []), second.output()
+
+
+def walk_through() -> str:
+    """The README's curl walk-through, as a reader would paste it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Walk-through with curl", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_walk_through_runs_twice_as_written(home: Path, dev_env: dict[str, str],
+                                                       devs: list[Dev]) -> None:
+    """Pasted twice into a shell (stopping at the first failing command) against one
+    `authsvc dev`, the README's walk-through ends with a reset password both times."""
+    dev = Dev(home, dev_env)
+    devs.append(dev)
+    dev.wait_for(r"API on http://")
+    for run in range(2):
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", walk_through()], cwd=home,
+                              env=dev_env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (run, done.stdout, done.stderr, dev.output())
+        assert '"access"' in done.stdout and "HTTP/1.1 205" in done.stdout, done.stdout
+        assert done.stdout.rstrip().endswith('{"message":"Password has been reset"}'), (
+            done.stdout)
+        time.sleep(1.1)  # the walk-through names its user after the second
+    assert dev.stop() == 0, dev.output()
