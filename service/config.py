@@ -370,8 +370,10 @@ def validate(s: Settings) -> None:
            "must be one of self_register_roles")
     _check("admin" not in s.auth.self_register_roles, "[auth] self_register_roles",
            "must not contain admin")
-    _check(all(r.strip() == r and r for r in s.auth.known_roles()), "[auth] extra_roles",
-           "roles must be non-empty, without surrounding spaces")
+    for where, roles in (("[auth] self_register_roles", s.auth.self_register_roles),
+                         ("[auth] extra_roles", s.auth.extra_roles)):
+        _check(all(role and role.strip() == role and len(role) <= 64 for role in roles), where,
+               "each role must be 1..64 characters without surrounding spaces")
     _check(s.log.level.upper() in LOG_LEVELS, "[log] level",
            f"must be one of {', '.join(LOG_LEVELS)} (any case)")
     p = s.passwords
