@@ -39,14 +39,11 @@ def _hide_password(url: str) -> str:
 
 def _database_down(exc: BaseException) -> str | None:
     """Why the database cannot be used, in one line; None for an error that is a bug."""
+    from asyncpg import PostgresError
     from sqlalchemy.exc import DBAPIError
 
     if isinstance(exc, DBAPIError):
         exc = exc.orig if isinstance(exc.orig, BaseException) else exc
-    try:
-        from asyncpg import PostgresError
-    except ImportError:  # pragma: no cover
-        PostgresError = OSError  # noqa: N806
     if isinstance(exc, (OSError, TimeoutError, sqlite3.OperationalError, PostgresError,
                         DBAPIError)) or type(exc).__module__.startswith("sqlalchemy.dialects"):
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -129,7 +126,8 @@ def _port_problem(host: str, port: int) -> str | None:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     from redis import Redis
-    from redis.exceptions import ConnectionError, TimeoutError
+    from redis.exceptions import ConnectionError as RedisDown
+    from redis.exceptions import TimeoutError as RedisTimeout
     from rq import Queue, Worker
 
     from .embedded_redis import resolve_url
@@ -150,7 +148,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
         # The scheduler moves retries whose backoff has passed back onto the queue.
         worker.work(burst=args.burst, with_scheduler=True,
                     logging_level=settings.log.level.upper())
-    except (ConnectionError, TimeoutError) as exc:
+    except (RedisDown, RedisTimeout) as exc:
         sys.exit(f"authsvc: cannot reach Redis at {_hide_password(url)}: "
                  f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
 
@@ -315,7 +313,7 @@ def _run_dev(settings: Settings, cleanup: contextlib.ExitStack,
     while not _listening(host, port):  # announce the URL only once it answers
         if stopping():
             return
-        if children["API"].poll() is not None:
+        if children["API"].poll() is not None and not stopping():
             raise _DevStop(f"the API exited with {children['API'].returncode} before it "
                            "listened (see above)")
         if time.monotonic() > deadline:
@@ -326,7 +324,7 @@ def _run_dev(settings: Settings, cleanup: contextlib.ExitStack,
     next_check = 0.0
     while not stopping():
         for name, child in children.items():
-            if child.poll() is not None:
+            if child.poll() is not None and not stopping():  # not Ctrl-C reaching it first
                 raise _DevStop(f"the {name} process exited with {child.returncode}")
         if embedded and time.monotonic() >= next_check:
             next_check = time.monotonic() + 1
