@@ -167,7 +167,7 @@ def _response_schemas(s: Settings) -> Json:
                                                   "sent only with `[jwt] rotate_refresh_tokens`.")},
             rotated, f"`[jwt] rotate_refresh_tokens` is {str(jwt.rotate_refresh_tokens).lower()}."),
         "Message": _obj({"message": _string()}, ["message"]),
-        **_admin_schemas(),
+        **_admin_schemas(s),
         "Health": _obj({"status": _string(const="ok")}, ["status"]),
     }
 
@@ -376,7 +376,7 @@ def _security_paths(s: Settings) -> Json:
     }
 
 
-def _admin_schemas() -> Json:
+def _admin_schemas(s: Settings) -> Json:
     user = {
         "id": {"type": "integer", "minimum": 1,
                "description": "The user's id: the tokens' `sub` claim, as an integer."},
@@ -398,7 +398,7 @@ def _admin_schemas() -> Json:
             "role": _string("One of the known roles (`admin`, `[auth] self_register_roles`, "
                             "`[auth] extra_roles`), else a 400 on `role`; changing it "
                             "refuses every earlier token of the user.",
-                            minLength=1, maxLength=ROLE_MAX),
+                            minLength=1, maxLength=ROLE_MAX, enum=list(s.auth.known_roles())),
             "is_active": {"type": "boolean",
                           "description": "`false` refuses every token of the user at once and "
                                          "blocks login; `true` lets them log in again."},

@@ -629,3 +629,10 @@ def test_store_role_change_and_revoke_bump_the_version(store_url: str) -> None:
     assert after_role is not None and after_bump is not None
     assert (after_role.role, after_role.token_version) == ("editor", 1)
     assert dataclasses.replace(after_role, token_version=2) == after_bump
+
+
+def test_the_openapi_document_lists_the_known_roles(client: httpx.Client) -> None:
+    """The served document's PATCH users/{id}/ body names the roles it accepts."""
+    document = client.get("/api/v1/openapi.json").json()
+    role = document["components"]["schemas"]["AdminUserUpdate"]["properties"]["role"]
+    assert role["enum"] == ["admin", "user", *EXTRA_ROLES]
