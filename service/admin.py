@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,8 +111,8 @@ def list_query(params: Mapping[str, str]) -> ListQuery:
     return ListQuery(filters, page, page_size)
 
 
-def _role(errors: dict[str, list[str]], value: Any) -> str | None:
-    """Any non-empty string of at most ROLE_MAX characters without NUL, trimmed."""
+def _role(errors: dict[str, list[str]], value: Any, roles: Sequence[str]) -> str | None:
+    """One of the known roles ([auth] AuthSettings.known_roles), trimmed."""
     problem = None
     if value is None:
         problem = NOT_NULL
@@ -126,16 +126,18 @@ def _role(errors: dict[str, list[str]], value: Any) -> str | None:
         problem = BLANK
     elif len(value.strip()) > ROLE_MAX:
         problem = f"Ensure this field has no more than {ROLE_MAX} characters."
+    elif value.strip() not in roles:
+        problem = f'"{value.strip()}" is not a valid choice.'
     if problem is not None:
         errors["role"] = [problem]
         return None
     return value.strip()  # type: ignore[no-any-return]
 
 
-def patch_input(data: Mapping[str, Any]) -> UserPatch:
-    """`role` (a non-empty string) and `is_active` (a boolean), both optional; others ignored."""
+def patch_input(data: Mapping[str, Any], roles: Sequence[str]) -> UserPatch:
+    """`role` (one of `roles`) and `is_active` (a boolean), both optional; others ignored."""
     errors: dict[str, list[str]] = {}
-    role = _role(errors, data["role"]) if "role" in data else None
+    role = _role(errors, data["role"], roles) if "role" in data else None
     is_active = data.get("is_active")
     if "is_active" in data and not isinstance(is_active, bool):
         errors["is_active"] = [NOT_NULL if is_active is None else NOT_BOOLEAN]

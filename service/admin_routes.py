@@ -54,7 +54,8 @@ async def user_update(request: Request) -> Response:
     service, actor = await _admin(request)
     user_id = admin.user_id(request.path_params["id"])
     user = await service.get_user(user_id)  # 404 before 400, as DRF does
-    patch = admin.patch_input(await json_body(request))
+    patch = admin.patch_input(await json_body(request),
+                              request.app.state.settings.auth.known_roles())
     return json_response(admin.user_json(await service.update_user(actor, user, patch)))
 
 

@@ -4,25 +4,63 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
+import functools
 import getpass
 import logging
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import typing
+from collections.abc import Iterator
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, env_key_names, load_settings, unknown_env_warnings
 
 log = logging.getLogger("authsvc")
 
 
+@functools.cache
 def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
         sys.exit(f"authsvc: configuration error: {exc}")
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
+def _database_down(exc: BaseException) -> str | None:
+    """Why the database cannot be used, in one line; None for an error that is a bug."""
+    from asyncpg import PostgresError
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig if isinstance(exc.orig, BaseException) else exc
+    if isinstance(exc, (OSError, TimeoutError, sqlite3.OperationalError, PostgresError,
+                        DBAPIError)) or type(exc).__module__.startswith("sqlalchemy.dialects"):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
+
+
+@contextlib.contextmanager
+def _database_errors(settings: Settings) -> Iterator[None]:
+    """An unreachable or missing database is one line, not a traceback."""
+    try:
+        yield
+    except Exception as exc:
+        reason = _database_down(exc)
+        if reason is None:
+            raise
+        sys.exit(f"authsvc: cannot use the database {_hide_password(settings.database.url)}: "
+                 f"{reason}")
 
 
 def _logging(level: str = "INFO") -> None:
@@ -36,8 +74,9 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     from . import migrate
 
     settings = _settings()
-    migrate.upgrade(settings.database.url)
-    log.info("database at revision %s", migrate.current(settings.database.url))
+    with _database_errors(settings):
+        migrate.upgrade(settings.database.url)
+        log.info("database at revision %s", migrate.current(settings.database.url))
 
 
 def _require_migrated(settings: Settings) -> None:
@@ -46,7 +85,8 @@ def _require_migrated(settings: Settings) -> None:
     from . import migrate
 
     head = ScriptDirectory.from_config(migrate.alembic_config(settings.database.url)).get_current_head()
-    current = migrate.current(settings.database.url)
+    with _database_errors(settings):
+        current = migrate.current(settings.database.url)
     if current != head:
         sys.exit(f"authsvc: database is at revision {current}, code expects {head}: "
                  "run `authsvc migrate` first")
@@ -60,26 +100,58 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = _settings()
     _require_migrated(settings)
+    problem = _port_problem(settings.server.host, settings.server.port)
+    if problem:
+        sys.exit(problem)
     server = fit_file_limit(settings.server)
     uvicorn.run(create_app(settings, freeze_heap=True), host=server.host, port=server.port,
-                loop="auto", access_log=args.access_log, log_level="info",
+                loop="auto", access_log=args.access_log, log_level=settings.log.level.lower(),
                 **uvicorn_options(server))
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Bind as uvicorn will (SO_REUSEADDR): a port in use is one line, before anything starts."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (f"authsvc: port {port} on {host} is already in use: stop what uses it or "
+                    "set [server] port (AUTH_SERVER_PORT)")
+        return f"authsvc: cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
     from redis import Redis
+    from redis.exceptions import ConnectionError as RedisDown
+    from redis.exceptions import TimeoutError as RedisTimeout
     from rq import Queue, Worker
 
     from .embedded_redis import resolve_url
+    from .mail import queue_name
 
     settings = _settings()
-    url = resolve_url(settings.redis.url, settings.data_dir)
-    connection = Redis.from_url(url, socket_timeout=None,
-                                socket_connect_timeout=settings.redis.socket_timeout)
-    queue = Queue(settings.worker.queue, connection=connection)
-    worker = Worker([queue], connection=connection)
-    # The scheduler moves retries whose backoff has passed back onto the queue.
-    worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
+    url = settings.redis.url
+    try:
+        url = resolve_url(settings.redis.url, settings.data_dir)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        sys.exit(f"authsvc: cannot start the embedded Redis: {exc}")
+    try:
+        connection = Redis.from_url(url, socket_timeout=None,
+                                    socket_connect_timeout=settings.redis.socket_timeout)
+        connection.ping()
+        queue = Queue(queue_name(settings), connection=connection)
+        worker = Worker([queue], connection=connection)
+        # The scheduler moves retries whose backoff has passed back onto the queue.
+        worker.work(burst=args.burst, with_scheduler=True,
+                    logging_level=settings.log.level.upper())
+    except (RedisDown, RedisTimeout) as exc:
+        sys.exit(f"authsvc: cannot reach Redis at {_hide_password(url)}: "
+                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
@@ -87,6 +159,10 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     from .passwords import PasswordHasher, policy_problems
 
     settings = _settings()
+    roles = settings.auth.known_roles()
+    if args.role not in roles:
+        sys.exit(f"authsvc: unknown role {args.role!r}: known roles are {', '.join(roles)} "
+                 "(more with [auth] extra_roles)")
     _require_migrated(settings)
     password = (sys.stdin.readline().rstrip("\n") if args.password_stdin
                 else getpass.getpass("Password: "))
@@ -107,7 +183,8 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password_ha
     from .users import DuplicateUser, UserStore
 
     db = database(settings)
-    await db.connect()
+    with _database_errors(settings):
+        await db.connect()
     try:
         user = await UserStore(db).create(
             username=canonical_username(args.username), email=canonical_email(args.email),
@@ -164,23 +241,55 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
+def _connect_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to `host`."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment for dev's own processes: AUTH_* names that are no setting were
+    warned about once, here, and are left out rather than warned about again."""
+    known = set(env_key_names())
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("AUTH_") or k in known or k in ("AUTH_CONFIG", "AUTH_DATA_DIR")
+            or k.startswith("AUTH_TEST_")}
+
+
+def _clear_abuse_counters(url: str, prefix: str) -> int:
+    """Dev owns its embedded Redis: rate-limit and lockout counters of earlier runs go, so the
+    README's walk-through can be run again after a restart (production keeps them)."""
+    from redis import Redis
+
+    glob = re.sub(r"([*?\[\]\\])", r"\\\1", prefix)
+    conn = Redis.from_url(url, socket_timeout=5)
+    try:
+        # The key families of RedisStore.rate_key and RedisStore.lock_key.
+        keys = [k for family in ("rl:", "lock:")
+                for k in conn.scan_iter(match=f"{glob}{family}*", count=1000)]
+        if keys:
+            conn.delete(*keys)
+        return len(keys)
+    finally:
+        conn.close()
+
+
+class _DevStop(Exception):
+    """dev ends, saying why in one line."""
+
+
+# Start steps that fail for reasons outside the code: reported in one line, after cleanup.
+_START_FAILURES: tuple[type[BaseException], ...] = (OSError, RuntimeError,
+                                                    subprocess.CalledProcessError)
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     """Everything on embedded defaults in one command; Ctrl-C stops it all."""
-    from . import embedded_redis, outbox
-
     settings = _settings()
+    problem = _port_problem(settings.server.host, settings.server.port)
+    if problem:
+        sys.exit(problem)
+    log.info("authsvc dev: data directory %s", settings.data_dir.absolute())
     cmd_migrate(args)
-    started_redis = False
-    if settings.redis.url == "embedded":
-        started_redis = not embedded_redis.is_running(settings.data_dir)
-        embedded_redis.ensure_running(settings.data_dir)
-    catcher = None
-    if not _listening(settings.smtp.host, settings.smtp.port):
-        catcher = outbox.start(settings.data_dir / "outbox", settings.smtp.host, settings.smtp.port)
-    base = [sys.executable, "-m", "service.cli"]
-    children = [subprocess.Popen(base + ["serve"]), subprocess.Popen(base + ["worker"])]
-    log.info("authsvc dev: API on http://%s:%s/api/v1/auth/ (docs: /api/v1/docs); "
-             "Ctrl-C stops everything", settings.server.host, settings.server.port)
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -189,27 +298,95 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    try:
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.2)
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 15
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if catcher is not None:
-            catcher.stop()
-        if started_redis:
-            embedded_redis.stop(settings.data_dir)
-        log.info("authsvc dev: stopped")
-    failed = [c.returncode for c in children if c.returncode not in (0, -signal.SIGINT, None)]
-    if failed and not stopping:
-        sys.exit(f"authsvc dev: a process exited with {failed[0]}")
+    failure = None
+    # Every step from here on is undone by `cleanup`, whichever step fails.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(log.info, "authsvc dev: stopped")
+        try:
+            _run_dev(settings, cleanup, lambda: stopping)
+        except _DevStop as exc:
+            failure = f"authsvc dev: {exc}"
+        except _START_FAILURES as exc:
+            failure = f"authsvc dev: {exc}"
+    if failure:
+        sys.exit(failure)
+
+
+def _run_dev(settings: Settings, cleanup: contextlib.ExitStack,
+             stopping: typing.Callable[[], bool]) -> None:
+    from redis.exceptions import RedisError
+
+    from . import embedded_redis, outbox
+
+    embedded = settings.redis.url == "embedded"
+    data_dir = settings.data_dir
+    if embedded:
+        if embedded_redis.is_running(data_dir):
+            log.warning("authsvc dev: an embedded Redis already runs in %s (left by an earlier "
+                        "run?): using it, and stopping it with the rest", data_dir.absolute())
+        cleanup.callback(embedded_redis.stop, data_dir)
+        url = embedded_redis.ensure_running(data_dir)
+        try:
+            cleared = _clear_abuse_counters(url, settings.redis.prefix)
+        except RedisError as exc:
+            raise _DevStop(f"the embedded Redis does not answer: {exc}") from exc
+        if cleared:
+            log.info("authsvc dev: cleared %d rate-limit/lockout counters of earlier runs",
+                     cleared)
+    if not _listening(settings.smtp.host, settings.smtp.port):
+        try:
+            catcher = outbox.start(data_dir / "outbox", settings)
+        except _START_FAILURES as exc:
+            raise _DevStop(f"cannot start the mail catcher on {settings.smtp.host}:"
+                           f"{settings.smtp.port} ([smtp] host/port): {exc}") from exc
+        cleanup.callback(catcher.stop)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    cleanup.callback(_stop_children, children)
+    base = [sys.executable, "-m", "service.cli"]
+    env = _child_env()
+    children["API"] = subprocess.Popen([*base, "serve"], env=env)
+    children["worker"] = subprocess.Popen([*base, "worker"], env=env)
+    host, port = _connect_host(settings.server.host), settings.server.port
+    deadline = time.monotonic() + 60
+    while not _listening(host, port):  # announce the URL only once it answers
+        if stopping():
+            return
+        if children["API"].poll() is not None and not stopping():
+            raise _DevStop(f"the API exited with {children['API'].returncode} before it "
+                           "listened (see above)")
+        if time.monotonic() > deadline:
+            raise _DevStop(f"the API did not listen on {host}:{port} within 60 s")
+        time.sleep(0.1)
+    log.info("authsvc dev: API on http://%s:%s/api/v1/auth/ (docs: /api/v1/docs); "
+             "Ctrl-C stops everything", settings.server.host, port)
+    next_check = 0.0
+    while not stopping():
+        for name, child in children.items():
+            if child.poll() is not None and not stopping():  # not Ctrl-C reaching it first
+                raise _DevStop(f"the {name} process exited with {child.returncode}")
+        if embedded and time.monotonic() >= next_check:
+            next_check = time.monotonic() + 1
+            if not embedded_redis.is_running(data_dir):
+                log.warning("authsvc dev: the embedded Redis stopped: starting it again")
+                try:
+                    embedded_redis.ensure_running(data_dir)
+                except _START_FAILURES as exc:
+                    raise _DevStop(f"the embedded Redis stopped and did not start again: "
+                                   f"{exc}") from exc
+        time.sleep(0.2)
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 15
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -241,7 +418,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    _logging(os.environ.get("AUTH_LOG_LEVEL", "INFO"))
+    settings = _settings()
+    _logging(settings.log.level.upper())
+    for line in unknown_env_warnings():
+        log.warning("%s", line)
     args.func(args)
 
 

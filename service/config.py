@@ -7,6 +7,7 @@ Any bad value raises ConfigError naming the key, so startup fails with one clear
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -16,6 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ADMIN_ROLE = "admin"
+# AUTH_* environment variables that are not AUTH_<SECTION>_<KEY> settings.
+NON_KEY_ENV = ("AUTH_CONFIG", "AUTH_DATA_DIR")
+NON_KEY_ENV_PREFIXES = ("AUTH_TEST_",)
 SUPPORTED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
 
 
@@ -88,6 +94,12 @@ class AuthSettings:
     require_email_verification: bool = False
     email_verification_ttl: int = 2 * 86400
     verify_url_template: str = "http://localhost:8000/verify-email?token={token}"
+    # Roles only an admin (or `authsvc create-user`) gives; see known_roles().
+    extra_roles: tuple[str, ...] = ()
+
+    def known_roles(self) -> tuple[str, ...]:
+        """Every role a user may hold: admin, the self-registrable ones and extra_roles."""
+        return tuple(dict.fromkeys((ADMIN_ROLE, *self.self_register_roles, *self.extra_roles)))
 
 
 @dataclass(frozen=True)
@@ -130,7 +142,7 @@ class SmtpSettings:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    queue: str = "authsvc-mail"
+    queue: str = ""  # empty: derived from [redis] prefix, see mail.queue_name
     retry_intervals: tuple[int, ...] = (10, 60, 300)
     result_ttl: int = 60
 
@@ -158,6 +170,11 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -172,6 +189,7 @@ class Settings:
     lockout: LockoutSettings = LockoutSettings()
     alerts: AlertSettings = AlertSettings()
     cors: CorsSettings = CorsSettings()
+    log: LogSettings = LogSettings()
     data_dir: Path = Path("./data")
 
     def replace(self, **sections: object) -> Settings:
@@ -286,9 +304,37 @@ def load_settings(path: str | Path | None = None,
             raise ConfigError(f"[{name}]: expected a table")
         built[name] = _build_section(name, cls, file_values, env)
     data_dir = Path(env.get("AUTH_DATA_DIR", "./data"))
+    database = built["database"]
+    if "AUTH_DATA_DIR" in env and isinstance(database, DatabaseSettings) and (
+            database.url == DatabaseSettings.url):
+        # The default SQLite file lives in the data directory, wherever that is moved.
+        built["database"] = dataclasses.replace(
+            database, url=f"sqlite:///{data_dir.absolute() / 'auth.db'}")
     settings = Settings(data_dir=data_dir, **built)  # type: ignore[arg-type]
     validate(settings)
     return settings
+
+
+def env_key_names() -> list[str]:
+    """Every AUTH_<SECTION>_<KEY> variable that names a setting."""
+    return [f"AUTH_{name}_{f.name}".upper() for name, cls in _section_types().items()
+            for f in dataclasses.fields(cls)]
+
+
+def unknown_env_warnings(env: Mapping[str, str] | None = None) -> list[str]:
+    """One line per AUTH_* variable that names no setting (a typo is otherwise silently
+    ignored), with the closest known name."""
+    env = os.environ if env is None else env
+    known = env_key_names()
+    lines = []
+    for name in sorted(env):
+        if (not name.startswith("AUTH_") or name in known or name in NON_KEY_ENV
+                or name.startswith(NON_KEY_ENV_PREFIXES)):
+            continue
+        close = difflib.get_close_matches(name, [*known, *NON_KEY_ENV], n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"{name} is not a setting{hint}: ignored")
+    return lines
 
 
 def secret_bytes_needed(algorithm: str) -> int:
@@ -336,6 +382,12 @@ def validate(s: Settings) -> None:
            "must be one of self_register_roles")
     _check("admin" not in s.auth.self_register_roles, "[auth] self_register_roles",
            "must not contain admin")
+    for where, roles in (("[auth] self_register_roles", s.auth.self_register_roles),
+                         ("[auth] extra_roles", s.auth.extra_roles)):
+        _check(all(role and role.strip() == role and len(role) <= 64 for role in roles), where,
+               "each role must be 1..64 characters without surrounding spaces")
+    _check(s.log.level.upper() in LOG_LEVELS, "[log] level",
+           f"must be one of {', '.join(LOG_LEVELS)} (any case)")
     p = s.passwords
     _check(1 <= p.min_length <= p.max_length, "[passwords] min_length", "must be 1..max_length")
     _check(p.max_length <= 4096, "[passwords] max_length", "must be <= 4096")

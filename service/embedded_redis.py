@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from .datadir import UMASK, private_dir, write_private
 
 log = logging.getLogger("authsvc.embedded_redis")
 
@@ -62,21 +65,22 @@ def server_binary() -> Path:
 def ensure_running(data_dir: Path) -> str:
     """Start the data directory's server unless it already runs; return its unix:// URL."""
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     sock_path = data_dir / SOCKET_NAME
     if len(str(sock_path)) > 100:
         raise RuntimeError(f"data directory path too long for a Unix socket: {sock_path}")
     url = f"unix://{sock_path}"
     if _answers(sock_path):
         return url
-    with open(data_dir / "redis.lock", "w") as lock:
+    with os.fdopen(os.open(data_dir / "redis.lock", os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _answers(sock_path):
             return url
         conf = data_dir / "valkey.conf"
-        conf.write_text(_config(data_dir))
+        write_private(conf, _config(data_dir).encode())
         sock_path.unlink(missing_ok=True)
-        subprocess.run([str(server_binary()), str(conf)], check=True,
+        # Its log, pid and append-only files: owner-only like the rest of the data directory.
+        subprocess.run([str(server_binary()), str(conf)], check=True, umask=UMASK,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
         while not _answers(sock_path):

@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .datadir import private_dir
+
 log = logging.getLogger("authsvc.jwt_secret")
 
 FILE_NAME = "jwt-secret"
@@ -23,7 +25,7 @@ def resolve(configured: str, data_dir: Path, min_bytes: int = MIN_BYTES) -> str:
         return configured
     path = data_dir / FILE_NAME
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         tmp = data_dir / f".{FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

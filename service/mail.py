@@ -12,16 +12,29 @@ import hashlib
 from redis import Redis
 from rq import Queue, Retry
 
-from .config import Settings
+from .config import RedisSettings, Settings
 
 SEND_PASSWORD_RESET = "workers.mailer.send_password_reset"
 SEND_SECURITY_ALERT = "workers.mailer.send_security_alert"
 SEND_VERIFICATION = "workers.mailer.send_verification"
 
 
+# The queue of the default [redis] prefix keeps the name it had before names were derived.
+DEFAULT_QUEUE = "authsvc-mail"
+
+
+def queue_name(settings: Settings) -> str:
+    """[worker] queue if set, else one per [redis] prefix: environments that share a Redis
+    database keep their mail apart (RQ's keys carry no prefix of ours)."""
+    if settings.worker.queue:
+        return settings.worker.queue
+    prefix = settings.redis.prefix
+    return DEFAULT_QUEUE if prefix == RedisSettings.prefix else f"{prefix}mail"
+
+
 class MailQueue:
     def __init__(self, settings: Settings, connection: Redis) -> None:
-        self._queue = Queue(settings.worker.queue, connection=connection)
+        self._queue = Queue(queue_name(settings), connection=connection)
         self._retry = Retry(max=len(settings.worker.retry_intervals) or 1,
                             interval=list(settings.worker.retry_intervals) or [0])
         self._ttl = settings.password_reset.ttl

@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from .datadir import private_file
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -38,7 +40,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database to `revision`, keeping every row; creates a SQLite file if needed."""
     path = sqlite_path(database_url)
     if path is not None and str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # owner-only; SQLite gives its -wal and -shm files the same mode
         with sqlite3.connect(path) as conn:  # WAL: readers never wait for the one writer
             conn.execute("PRAGMA journal_mode=WAL")
     command.upgrade(alembic_config(database_url), revision)

@@ -171,7 +171,7 @@ def _response_schemas(s: Settings) -> Json:
                                                   "sent only with `[jwt] rotate_refresh_tokens`.")},
             rotated, f"`[jwt] rotate_refresh_tokens` is {str(jwt.rotate_refresh_tokens).lower()}."),
         "Message": _obj({"message": _string()}, ["message"]),
-        **_admin_schemas(),
+        **_admin_schemas(s),
         "Health": _obj({"status": _string(const="ok")}, ["status"]),
     }
 
@@ -422,7 +422,7 @@ def _security_paths(s: Settings) -> Json:
     }
 
 
-def _admin_schemas() -> Json:
+def _admin_schemas(s: Settings) -> Json:
     user = {
         "id": {"type": "integer", "minimum": 1,
                "description": "The user's id: the tokens' `sub` claim, as an integer."},
@@ -441,8 +441,10 @@ def _admin_schemas() -> Json:
             "results": {"type": "array", "items": _ref("schemas", "AdminUser")},
         }, ["count", "next", "previous", "results"], "Django REST Framework's page shape."),
         "AdminUserUpdate": _obj({
-            "role": _string("Any role; changing it refuses every earlier token of the user.",
-                            minLength=1, maxLength=ROLE_MAX),
+            "role": _string("One of the known roles (`admin`, `[auth] self_register_roles`, "
+                            "`[auth] extra_roles`), else a 400 on `role`; changing it "
+                            "refuses every earlier token of the user.",
+                            minLength=1, maxLength=ROLE_MAX, enum=list(s.auth.known_roles())),
             "is_active": {"type": "boolean",
                           "description": "`false` refuses every token of the user at once and "
                                          "blocks login; `true` lets them log in again."},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pg import postgres_url, with_database  # noqa: F401  (fixtures)
 from support import SECRET, free_port
 
 from service import migrate
@@ -257,3 +259,150 @@ def test_a_server_process_freezes_its_startup_heap_out_of_the_gc(tmp_path: Path,
     frozen = int(done.stdout.split()[-1])
     assert (frozen > 10_000) if mode == "freeze" else (frozen == 0), frozen
     assert "freeze_heap=True" in (ROOT / "service" / "cli.py").read_text()
+
+
+# -- issue 8: what a new user meets --------------------------------------------------------------
+
+def test_create_user_refuses_an_unknown_role(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """`--role superuser` is no role: one line naming it and the known ones, no user made."""
+    assert authsvc(tmp_path, cli_env, "migrate").returncode == 0
+    done = authsvc(tmp_path, cli_env, "create-user", "boss", "boss@example.com", "--role",
+                   "superuser", "--password-stdin", stdin=PASSWORD + "\n")
+    assert done.returncode != 0
+    said = messages(done.stderr)
+    assert len(said) == 1 and "superuser" in said[0] and "admin" in said[0], done.stderr
+    assert user_rows(cli_env) == []
+    extra = {**cli_env, "AUTH_AUTH_EXTRA_ROLES": "editor"}
+    made = authsvc(tmp_path, extra, "create-user", "ed", "ed@example.com", "--role", "editor",
+                   "--password-stdin", stdin=PASSWORD + "\n")
+    assert made.returncode == 0, made.stderr
+    assert user_rows(cli_env) == [("ed", "ed@example.com", "editor")]
+
+
+@pytest.mark.parametrize("level", ["info", "Warning", "DEBUG"])
+def test_the_log_level_is_a_setting_in_any_case(tmp_path: Path, cli_env: dict[str, str],
+                                                level: str) -> None:
+    """AUTH_LOG_LEVEL=info (lower case) simply works; [log] level in config.toml too."""
+    done = authsvc(tmp_path, {**cli_env, "AUTH_LOG_LEVEL": level}, "migrate")
+    assert done.returncode == 0, done.stderr
+    assert ("database at revision" in done.stderr) == (level.upper() != "WARNING"), done.stderr
+    (tmp_path / "config.toml").write_text(f'[log]\nlevel = "{level}"\n')
+    done = authsvc(tmp_path, cli_env, "migrate")
+    assert done.returncode == 0, done.stderr
+    assert ("database at revision" in done.stderr) == (level.upper() != "WARNING"), done.stderr
+
+
+def test_a_bad_log_level_is_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    done = authsvc(tmp_path, {**cli_env, "AUTH_LOG_LEVEL": "loud"}, "migrate")
+    assert done.returncode != 0
+    said = messages(done.stderr)
+    assert len(said) == 1 and "[log] level" in said[0] and "INFO" in said[0], done.stderr
+
+
+def test_a_misspelled_auth_variable_is_warned_about(tmp_path: Path,
+                                                    cli_env: dict[str, str]) -> None:
+    """AUTH_SERVER_PROT is no setting: one warning naming the closest one, AUTH_SERVER_PORT;
+    AUTH_CONFIG, AUTH_DATA_DIR and AUTH_TEST_* are not settings and not warned about."""
+    (tmp_path / "c.toml").write_text("")
+    env = {**cli_env, "AUTH_SERVER_PROT": "9000", "AUTH_CONFIG": str(tmp_path / "c.toml"),
+           "AUTH_DATA_DIR": str(tmp_path / "data"), "AUTH_TEST_ANYTHING": "1"}
+    done = authsvc(tmp_path, env, "migrate")
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "AUTH_" in line]
+    assert len(warned) == 1, done.stderr
+    assert "WARNING" in warned[0] and "AUTH_SERVER_PROT" in warned[0], warned
+    assert "AUTH_SERVER_PORT" in warned[0], warned
+
+
+def test_auth_data_dir_moves_the_sqlite_file(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """AUTH_DATA_DIR holds the default SQLite file too (with or without the shipped
+    config.toml), and nothing is created in the working directory."""
+    env = {k: v for k, v in cli_env.items() if k != "AUTH_DATABASE_URL"}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for name, extra in [("a", {}), ("b", {"AUTH_CONFIG": str(ROOT / "config.toml")})]:
+        data = tmp_path / name
+        done = authsvc(cwd, {**env, **extra, "AUTH_DATA_DIR": str(data)}, "migrate")
+        assert done.returncode == 0, done.stderr
+        assert (data / "auth.db").is_file()
+        assert migrate.current(f"sqlite:///{data / 'auth.db'}") is not None
+    assert list(cwd.iterdir()) == []
+
+
+def test_the_data_directory_is_private_to_its_owner(tmp_path: Path,
+                                                    cli_env: dict[str, str]) -> None:
+    """A umask of 022 still gives data/ 0700 and the SQLite files and JWT secret 0600."""
+    env = {k: v for k, v in cli_env.items() if k != "AUTH_DATABASE_URL"}
+    probe = ("import os, sys; os.umask(0o022); from service.cli import main; "
+             "main(sys.argv[1:])")
+    # The JWT secret is what serve's app generates at startup.
+    secret = ("import os; os.umask(0o022); from pathlib import Path; "
+              "from service.jwt_secret import resolve; resolve('', Path('data'))")
+    for command in (["-c", probe, "migrate"],
+                    ["-c", probe, "create-user", "boss", "boss@example.com", "--password-stdin"],
+                    ["-c", secret]):
+        done = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env,
+                              input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert_private(tmp_path / "data")
+    assert {p.name for p in (tmp_path / "data").iterdir()} >= {"auth.db", "jwt-secret"}
+
+
+def assert_private(root: Path) -> None:
+    import stat
+
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700, root
+    for path in root.rglob("*"):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_dir():
+            assert mode == 0o700, (path, oct(mode))
+        elif path.is_socket():
+            assert mode & 0o077 == 0, (path, oct(mode))
+        else:
+            assert mode == 0o600, (path, oct(mode))
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_an_unreachable_postgresql_is_one_line(tmp_path: Path, cli_env: dict[str, str],
+                                               command: str) -> None:
+    url = f"postgresql://authsvc:s3cret@127.0.0.1:{free_port()}/auth"
+    done = authsvc(tmp_path, {**cli_env, "AUTH_DATABASE_URL": url,
+                              "AUTH_SERVER_PORT": str(free_port())}, command)
+    assert done.returncode != 0
+    said = messages(done.stderr)
+    assert len(said) == 1 and "database" in said[0] and "127.0.0.1" in said[0], done.stderr
+    assert "s3cret" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+def test_a_missing_postgresql_database_is_one_line(tmp_path: Path, cli_env: dict[str, str],
+                                                   request: pytest.FixtureRequest,
+                                                   command: str) -> None:
+    server = request.getfixturevalue("postgres_url")  # skipped when PostgreSQL is unreachable
+    url = with_database(server, "authsvc_missing_" + os.urandom(4).hex())
+    done = authsvc(tmp_path, {**cli_env, "AUTH_DATABASE_URL": url,
+                              "AUTH_SERVER_PORT": str(free_port())}, command)
+    assert done.returncode != 0
+    said = messages(done.stderr)
+    assert len(said) == 1 and "does not exist" in said[0], done.stderr
+
+
+def test_a_worker_without_redis_is_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    done = authsvc(tmp_path, {**cli_env, "AUTH_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"},
+                   "worker", "--burst")
+    assert done.returncode != 0
+    said = messages(done.stderr)
+    assert len(said) == 1 and "Redis" in said[0], done.stderr
+
+
+def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    assert authsvc(tmp_path, cli_env, "migrate").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = authsvc(tmp_path, {**cli_env, "AUTH_SERVER_PORT": str(port)}, "serve")
+    assert done.returncode != 0
+    said = messages(done.stderr)
+    assert len(said) == 1 and "in use" in said[0] and str(port) in said[0], done.stderr
+    assert "Traceback" not in done.stderr

@@ -107,3 +107,46 @@ def test_wrong_type_in_file_names_the_key(tmp_path: Path) -> None:
     path.write_text('[jwt]\naccess_ttl = "soon"\n')
     with pytest.raises(ConfigError, match=r"\[jwt\] access_ttl"):
         load_settings(path, env={})
+
+
+def test_roles_are_a_known_set(tmp_path: Path) -> None:
+    """admin, the self-registrable roles and [auth] extra_roles; a blank or overlong role in
+    either list is refused naming its key."""
+    assert Settings().auth.known_roles() == ("admin", "user")
+    s = load_settings(env={"AUTH_AUTH_EXTRA_ROLES": "editor,user",
+                           "AUTH_AUTH_SELF_REGISTER_ROLES": "user,viewer"})
+    assert s.auth.known_roles() == ("admin", "user", "viewer", "editor")
+    with pytest.raises(ConfigError, match=r"\[auth\] extra_roles"):
+        load_settings(env={"AUTH_AUTH_EXTRA_ROLES": "e" * 65})
+    path = tmp_path / "c.toml"
+    path.write_text('[auth]\nself_register_roles = ["user", " viewer"]\n')
+    with pytest.raises(ConfigError, match=r"\[auth\] self_register_roles"):
+        load_settings(path, env={})
+
+
+def test_log_level_is_a_key_in_any_case() -> None:
+    assert load_settings(env={"AUTH_LOG_LEVEL": "debug"}).log.level == "debug"
+    with pytest.raises(ConfigError, match=r"\[log\] level"):
+        load_settings(env={"AUTH_LOG_LEVEL": "chatty"})
+
+
+def test_unknown_auth_variables_are_named_with_the_closest_key() -> None:
+    from service.config import unknown_env_warnings
+
+    lines = unknown_env_warnings({"AUTH_SERVER_PROT": "1", "AUTH_CONFIG": "x",
+                                  "AUTH_DATA_DIR": "d", "AUTH_TEST_REDIS_URL": "r",
+                                  "AUTH_SMTP_PORT": "25", "AUTH_LOG_LEVEL": "info",
+                                  "AUTH_ZZZZZZZZZZZZ": "1", "HOME": "/"})
+    assert lines == ["AUTH_SERVER_PROT is not a setting (did you mean AUTH_SERVER_PORT?): "
+                     "ignored", "AUTH_ZZZZZZZZZZZZ is not a setting: ignored"]
+
+
+def test_auth_data_dir_moves_the_default_sqlite_file(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    for path in (None, ROOT / "config.toml"):
+        s = load_settings(path, env={"AUTH_DATA_DIR": str(data)})
+        assert s.data_dir == data and s.database.url == f"sqlite:///{data / 'auth.db'}"
+    explicit = load_settings(env={"AUTH_DATA_DIR": str(data),
+                                  "AUTH_DATABASE_URL": "sqlite:///x.db"})
+    assert explicit.database.url == "sqlite:///x.db"
+    assert load_settings(env={}).database.url == "sqlite:///./data/auth.db"

@@ -1,0 +1,49 @@
+"""The README is the project's own reference (with the served OpenAPI document): it stands
+alone, names every endpoint and every setting, and sends nobody to files a clone lacks."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from starlette.routing import Route
+
+from service.admin_routes import ADMIN_ROUTES
+from service.config import Settings
+from service.routes import AUTH_PREFIX, ROUTES
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_readme_sends_nobody_outside_the_repository() -> None:
+    assert "../shared" not in README and "API.md" not in README
+
+
+def test_the_readme_api_tables_name_every_endpoint_and_method() -> None:
+    rows = [line for line in README.splitlines() if line.startswith("| `")]
+    missing = []
+    for route in [*ROUTES, *ADMIN_ROUTES]:
+        if not isinstance(route, Route) or not route.include_in_schema:
+            continue
+        if not route.path.startswith(AUTH_PREFIX):
+            continue
+        path = re.sub(r"\{\w+\}", "{id}", route.path[len(AUTH_PREFIX):])
+        listed = " ".join(r.split("|")[2] for r in rows if r.startswith(f"| `{path}` |"))
+        methods = sorted((route.methods or set()) - {"HEAD"})
+        if not all(m in listed for m in methods):
+            missing.append((path, methods))
+    assert not missing, missing
+
+
+def test_the_readme_names_every_setting() -> None:
+    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for section in dataclasses.fields(Settings):
+        if section.name == "data_dir":
+            continue
+        row = next((line for line in table.splitlines()
+                    if line.startswith(f"| `{section.name}` |")), None)
+        assert row is not None, section.name
+        for key in dataclasses.fields(getattr(Settings(), section.name)):
+            assert f"`{key.name}`" in row, f"[{section.name}] {key.name}"
