@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from . import admin_routes, docs, embedded_redis, jwt_secret
+from . import admin_routes, docs, embedded_redis, jwt_secret, sealed_links
 from .admin import AdminService
 from .alerts import Alerts
 from .config import Settings, secret_bytes_needed
@@ -142,7 +142,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         users = UserStore(db)
         sessions = SessionStore(async_redis, settings.redis.prefix,
                                 index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
-        mail = MailQueue(settings, sync_redis)
+        mail = MailQueue(settings, sync_redis, sealed_links.link_key(secret))
         limiter = RateLimiter(settings.rate_limit, store)
         app.state.service = AuthService(
             settings, users, store, sessions, hasher, TokenCodec(settings.jwt, secret),

@@ -157,6 +157,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 def cmd_create_user(args: argparse.Namespace) -> None:
     from . import identity
     from .passwords import PasswordHasher, policy_problems
+    from .schemas import DISPLAY_NAME_MAX, ROLE_MAX
 
     settings = _settings()
     roles = settings.auth.known_roles()
@@ -166,8 +167,11 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     _require_migrated(settings)
     password = (sys.stdin.readline().rstrip("\n") if args.password_stdin
                 else getpass.getpass("Password: "))
+    # The same rules as register/: username and email judged on the forms stored.
     problems = [p for p in (identity.username_problem(args.username),
-                            identity.email_problem(args.email)) if p]
+                            identity.email_problem(args.email),
+                            _column_problem("display name", args.display_name, DISPLAY_NAME_MAX),
+                            _column_problem("role", args.role, ROLE_MAX, blank=False)) if p]
     problems += policy_problems(password, settings.passwords, username=args.username,
                                 email=args.email)
     if problems:
@@ -175,6 +179,19 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     hasher = PasswordHasher(settings.passwords)
     asyncio.run(_create_user(settings, args, hasher.hash_sync(password)))
     hasher.close()
+
+
+def _column_problem(name: str, value: str, max_length: int, *, blank: bool = True) -> str | None:
+    """Why `value` cannot be stored in its column (as register/ and the admin API judge it)."""
+    from .schemas import encodable
+
+    if "\x00" in value or not encodable(value):
+        return f"The {name} holds characters that are not text."
+    if not blank and not value.strip():
+        return f"The {name} may not be blank."
+    if len(value) > max_length:
+        return f"The {name} may have at most {max_length} characters."
+    return None
 
 
 async def _create_user(settings: Settings, args: argparse.Namespace, password_hash: str) -> None:

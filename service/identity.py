@@ -7,6 +7,11 @@ import unicodedata
 
 USERNAME_MAX = 150
 EMAIL_MAX = 254
+EMAIL_LOCAL_MAX = 64
+# The folded forms' columns (users.username_norm, users.email_norm): case folding can grow a
+# text (ß -> ss), so the folded form is bounded too, never left to the database to refuse.
+USERNAME_NORM_MAX = 600
+EMAIL_NORM_MAX = 1000
 _USERNAME_PUNCTUATION = frozenset("._-+")
 # The dot-atom form only: no quoting, comments, brackets or list separators, so an address
 # can never name a second mailbox when it lands in a To header. Letters of any script pass
@@ -30,8 +35,8 @@ def _invisible(char: str) -> bool:
 
 def username_problem(username: str) -> str | None:
     """Why `username` is not acceptable, or None. Judged on the NFKC form that is stored."""
-    canonical = unicodedata.normalize("NFKC", username)
-    if not 1 <= len(canonical) <= USERNAME_MAX:
+    canonical = canonical_username(username)
+    if not 1 <= len(canonical) <= USERNAME_MAX or len(fold(canonical)) > USERNAME_NORM_MAX:
         return f"Ensure this field has 1 to {USERNAME_MAX} characters."
     for index, char in enumerate(canonical):
         category = unicodedata.category(char)
@@ -45,12 +50,23 @@ def username_problem(username: str) -> str | None:
 
 
 def email_problem(email: str) -> str | None:
-    """Why `email` is not acceptable, or None."""
-    if len(email) > EMAIL_MAX:
+    """Why `email` is not acceptable, or None. Judged on the form that is stored and mailed
+    to (canonical_email), never on the raw text: NFKC turns "⑴" into "(1)" (a comment to a
+    mail client) and "🄁" into "0," (a second address), and can grow a text eighteen-fold."""
+    canonical = canonical_email(email)
+    if len(canonical) > EMAIL_MAX or len(fold(canonical)) > EMAIL_NORM_MAX:
         return f"Ensure this field has no more than {EMAIL_MAX} characters."
-    if not _EMAIL.fullmatch(email) or len(email.split("@")[0]) > 64:
+    if not plain_address(canonical):
         return "Enter a valid email address."
     return None
+
+
+def plain_address(address: str) -> bool:
+    """`address`, exactly as given, is a dot-atom address of at most EMAIL_MAX characters:
+    nothing in it that a mail client or a header would read as a comment, a quoted part, a
+    second address or a new header line. The mailer sends only to such addresses."""
+    return (len(address) <= EMAIL_MAX and _EMAIL.fullmatch(address) is not None
+            and len(address.split("@")[0]) <= EMAIL_LOCAL_MAX)
 
 
 def canonical_username(username: str) -> str:
@@ -58,5 +74,6 @@ def canonical_username(username: str) -> str:
 
 
 def canonical_email(email: str) -> str:
-    """Emails are stored lower-cased (API.md)."""
-    return unicodedata.normalize("NFKC", email).lower()
+    """The stored form: NFKC, lower-cased (API.md), and NFKC again, as lower-casing can
+    undo a normalisation."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email).lower())

@@ -1,7 +1,8 @@
 """Enqueue mail jobs for the RQ worker, by dotted path, off the event loop.
 
-The web process never imports job code. The link in a job's arguments is a secret: the job
-description names no link, and result/failure TTLs keep it no longer than it is valid.
+The web process never imports job code. A job's link is a live secret: it is queued only
+sealed for the worker (sealed_links.py), the job description names no link, and result/failure
+TTLs keep even the sealed text no longer than the link is valid.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from redis import Redis
 from rq import Queue, Retry
 
 from .config import RedisSettings, Settings
+from .sealed_links import seal
 
 SEND_PASSWORD_RESET = "workers.mailer.send_password_reset"
 SEND_SECURITY_ALERT = "workers.mailer.send_security_alert"
@@ -33,7 +35,8 @@ def queue_name(settings: Settings) -> str:
 
 
 class MailQueue:
-    def __init__(self, settings: Settings, connection: Redis) -> None:
+    def __init__(self, settings: Settings, connection: Redis, link_key: bytes) -> None:
+        self._link_key = link_key
         self._queue = Queue(queue_name(settings), connection=connection)
         self._retry = Retry(max=len(settings.worker.retry_intervals) or 1,
                             interval=list(settings.worker.retry_intervals) or [0])
@@ -43,6 +46,8 @@ class MailQueue:
         self._result_ttl = settings.worker.result_ttl
 
     def _enqueue(self, job: str, what: str, kwargs: dict[str, str], ttl: int) -> str:
+        link = kwargs.pop("link")
+        kwargs["sealed_link"] = seal(self._link_key, link, job=job, to=kwargs["to"])
         recipient = hashlib.sha256(kwargs["to"].encode()).hexdigest()[:12]
         queued = self._queue.enqueue_call(
             job, kwargs=kwargs, description=f"{what} email to recipient {recipient}",

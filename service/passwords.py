@@ -19,23 +19,27 @@ from .identity import fold
 
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
-    """The shipped blocklist (lower-cased); see service/data/README.md for its source."""
+    """The shipped blocklist, case-folded (fold); see service/data/README.md for its source."""
     raw = resources.files("service").joinpath("data/common-passwords.txt.gz").read_bytes()
-    return frozenset(gzip.decompress(raw).decode().split())
+    return frozenset(fold(word) for word in gzip.decompress(raw).decode().split())
 
 
 def policy_problems(password: str, settings: PasswordSettings, *, username: str = "",
                     email: str = "") -> list[str]:
-    """What is wrong with `password` under the policy; empty when it is acceptable."""
+    """What is wrong with `password` under the policy; empty when it is acceptable.
+
+    Judged on what is hashed (normalise: NFKC), and the blocklist on its case-folded form:
+    "ｐａｓｓｗｏｒｄ" in fullwidth letters is hashed, and so logs in, as "password"."""
     problems = []
-    if len(password) < settings.min_length:
+    hashed = normalise(password)
+    if len(hashed) < settings.min_length:
         problems.append(f"This password is too short. It must contain at least "
                         f"{settings.min_length} characters.")
-    if len(password) > settings.max_length:
+    if max(len(password), len(hashed)) > settings.max_length:
         problems.append(f"Ensure this field has no more than {settings.max_length} characters.")
-    if password.lower() in common_passwords():
-        problems.append("This password is too common.")
     folded = fold(password)
+    if folded in common_passwords():
+        problems.append("This password is too common.")
     for label, value in (("username", username), ("email address", email)):
         if value and (folded == fold(value) or (label == "email address"
                                                  and folded == fold(value.split("@")[0]))):

@@ -4,6 +4,7 @@ a link mailed at registration, verify-email/ and verify-email/resend/, and
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -12,10 +13,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import pytest
 from rq import Queue
 from support import USER, register, run_worker
 
+from service.app import database
 from service.config import Rate, Settings
+from service.mail import queue_name
+from service.passwords import PasswordHasher
+from service.schemas import register_input
+from service.users import UserStore
 
 API = "/api/v1/auth/"
 SUBJECT = "Confirm your email address"
@@ -133,4 +140,48 @@ def test_a_resend_flood_for_one_address_answers_alike_and_mails_at_most_the_cap(
     while int(sync_redis.get(key) or 0) < 9:  # every background task has run
         assert time.monotonic() < deadline, "the background tasks never ran"
         time.sleep(0.02)
-    assert Queue(settings.worker.queue, connection=sync_redis).count == 3
+    assert Queue(queue_name(settings), connection=sync_redis).count == 3
+
+
+def _crashed_registration(settings: Settings) -> None:
+    """What `kill -9` right after the INSERT of register/ leaves behind: the row as register
+    writes it (parsed by the same schema, hashed by the same hasher), and nothing else: no
+    cached row, no session, no verification key, no mail job, and the client got no answer."""
+    data = register_input(dict(USER), settings)
+    assert not data.errors
+    hasher = PasswordHasher(settings.passwords)
+
+    async def insert() -> None:
+        db = database(settings)
+        await db.connect()
+        try:
+            await UserStore(db).create(username=data.username, email=data.email,
+                                       display_name=data.display_name, role=data.role,
+                                       password_hash=hasher.hash_sync(data.password))
+        finally:
+            await db.disconnect()
+
+    asyncio.run(insert())
+    hasher.close()
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_a_registration_killed_before_its_mail_is_recovered(
+        settings: Settings, make_client: Any, smtp_server: Any, tmp_path: Path,
+        required: bool) -> None:
+    """Issue 9.11 (README, *Registration*): a registration killed after its row was written
+    and before it answered or queued its mail, with the default rate limits on. Its retry is
+    told the name is taken; verify-email/resend/ mails a working link (read from the real
+    SMTP sink), and the account is whole: verified, and logging in with its password."""
+    mailbox, _ = smtp_server
+    settings = verifying(settings, required=required).replace(rate_limit={"enabled": True})
+    client = make_client(settings)
+    _crashed_registration(settings)
+    retry = client.post(API + "register/", json=USER)
+    assert retry.status_code == 400 and set(retry.json()) == {"username", "email"}
+    assert login(client).status_code == (403 if required else 200)
+    resent = client.post(API + "verify-email/resend/", json={"email": USER["email"]})
+    assert resent.status_code == 200, resent.text
+    token = mailed_token(settings, mailbox, tmp_path)
+    assert client.post(API + "verify-email/", json={"token": token}).status_code == 200
+    assert login(client).status_code == 200

@@ -1,7 +1,8 @@
-"""RQ jobs that send mail over SMTP. Imports config only: the web process never imports this.
+"""RQ jobs that send mail over SMTP. The web process never imports this.
 
 A job raises on any SMTP failure so RQ retries it (with the backoff declared where it was
 enqueued, see service/mail.py) and, past the last retry, keeps it in the failed registry.
+Its link arrives sealed (service/sealed_links.py) and is opened only here, just before sending.
 """
 
 from __future__ import annotations
@@ -9,19 +10,43 @@ from __future__ import annotations
 import html
 import logging
 import smtplib
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import lru_cache
 
-from service.config import Settings, SmtpSettings, load_settings
+from service.config import Settings, SmtpSettings, load_settings, secret_bytes_needed
+from service.identity import plain_address
+from service.jwt_secret import resolve as resolve_secret
+from service.sealed_links import link_key, unseal
 
 log = logging.getLogger("authsvc.worker")
+
+# The dotted paths the API enqueues (service/mail.py): a sealed link opens only in its own job.
+PASSWORD_RESET_JOB = "workers.mailer.send_password_reset"
+SECURITY_ALERT_JOB = "workers.mailer.send_security_alert"
+VERIFICATION_JOB = "workers.mailer.send_verification"
 
 
 @lru_cache(maxsize=1)
 def _settings() -> Settings:
     """The worker process's own configuration (config.toml and AUTH_* environment)."""
     return load_settings()
+
+
+@lru_cache(maxsize=1)
+def _link_key() -> bytes:
+    """The API's link key: from the JWT secret both processes share ([jwt] secret, else the
+    one generated into the data directory)."""
+    settings = _settings()
+    return link_key(resolve_secret(settings.jwt.secret, settings.data_dir,
+                                   secret_bytes_needed(settings.jwt.algorithm)))
+
+
+def _link(job: str, to: str, sealed_link: str, link: str) -> str:
+    """The job's link, unsealed (UnsealError, so the job fails, when it does not open). A
+    plain `link` comes only from a job queued by a version that did not seal links."""
+    return unseal(_link_key(), sealed_link, job=job, to=to) if sealed_link else link
 
 
 def _message(smtp: SmtpSettings, to: str, subject: str) -> EmailMessage:
@@ -56,6 +81,8 @@ def password_reset_message(smtp: SmtpSettings, to: str, username: str, link: str
 def deliver(smtp: SmtpSettings, message: EmailMessage, to: str) -> None:
     """Send one message to exactly `to` (never recipients parsed out of its headers); any
     failure raises, so the job is retried."""
+    if not plain_address(to):  # smtplib would parse a comment or a second address out of it
+        raise ValueError("the recipient is not a plain email address")
     with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
         if smtp.starttls:
             client.starttls()
@@ -64,13 +91,24 @@ def deliver(smtp: SmtpSettings, message: EmailMessage, to: str) -> None:
         client.send_message(message, to_addrs=[to])
 
 
-def send_password_reset(to: str, username: str, link: str) -> None:
-    """The RQ job. The link is a secret: it is never logged."""
+def _send(to: str, what: str, build: Callable[[Settings], EmailMessage]) -> None:
+    """Build and deliver one message, only to a plain dot-atom address: `a(1)b@x` would go
+    to `ab@x` (smtplib reads the comment), a line end would start a header. Such an address
+    is refused for good (logged, not retried): no retry makes it deliverable."""
+    if not plain_address(to):
+        log.error("%s not sent: the recipient is not a plain email address", what)
+        return
     settings = _settings()
-    message = password_reset_message(settings.smtp, to, username, link,
-                                     max(1, settings.password_reset.ttl // 60))
+    message = build(settings)
     deliver(settings.smtp, message, to)
-    log.info("password reset email sent (message %s)", message["Message-ID"])
+    log.info("%s sent (message %s)", what, message["Message-ID"])
+
+
+def send_password_reset(to: str, username: str, sealed_link: str = "", link: str = "") -> None:
+    """The RQ job. The link is a secret: it is never logged."""
+    _send(to, "password reset email", lambda settings: password_reset_message(
+        settings.smtp, to, username, _link(PASSWORD_RESET_JOB, to, sealed_link, link),
+        max(1, settings.password_reset.ttl // 60)))
 
 
 ALERTS = {
@@ -101,12 +139,12 @@ def security_alert_message(smtp: SmtpSettings, to: str, username: str, kind: str
     return message
 
 
-def send_security_alert(to: str, username: str, kind: str, detail: str, link: str) -> None:
+def send_security_alert(to: str, username: str, kind: str, detail: str,
+                        sealed_link: str = "", link: str = "") -> None:
     """The RQ job for a security alert. The link is a secret: it is never logged."""
-    settings = _settings()
-    message = security_alert_message(settings.smtp, to, username, kind, detail, link)
-    deliver(settings.smtp, message, to)
-    log.info("security alert (%s) sent (message %s)", kind, message["Message-ID"])
+    _send(to, f"security alert ({kind})", lambda settings: security_alert_message(
+        settings.smtp, to, username, kind, detail,
+        _link(SECURITY_ALERT_JOB, to, sealed_link, link)))
 
 
 def verification_message(smtp: SmtpSettings, to: str, username: str, link: str) -> EmailMessage:
@@ -121,9 +159,7 @@ def verification_message(smtp: SmtpSettings, to: str, username: str, link: str) 
     return message
 
 
-def send_verification(to: str, username: str, link: str) -> None:
+def send_verification(to: str, username: str, sealed_link: str = "", link: str = "") -> None:
     """The RQ job for an email-verification email. The link is never logged."""
-    settings = _settings()
-    message = verification_message(settings.smtp, to, username, link)
-    deliver(settings.smtp, message, to)
-    log.info("verification email sent (message %s)", message["Message-ID"])
+    _send(to, "verification email", lambda settings: verification_message(
+        settings.smtp, to, username, _link(VERIFICATION_JOB, to, sealed_link, link)))
