@@ -75,7 +75,8 @@ def make_admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis
 
 @pytest.fixture(params=[False, True], ids=["plain", "rotating"])
 def api(request: pytest.FixtureRequest, settings: Settings, make_client: Any) -> httpx.Client:
-    rotate = settings.replace(jwt={"rotate_refresh_tokens": request.param})
+    rotate = settings.replace(jwt={"rotate_refresh_tokens": request.param},
+                              auth={"extra_roles": ("editor",)})
     return make_client(rotate)  # type: ignore[no-any-return]
 
 
