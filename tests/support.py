@@ -32,6 +32,7 @@ from service.config import (
     SmtpSettings,
     WorkerSettings,
 )
+from service.embedded_redis import SOCKET_NAME
 from service.server import uvicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,3 +183,23 @@ def delete_prefixed(redis_url: str, prefix: str) -> None:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+def process_state(pid: int) -> str:
+    """The state letter in /proc/PID/stat (Z: a zombie, gone but not reaped); OSError if none."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def valkey_pids(data_dir: Path) -> list[int]:
+    """Live embedded Valkey servers on this data directory's socket (by their command line)."""
+    needle = f"unixsocket:{data_dir.resolve() / SOCKET_NAME}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if needle in (proc / "cmdline").read_bytes() and process_state(int(proc.name)) != "Z":
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids

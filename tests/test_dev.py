@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import free_port
+from support import free_port, valkey_pids
 
 from service import embedded_redis
 
@@ -28,22 +28,6 @@ API = "/api/v1/auth/"
 PASSWORD = "a long and unusual passphrase"
 NEW_PASSWORD = "another long passphrase"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
-
-
-def server_pids(data_dir: Path) -> list[int]:
-    """Live Valkey servers on this data directory's socket (found by their command line)."""
-    needle = f"unixsocket:{data_dir.resolve() / embedded_redis.SOCKET_NAME}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            alive = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-            if alive and needle in (proc / "cmdline").read_bytes():
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
 
 
 def eventually(check: object, timeout: float = 20) -> bool:
@@ -110,7 +94,7 @@ def home() -> Iterator[Path]:
     test left on it is killed by its pid."""
     path = Path(tempfile.mkdtemp(dir="/tmp", prefix="dv-"))
     yield path
-    for pid in server_pids(path / "data"):
+    for pid in valkey_pids(path / "data"):
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(path, ignore_errors=True)
 
@@ -177,7 +161,7 @@ def test_a_failing_start_step_leaves_no_server_behind(home: Path, dev_env: dict[
     said = dev.messages()
     assert len(said) == 1 and "mail catcher" in said[0], dev.output()
     assert "API on" not in dev.output()
-    assert eventually(lambda: server_pids(home / "data") == []), dev.output()
+    assert eventually(lambda: valkey_pids(home / "data") == []), dev.output()
 
 
 def test_dev_on_a_port_in_use_is_one_line(home: Path, dev_env: dict[str, str],
@@ -193,7 +177,7 @@ def test_dev_on_a_port_in_use_is_one_line(home: Path, dev_env: dict[str, str],
     said = dev.messages()
     assert len(said) == 1 and "in use" in said[0] and str(port) in said[0], dev.output()
     assert "API on" not in dev.output() and "Traceback" not in dev.output()
-    assert server_pids(home / "data") == []
+    assert valkey_pids(home / "data") == []
 
 
 def test_dev_announces_a_listening_api_and_the_mail_catcher_says_what_to_post(
@@ -228,10 +212,10 @@ def test_dev_announces_a_listening_api_and_the_mail_catcher_says_what_to_post(
     assert (data / "auth.db").is_file() and not (home / "auth.db").exists()
     assert [p for p in data.rglob("*.aof")], sorted(data.rglob("*"))
     assert_private(data)
-    assert server_pids(data)
+    assert valkey_pids(data)
     assert dev.stop() == 0, dev.output()
     assert "Traceback" not in dev.output(), dev.output()
-    assert eventually(lambda: server_pids(data) == []), dev.output()
+    assert eventually(lambda: valkey_pids(data) == []), dev.output()
 
 
 def test_dev_notices_a_dead_embedded_redis_and_starts_it_again(
@@ -240,10 +224,10 @@ def test_dev_notices_a_dead_embedded_redis_and_starts_it_again(
     devs.append(dev)
     dev.wait_for(r"API on http://")
     assert eventually(lambda: listening(int(dev_env["AUTH_SERVER_PORT"])), timeout=60)
-    [first] = server_pids(home / "data")
+    [first] = valkey_pids(home / "data")
     os.kill(first, signal.SIGKILL)  # the server this test's dev started
     dev.wait_for(r"embedded Redis stopped", timeout=30)
-    assert eventually(lambda: [p for p in server_pids(home / "data") if p != first])
+    assert eventually(lambda: [p for p in valkey_pids(home / "data") if p != first])
     with api(dev_env) as http:
         def registers() -> bool:
             answer = http.post(API + "register/", json={
@@ -282,7 +266,7 @@ def test_a_restarted_dev_forgets_rate_limits_and_stops_a_server_left_behind(
                          json={"email": "x@example.com"}).status_code == 200
     assert "already runs" in second.output(), second.output()
     assert second.stop() == 0, second.output()
-    assert eventually(lambda: server_pids(home / "data") == []), second.output()
+    assert eventually(lambda: valkey_pids(home / "data") == []), second.output()
 
 
 def walk_through() -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from support import process_state, valkey_pids
 
 from service import embedded_redis
 
@@ -25,30 +26,11 @@ CHILD = ("import sys; from pathlib import Path; import redis; "
          "print(url, redis.Redis.from_url(url).ping())")
 
 
-def server_pids(data_dir: Path) -> list[int]:
-    """Live servers listening on this data directory's socket (by their command line)."""
-    needle = f"unixsocket:{data_dir.resolve() / embedded_redis.SOCKET_NAME}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if needle in (proc / "cmdline").read_bytes() and "Z" not in _state(proc):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
-
-
-def _state(proc: Path) -> str:
-    return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
 def wait_until_gone(pid: int, timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if "Z" in _state(Path(f"/proc/{pid}")):
+            if "Z" in process_state(pid):
                 return True
         except OSError:
             return True
@@ -62,7 +44,7 @@ def data_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(dir="/tmp", prefix="er-"))
     yield path
     embedded_redis.stop(path)
-    for pid in server_pids(path):  # only servers this test started, by their id
+    for pid in valkey_pids(path):  # only servers this test started, by their id
         os.kill(pid, signal.SIGKILL)
         wait_until_gone(pid)
     shutil.rmtree(path, ignore_errors=True)
@@ -84,7 +66,7 @@ def test_fresh_directory_gets_a_server_that_never_evicts_and_persists(data_dir: 
         assert Path(conn.config_get("dir")["dir"]) == data_dir.resolve()
     finally:
         conn.close()
-    pids = server_pids(data_dir)
+    pids = valkey_pids(data_dir)
     assert len(pids) == 1
     assert int((data_dir / "redis.pid").read_text()) == pids[0]
 
@@ -99,9 +81,9 @@ def test_socket_is_private_to_its_owner(data_dir: Path) -> None:
 def test_second_call_reuses_the_running_server(data_dir: Path) -> None:
     """A second ensure_running returns the same URL and starts nothing."""
     url = embedded_redis.ensure_running(data_dir)
-    pids = server_pids(data_dir)
+    pids = valkey_pids(data_dir)
     assert embedded_redis.ensure_running(data_dir) == url
-    assert server_pids(data_dir) == pids and len(pids) == 1
+    assert valkey_pids(data_dir) == pids and len(pids) == 1
 
 
 def test_processes_starting_together_share_one_server(data_dir: Path) -> None:
@@ -114,7 +96,7 @@ def test_processes_starting_together_share_one_server(data_dir: Path) -> None:
     assert [c.returncode for c in children] == [0] * 6, outputs
     url = f"unix://{data_dir.resolve() / 'redis.sock'}"
     assert {out.strip() for out, _ in outputs} == {f"{url} True"}, outputs
-    pids = server_pids(data_dir)
+    pids = valkey_pids(data_dir)
     assert len(pids) == 1, pids
     assert [p.name for p in data_dir.glob("*.pid")] == ["redis.pid"]
     assert int((data_dir / "redis.pid").read_text()) == pids[0]
@@ -126,11 +108,11 @@ def test_data_survives_a_restart(data_dir: Path) -> None:
     conn = client(url)
     conn.set("authtest:revoked", "1", ex=3600)
     conn.close()
-    [first] = server_pids(data_dir)
+    [first] = valkey_pids(data_dir)
     assert embedded_redis.stop(data_dir) is True
     assert wait_until_gone(first)
     assert embedded_redis.ensure_running(data_dir) == url
-    assert server_pids(data_dir) != [first]
+    assert valkey_pids(data_dir) != [first]
     conn = client(url)
     try:
         assert conn.get("authtest:revoked") == b"1"
@@ -142,17 +124,17 @@ def test_data_survives_a_restart(data_dir: Path) -> None:
 def test_stop_ends_the_server(data_dir: Path) -> None:
     """stop() shuts the server down; a second stop() finds none."""
     embedded_redis.ensure_running(data_dir)
-    [pid] = server_pids(data_dir)
+    [pid] = valkey_pids(data_dir)
     assert embedded_redis.stop(data_dir) is True
     assert wait_until_gone(pid)
-    assert server_pids(data_dir) == []
+    assert valkey_pids(data_dir) == []
     assert embedded_redis.stop(data_dir) is False
 
 
 def test_a_stale_socket_from_a_killed_server_is_replaced(data_dir: Path) -> None:
     """After a crash leaves the socket file behind, ensure_running starts a new server."""
     url = embedded_redis.ensure_running(data_dir)
-    [pid] = server_pids(data_dir)
+    [pid] = valkey_pids(data_dir)
     os.kill(pid, signal.SIGKILL)  # the server this test started
     assert wait_until_gone(pid)
     assert (data_dir / embedded_redis.SOCKET_NAME).exists()
@@ -162,7 +144,7 @@ def test_a_stale_socket_from_a_killed_server_is_replaced(data_dir: Path) -> None
         assert conn.ping() is True
     finally:
         conn.close()
-    assert len(server_pids(data_dir)) == 1
+    assert len(valkey_pids(data_dir)) == 1
 
 
 def test_a_data_directory_too_deep_for_a_socket_is_refused() -> None:
@@ -180,5 +162,5 @@ def test_resolve_url_passes_an_external_url_through(data_dir: Path) -> None:
     """Only "embedded" starts a server; any other URL is returned as given."""
     assert embedded_redis.resolve_url("redis://example.invalid:6379/0", data_dir) == (
         "redis://example.invalid:6379/0")
-    assert server_pids(data_dir) == []
+    assert valkey_pids(data_dir) == []
     assert embedded_redis.resolve_url("embedded", data_dir).startswith("unix://")
