@@ -57,6 +57,7 @@ class ServerSettings:
     max_header_bytes: int = 16384
     header_timeout: float = 5.0
     body_timeout: float = 15.0
+    send_timeout: float = 15.0
     max_connections: int = 1000
 
 
@@ -356,6 +357,8 @@ def validate(s: Settings) -> None:
     _check(0 < s.server.header_timeout <= 300, "[server] header_timeout",
            "must be > 0 and <= 300 seconds")
     _check(0 < s.server.body_timeout <= 300, "[server] body_timeout",
+           "must be > 0 and <= 300 seconds")
+    _check(0 < s.server.send_timeout <= 300, "[server] send_timeout",
            "must be > 0 and <= 300 seconds")
     _check(s.server.max_connections >= 1, "[server] max_connections", "must be >= 1")
     _check(s.database.url.startswith(("sqlite:///", "postgresql://", "postgres://")),

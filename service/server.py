@@ -9,9 +9,12 @@ descriptors. GuardedProtocol adds, for a few attribute checks per request ([serv
   connection opened) ends the connection;
 - body_timeout: so does a body still incomplete this many seconds after its head (the app
   reads a disconnect);
-- max_connections: at the limit, a new connection takes the place of the oldest one with no
-  request in progress (idle keep-alive, or still sending its head); only when every one has
-  a request in progress is the newcomer answered 503.
+- send_timeout: an answer that cannot be written for this many seconds (a client that
+  pipelines requests and reads none of the answers) ends the connection at once;
+- max_connections: at the limit, a new connection takes the place of the oldest one whose
+  answer cannot be written (see send_timeout), else of the oldest one with no request in
+  progress (idle keep-alive, or still sending its head); only when every one has a request
+  in progress is the newcomer answered 503.
 
 Its own answers (400 for what does not parse, 431, 503) carry the API's security headers.
 """
@@ -81,15 +84,20 @@ class GuardedProtocol(HttpToolsProtocol):
     max_header_bytes: ClassVar[int] = ServerSettings.max_header_bytes
     header_timeout: ClassVar[float] = ServerSettings.header_timeout
     body_timeout: ClassVar[float] = ServerSettings.body_timeout
+    send_timeout: ClassVar[float] = ServerSettings.send_timeout
     max_connections: ClassVar[int] = ServerSettings.max_connections
     # Connections with no request in progress, oldest first: one table per server.
     idle: ClassVar[OrderedDict[GuardedProtocol, None]] = OrderedDict()
+    # Connections whose answer waits for the client to read (flow control), oldest first.
+    stalled: ClassVar[OrderedDict[GuardedProtocol, None]] = OrderedDict()
     warned: ClassVar[float] = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_room: int | None = None  # bytes the current head may still take; None: body
         self.timer: asyncio.TimerHandle | None = None  # the head's or the body's time limit
+        self.send_timer: asyncio.TimerHandle | None = None  # an answer waiting to be written
+        self.running: Any = None  # the request whose answer is in progress (a cycle)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -147,7 +155,40 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.idle.pop(self, None)
         self._stop_timer()
+        self._stop_send_timer()
+        running = self.running
+        if running is not None and running is not self.cycle and not running.response_complete:
+            # uvicorn tells only the last request it parsed (self.cycle) that the client left;
+            # with requests pipelined behind it, the one in progress would write to the
+            # closed transport (an error and a traceback per connection).
+            running.disconnected = True
+            running.message_event.set()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        self.running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.send_timer is None and not self.transport.is_closing():
+            self.stalled[self] = None
+            self.send_timer = self.loop.call_later(self.send_timeout, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        self._stop_send_timer()
+        super().resume_writing()
+
+    def _stop_send_timer(self) -> None:
+        self.stalled.pop(self, None)
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+
+    def _send_timed_out(self) -> None:
+        self.send_timer = None
+        self.stalled.pop(self, None)
+        self.transport.abort()  # close() would wait for the client to read what is buffered
 
     def send_400_response(self, msg: str) -> None:
         if self.cycle is not None and self.cycle.response_started:
@@ -172,7 +213,13 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _evict(self) -> bool:
-        """Close the oldest connection with no request in progress; False if there is none."""
+        """End the oldest connection whose answer cannot be written, else the oldest one with
+        no request in progress; False if there is none."""
+        if self.stalled:
+            oldest, _ = self.stalled.popitem(last=False)
+            oldest._stop_send_timer()
+            oldest.transport.abort()
+            return True
         if not self.idle:
             return False
         oldest, _ = self.idle.popitem(last=False)
@@ -214,8 +261,10 @@ def protocol_class(server: ServerSettings) -> type[GuardedProtocol]:
         max_header_bytes = server.max_header_bytes
         header_timeout = server.header_timeout
         body_timeout = server.body_timeout
+        send_timeout = server.send_timeout
         max_connections = server.max_connections
         idle = OrderedDict()
+        stalled = OrderedDict()
 
     return Guarded
 

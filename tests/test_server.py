@@ -331,3 +331,57 @@ def test_max_connections_is_lowered_to_fit_the_file_limit(tmp_path: Path) -> Non
     lowered, soft, kept = done.stdout.split()
     assert (int(lowered), int(soft), int(kept)) == (FILE_LIMIT - 128, FILE_LIMIT, 50)
     assert "max_connections lowered from 1000 to 128" in done.stderr
+
+
+def stall_reading(port: int, requests: int = 2000) -> socket.socket:
+    """A connection that pipelines many requests for a 30 kB answer and never reads: the
+    server's writes back up (flow control) with a request in progress."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    try:
+        sock.send(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * requests)
+    except BlockingIOError:
+        pass
+    return sock
+
+
+def test_clients_that_never_read_their_answers_do_not_hold_the_server(
+        settings: Settings) -> None:
+    """Slow reading: connections that pipeline requests and never read the answers stalled
+    the answer in progress for ever (no timer ran while the server waited to write), so
+    max_connections of them kept every newcomer at 503. A connection whose answer cannot be
+    written for send_timeout seconds is ended, and one that is stalled is given up first
+    when a newcomer needs its place."""
+    app = create_app(settings.replace(server=ServerSettings(max_connections=3,
+                                                            send_timeout=1)))
+    with LiveServer(app) as server:
+        stalled = [stall_reading(server.port) for _ in range(3)]
+        try:
+            time.sleep(0.5)  # every answer in progress waits to be written
+            newcomer = httpx.get(server.url + "/healthz", timeout=15)
+            assert newcomer.status_code == 200, newcomer.text
+            time.sleep(1.5)  # past send_timeout: all are gone, none waits to be evicted
+            assert not [p for p in server.server.server_state.connections
+                        if getattr(p, "transport", None) is not None
+                        and p.transport.get_write_buffer_size() > 0]
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_a_pipelining_client_that_leaves_while_its_answers_wait_is_no_error(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A client that pipelines requests, reads nothing, then closes: uvicorn marked only the
+    last request it parsed as disconnected, so the one in progress wrote to the closed
+    transport ('unhandled error' and a traceback per connection)."""
+    app = create_app(settings)
+    with LiveServer(app) as server:
+        sockets = [stall_reading(server.port) for _ in range(3)]
+        time.sleep(0.5)
+        for sock in sockets:
+            sock.close()
+        time.sleep(0.5)  # the answers in progress see the disconnect
+        assert httpx.get(server.url + "/healthz", timeout=15).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
