@@ -9,6 +9,10 @@ descriptors. GuardedProtocol adds, for a few attribute checks per request ([serv
   connection opened) ends the connection;
 - body_timeout: so does a body still incomplete this many seconds after its head (the app
   reads a disconnect);
+- a body that takes more than twice max_body_bytes (+ max_header_bytes) on the wire is
+  answered 413: the app refuses larger bodies itself, but chunk trailers are headers uvicorn
+  keeps in memory without a limit, and chunk extensions and a body's tail after the app's
+  answer are read for nothing;
 - send_timeout: an answer that cannot be written for this many seconds (a client that
   pipelines requests and reads none of the answers) ends the connection at once;
 - max_connections: at the limit, a new connection takes the place of the oldest one whose
@@ -54,6 +58,7 @@ def _answer(status: int, detail: str, *extra: str) -> tuple[bytes, bytes]:
 
 BAD_REQUEST = _answer(400, "Invalid HTTP request.")
 HEAD_TOO_LARGE = _answer(431, "Request header fields too large.")
+BODY_TOO_LARGE = _answer(413, "Request body is too large.")
 BUSY = _answer(503, "Service temporarily unavailable, try again shortly.", "retry-after: 5")
 
 
@@ -84,6 +89,7 @@ class GuardedProtocol(HttpToolsProtocol):
     max_header_bytes: ClassVar[int] = ServerSettings.max_header_bytes
     header_timeout: ClassVar[float] = ServerSettings.header_timeout
     body_timeout: ClassVar[float] = ServerSettings.body_timeout
+    max_body_bytes: ClassVar[int] = ServerSettings.max_body_bytes
     send_timeout: ClassVar[float] = ServerSettings.send_timeout
     max_connections: ClassVar[int] = ServerSettings.max_connections
     # Connections with no request in progress, oldest first: one table per server.
@@ -95,6 +101,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_room: int | None = None  # bytes the current head may still take; None: body
+        self.body_room = 0  # bytes the current body may still take on the wire
         self.timer: asyncio.TimerHandle | None = None  # the head's or the body's time limit
         self.send_timer: asyncio.TimerHandle | None = None  # an answer waiting to be written
         self.running: Any = None  # the request whose answer is in progress (a cycle)
@@ -111,6 +118,11 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         room = self.head_room
+        if room is None:
+            self.body_room -= len(data)
+            if self.body_room < 0:
+                self._body_too_large()
+                return
         if room is None or len(data) <= room:
             if room is not None:
                 self.head_room = room - len(data)
@@ -138,6 +150,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.head_room = None
+        self.body_room = 2 * self.max_body_bytes + self.max_header_bytes
         self.idle.pop(self, None)
         self._stop_timer()
         super().on_headers_complete()
@@ -190,6 +203,12 @@ class GuardedProtocol(HttpToolsProtocol):
         self.stalled.pop(self, None)
         self.transport.abort()  # close() would wait for the client to read what is buffered
 
+    def _body_too_large(self) -> None:
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # answered already (413 from the app): stop reading
+        else:
+            self._refuse(BODY_TOO_LARGE)
+
     def send_400_response(self, msg: str) -> None:
         if self.cycle is not None and self.cycle.response_started:
             self.transport.close()  # mid-answer: a 400 cannot follow; the request sees it end
@@ -230,10 +249,11 @@ class GuardedProtocol(HttpToolsProtocol):
         self.idle.pop(self, None)
         self._stop_timer()
         self.head_room = self.max_header_bytes  # no limit to watch any more: arm no timer
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            cycle.disconnected = True  # a request in progress: its answer would come after ours
-            cycle.message_event.set()
+        for cycle in {id(c): c for c in (self.running, self.cycle) if c is not None}.values():
+            if not cycle.response_complete:
+                # a request in progress: its answer would come after ours
+                cycle.disconnected = True
+                cycle.message_event.set()
         self.flow.resume_writing()
         status, rest = answer
         date = b"".join(name + b": " + value + b"\r\n"
@@ -261,6 +281,7 @@ def protocol_class(server: ServerSettings) -> type[GuardedProtocol]:
         max_header_bytes = server.max_header_bytes
         header_timeout = server.header_timeout
         body_timeout = server.body_timeout
+        max_body_bytes = server.max_body_bytes
         send_timeout = server.send_timeout
         max_connections = server.max_connections
         idle = OrderedDict()

@@ -385,3 +385,28 @@ def test_a_pipelining_client_that_leaves_while_its_answers_wait_is_no_error(
         time.sleep(0.5)  # the answers in progress see the disconnect
         assert httpx.get(server.url + "/healthz", timeout=15).status_code == 200
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_chunk_trailers_cannot_fill_the_memory(settings: Settings) -> None:
+    """Trailers after the last chunk are headers uvicorn appends to the request's headers
+    without a limit, for as long as body_timeout lets the client send (2 GB in 6 s on a
+    laptop, all kept): past twice max_body_bytes on the wire the request is answered 413,
+    with the security headers, and the connection ends."""
+    app = create_app(settings.replace(server=ServerSettings(body_timeout=60)))
+    with LiveServer(app) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(answer(sock, 20)), daemon=True)
+        reader.start()
+        sock.sendall(BODY_START.replace(b"Content-Length: 100", b"Transfer-Encoding: chunked")
+                     .split(b"\r\n\r\n")[0] + b"\r\n\r\n2\r\n{}\r\n0\r\n")
+        trailer = b"X-T: " + b"a" * 8000 + b"\r\n"
+        try:
+            for _ in range(2500):  # 20 MB, or until the server stops reading
+                sock.sendall(trailer)
+        except OSError:
+            pass
+        reader.join(25)
+        sock.close()
+    assert got and head_of(got[0])[0] == 413, got[:1]
+    assert_security_headers(got[0])
