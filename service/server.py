@@ -15,8 +15,9 @@ descriptors. GuardedProtocol adds, for a few attribute checks per request ([serv
   answer are read for nothing;
 - send_timeout: an answer that cannot be written for this many seconds (a client that
   pipelines requests and reads none of the answers) ends the connection at once;
-- max_connections: at the limit, a new connection takes the place of the oldest one whose
-  answer cannot be written (see send_timeout), else of the oldest one with no request in
+- max_connections: at the limit, a new connection takes the place of the oldest one draining
+  after an error answer, else of the oldest one whose answer cannot be written (see
+  send_timeout), else of the oldest one with no request in
   progress (idle keep-alive, or still sending its head); only when every one has a request
   in progress is the newcomer answered 503.
 
@@ -67,10 +68,12 @@ class _Draining(asyncio.Protocol):
     at once with unread input resets the connection, and the client may lose the answer."""
 
     def __init__(self, transport: asyncio.Transport, connections: set[Any],
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self.transport, self.connections = transport, connections
+                 loop: asyncio.AbstractEventLoop,
+                 draining: OrderedDict[_Draining, None]) -> None:
+        self.transport, self.connections, self.draining = transport, connections, draining
         self.timer = loop.call_later(LINGER, transport.close)
         connections.add(self)  # still a descriptor: counted, and closed at shutdown
+        draining[self] = None  # answered already: the first to give way to a newcomer
 
     def data_received(self, data: bytes) -> None:
         pass
@@ -78,6 +81,7 @@ class _Draining(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.timer.cancel()
         self.connections.discard(self)
+        self.draining.pop(self, None)
 
     def shutdown(self) -> None:
         self.transport.close()
@@ -96,6 +100,8 @@ class GuardedProtocol(HttpToolsProtocol):
     idle: ClassVar[OrderedDict[GuardedProtocol, None]] = OrderedDict()
     # Connections whose answer waits for the client to read (flow control), oldest first.
     stalled: ClassVar[OrderedDict[GuardedProtocol, None]] = OrderedDict()
+    # Connections reading and dropping input after an error answer (_Draining), oldest first.
+    draining: ClassVar[OrderedDict[_Draining, None]] = OrderedDict()
     warned: ClassVar[float] = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -232,8 +238,13 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _evict(self) -> bool:
-        """End the oldest connection whose answer cannot be written, else the oldest one with
-        no request in progress; False if there is none."""
+        """End the oldest connection draining after an error answer, else the oldest one whose
+        answer cannot be written, else the oldest one with no request in progress; False if
+        there is none."""
+        if self.draining:
+            answered, _ = self.draining.popitem(last=False)
+            answered.transport.abort()
+            return True
         if self.stalled:
             oldest, _ = self.stalled.popitem(last=False)
             oldest._stop_send_timer()
@@ -262,7 +273,8 @@ class GuardedProtocol(HttpToolsProtocol):
         if drain and self.transport.can_write_eof():
             self.connections.discard(self)
             self.transport.write_eof()
-            self.transport.set_protocol(_Draining(self.transport, self.connections, self.loop))
+            self.transport.set_protocol(_Draining(self.transport, self.connections, self.loop,
+                                                  self.draining))
         else:
             self.transport.close()
 
@@ -286,6 +298,7 @@ def protocol_class(server: ServerSettings) -> type[GuardedProtocol]:
         max_connections = server.max_connections
         idle = OrderedDict()
         stalled = OrderedDict()
+        draining = OrderedDict()
 
     return Guarded
 

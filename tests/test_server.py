@@ -410,3 +410,24 @@ def test_chunk_trailers_cannot_fill_the_memory(settings: Settings) -> None:
         sock.close()
     assert got and head_of(got[0])[0] == 413, got[:1]
     assert_security_headers(got[0])
+
+
+def test_connections_draining_after_an_error_answer_give_way_to_newcomers(
+        settings: Settings) -> None:
+    """A connection answered 400 (or 431) is read and dropped for 2 s before it closes, and
+    counted meanwhile: a client opening connections that each send one bad line kept every
+    newcomer at 503. Those connections, answered already, give their place first."""
+    app = create_app(settings.replace(server=ServerSettings(max_connections=3)))
+    with LiveServer(app) as server:
+        refused = []
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+            sock.sendall(b"NOT HTTP\r\n\r\n")
+            refused.append(sock)
+        try:
+            time.sleep(0.3)  # each got its 400 and is draining
+            newcomer = httpx.get(server.url + "/healthz", timeout=15)
+        finally:
+            for sock in refused:
+                sock.close()
+    assert newcomer.status_code == 200, newcomer.text
