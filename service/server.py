@@ -259,6 +259,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def _refuse(self, answer: tuple[bytes, bytes], *, drain: bool = True) -> None:
         self.idle.pop(self, None)
         self._stop_timer()
+        self._stop_send_timer()  # the connection is no longer this protocol's
         self.head_room = self.max_header_bytes  # no limit to watch any more: arm no timer
         for cycle in {id(c): c for c in (self.running, self.cycle) if c is not None}.values():
             if not cycle.response_complete:
