@@ -116,6 +116,10 @@ class AuthService:
         except DuplicateUser as exc:  # lost a race with a concurrent registration
             raise ValidationFailed.on(exc.field, TAKEN[exc.field]) from exc
         try:
+            # A new account starts with nothing of its id: an id can still come round again
+            # (the highest row deleted before migration 0003, a database restored from a
+            # backup), and the sessions Redis holds under it would refresh into this account.
+            await self._sessions.purge_user(user.id)
             await self._store.put_user(cached(user))
             if self._s.auth.require_email_verification:
                 return Session(user, None)  # no tokens until the email is verified

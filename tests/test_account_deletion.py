@@ -215,6 +215,26 @@ def test_an_id_is_never_given_to_a_second_account(client: httpx.Client,
     assert [row["id"] for row in listed] == [sid(carol["access"])]
 
 
+def test_an_id_given_again_carries_nothing_of_its_first_account(
+        client: httpx.Client, settings: Settings) -> None:
+    """An id can still come round again: the highest row deleted in SQL before migration 0003
+    (its sequence starts at the highest id kept) or a database restored from a backup. The
+    deleted account's refresh token then refreshed into the new account (token_state read
+    the new row: same id, same version 0), its access token acted as it, and its sessions
+    were listed as the new account's. A new account starts with no sessions of its id."""
+    register(client, username="bob", email="bob@example.com")
+    alice = register(client)
+    alice_id = sub(alice["access"])
+    sql(settings, "DELETE FROM users WHERE id = ?", alice_id)
+    sql(settings, "UPDATE sqlite_sequence SET seq = ? WHERE name = 'users'", alice_id - 1)
+    carol = register(client, username="carol", email="carol@example.com")
+    assert sub(carol["access"]) == alice_id  # the id came round again
+    refused(client.post(REFRESH, json={"refresh": alice["refresh"]}), "session_ended")
+    refused(client.get(PROFILE, headers=bearer(alice["access"])), "session_ended")
+    listed = client.get(API + "sessions/", headers=bearer(carol["access"])).json()
+    assert [row["id"] for row in listed] == [sid(carol["access"])]
+
+
 def test_a_row_deleted_in_sql_refuses_its_tokens_once_the_cache_is_gone(
         client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
     """An operator's SQL delete, then the cached row expires (or Redis restarts without it):
