@@ -210,10 +210,13 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.abort()  # close() would wait for the client to read what is buffered
 
     def _body_too_large(self) -> None:
-        if self.cycle is not None and self.cycle.response_started:
-            self.transport.close()  # answered already (413 from the app): stop reading
-        else:
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
             self._refuse(BODY_TOO_LARGE)
+        elif cycle.response_complete:
+            self._refuse(None)  # answered already (the app's 413): drop the rest, then close
+        else:
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         if self.cycle is not None and self.cycle.response_started:
@@ -256,7 +259,8 @@ class GuardedProtocol(HttpToolsProtocol):
         oldest.transport.close()
         return True
 
-    def _refuse(self, answer: tuple[bytes, bytes], *, drain: bool = True) -> None:
+    def _refuse(self, answer: tuple[bytes, bytes] | None, *, drain: bool = True) -> None:
+        """Write `answer` (None: the request was answered already) and end the connection."""
         self.idle.pop(self, None)
         self._stop_timer()
         self._stop_send_timer()  # the connection is no longer this protocol's
@@ -267,10 +271,11 @@ class GuardedProtocol(HttpToolsProtocol):
                 cycle.disconnected = True
                 cycle.message_event.set()
         self.flow.resume_writing()
-        status, rest = answer
-        date = b"".join(name + b": " + value + b"\r\n"
-                        for name, value in self.server_state.default_headers)
-        self.transport.write(status + date + rest)
+        if answer is not None:
+            status, rest = answer
+            date = b"".join(name + b": " + value + b"\r\n"
+                            for name, value in self.server_state.default_headers)
+            self.transport.write(status + date + rest)
         if drain and self.transport.can_write_eof():
             self.connections.discard(self)
             self.transport.write_eof()

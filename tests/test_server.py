@@ -431,3 +431,26 @@ def test_connections_draining_after_an_error_answer_give_way_to_newcomers(
             for sock in refused:
                 sock.close()
     assert newcomer.status_code == 200, newcomer.text
+
+
+def test_a_body_past_the_limit_still_gets_the_apps_413(settings: Settings) -> None:
+    """A client that sends its whole oversized body although the app answered 413 at once
+    (from Content-Length): the protocol stops reading it past its own bound, and the client
+    still reads the 413 (the connection is drained, not reset)."""
+    app = create_app(settings)
+    with LiveServer(app) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(answer(sock, 20)), daemon=True)
+        reader.start()
+        size = 4_000_000
+        try:
+            sock.sendall(b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)
+            for _ in range(size // 40_000):
+                sock.sendall(b"a" * 40_000)
+        except OSError:
+            pass
+        reader.join(25)
+        sock.close()
+    assert got and head_of(got[0])[0] == 413, got[:1]
