@@ -195,20 +195,37 @@ def _column_problem(name: str, value: str, max_length: int, *, blank: bool = Tru
 
 
 async def _create_user(settings: Settings, args: argparse.Namespace, password_hash: str) -> None:
-    from .app import database
+    from redis import RedisError
+
+    from .app import database, redis_clients
     from .identity import canonical_email, canonical_username
+    from .redis_store import RedisStore
+    from .session_store import SessionStore
     from .users import DuplicateUser, UserStore
 
     db = database(settings)
     with _database_errors(settings):
         await db.connect()
+    wire, sync_redis = redis_clients(settings)
+    sync_redis.close()
+    users = UserStore(db)
     try:
-        user = await UserStore(db).create(
+        user = await users.create(
             username=canonical_username(args.username), email=canonical_email(args.email),
             display_name=args.display_name, role=args.role, password_hash=password_hash)
+        try:
+            # As register/ does: a new account starts with no sessions of its id. An id can
+            # come round again (deleted before migration 0003, a restored backup), and an old
+            # refresh token would otherwise renew into this account, with its role.
+            await SessionStore(wire, settings.redis.prefix, index_ttl=1).purge_user(user.id)
+            await RedisStore(wire, settings.redis.prefix, user_ttl=1).forget_user(user.id)
+        except (OSError, RedisError) as exc:  # whole or not at all
+            await users.delete(user.id)
+            sys.exit(f"authsvc: Redis unreachable ({exc}): no user created")
     except DuplicateUser as exc:
         sys.exit(f"authsvc: a user with that {exc.field} already exists")
     finally:
+        await wire.close()
         await db.disconnect()
     print(f"created user {user.username} (id {user.id}, role {user.role})")
 

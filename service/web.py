@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from typing import Any
@@ -137,10 +138,18 @@ def parse_ip(text: str) -> IPAddress | None:
 
 
 def _is_trusted(ip: IPAddress, trusted: tuple[str, ...]) -> bool:
+    return any(ip in network for network in _networks(trusted))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
+                                                 ...]:
+    """[server] trusted_proxies parsed once (a header of many hops was parsed once per hop);
+    an entry that is no network trusts nobody."""
+    networks = []
     for entry in trusted:
         try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
+            networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
             continue
-    return False
+    return tuple(networks)

@@ -406,3 +406,29 @@ def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path, cli_env: dict[str, s
     said = messages(done.stderr)
     assert len(said) == 1 and "in use" in said[0] and str(port) in said[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_create_user_starts_with_no_sessions_left_under_its_id(
+        tmp_path: Path, cli_env: dict[str, str], sync_redis: Any, redis_prefix: str) -> None:
+    """An id can come round again (the highest row deleted before migration 0003, a restored
+    backup): sessions a deleted account left under it must not pass to the new account, here
+    an admin. create-user ends them, as register/ does."""
+    assert authsvc(tmp_path, cli_env, "migrate").returncode == 0
+    session, index = f"{redis_prefix}session:old", f"{redis_prefix}user_sessions:1"
+    sync_redis.hset(session, mapping={"uid": "1", "cur": "jti-of-the-old-account"})
+    sync_redis.sadd(index, "old")
+    done = create_boss(tmp_path, cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "(id 1, role admin)" in done.stdout
+    assert not sync_redis.exists(session) and not sync_redis.sismember(index, "old")
+    assert not sync_redis.exists(f"{redis_prefix}user:1")  # no marker: the account is live
+
+
+def test_create_user_without_redis_creates_nobody(tmp_path: Path,
+                                                  cli_env: dict[str, str]) -> None:
+    assert authsvc(tmp_path, cli_env, "migrate").returncode == 0
+    down = {**cli_env, "AUTH_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    done = create_boss(tmp_path, down)
+    assert done.returncode != 0 and "Redis unreachable" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert user_rows(cli_env) == []
