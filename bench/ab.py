@@ -110,7 +110,7 @@ def main() -> None:
                 results[variant].append(rps)
                 print(f"{variant:8} {rps:9.0f} req/s  p99 {p99}", flush=True)
         subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                        "from service.embedded_redis import stop; stop(Path(sys.argv[1]))", tmp],
+                        "from service.local.embedded_redis import stop; stop(Path(sys.argv[1]))", tmp],
                        env=env, check=False)
     a, b = statistics.median(results[args.a]), statistics.median(results[args.b])
     print(f"{args.scenario}, median: {args.a} {a:.0f} req/s, {args.b} {b:.0f} req/s, "

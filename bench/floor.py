@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.server import UVICORN_OPTIONS
+from service.http.server import UVICORN_OPTIONS
 
 PREFIX = "/api/v1/auth"
 USER = {"username": "floor", "email": "floor@example.com"}

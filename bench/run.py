@@ -31,7 +31,7 @@ from ab import environment, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from service import embedded_redis  # noqa: E402
+from service.local import embedded_redis  # noqa: E402
 
 BENCH = ROOT / "bench"
 WRK = BENCH / "wrk"

@@ -17,9 +17,9 @@ from databases import Database
 from service import app as app_module
 from service.app import create_app
 from service.config import load_settings
-from service.redis_wire import pairs
-from service.server import uvicorn_options
-from service.session_store import SessionStore
+from service.http.server import uvicorn_options
+from service.store.redis_wire import pairs
+from service.store.sessions import SessionStore
 
 
 async def _user_only(self: SessionStore, user_id: int, sid: str) -> tuple[dict[str, str], bool]:

@@ -20,26 +20,29 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from . import admin_routes, docs, embedded_redis, jwt_secret, sealed_links
-from .admin import AdminService
-from .alerts import Alerts
-from .config import Settings, secret_bytes_needed
-from .deletion import AccountDeletion
-from .devices import DeviceTokens
-from .errors import AuthServiceError, MethodNotAllowed, NotFound, ServiceUnavailable
-from .limits import RateLimiter
-from .mail import MailQueue
-from .passwords import PasswordHasher
-from .recovery import RecoveryService
-from .redis_store import RedisStore
-from .redis_wire import RedisWire
-from .routes import ROUTES
-from .services import AuthService
-from .session_store import SessionStore
-from .sqlite_pool import SQLDatabase
-from .tokens import TokenCodec
-from .users import UserStore
-from .web import CORSMiddleware, json_response
+from service.config import Settings, secret_bytes_needed
+from service.core.accounts import AuthService
+from service.core.admin import AdminService
+from service.core.alerts import Alerts
+from service.core.deletion import AccountDeletion
+from service.core.devices import DeviceTokens
+from service.core.limits import RateLimiter
+from service.core.passwords import PasswordHasher
+from service.core.recovery import RecoveryService
+from service.core.tokens import TokenCodec
+from service.errors import AuthServiceError, MethodNotAllowed, NotFound, ServiceUnavailable
+from service.http import admin as admin_routes
+from service.http import docs
+from service.http.routes import ROUTES
+from service.http.web import CORSMiddleware, json_response
+from service.local import embedded_redis
+from service.store import jwt_secret, sealed_links
+from service.store.mail import MailQueue
+from service.store.redis_store import RedisStore
+from service.store.redis_wire import RedisWire
+from service.store.sessions import SessionStore
+from service.store.sqlite_pool import SQLDatabase
+from service.store.users import UserStore
 
 log = logging.getLogger("authsvc.app")
 

@@ -20,7 +20,7 @@ import time
 import typing
 from collections.abc import Iterator
 
-from .config import ConfigError, Settings, env_key_names, load_settings, unknown_env_warnings
+from service.config import ConfigError, Settings, env_key_names, load_settings, unknown_env_warnings
 
 log = logging.getLogger("authsvc")
 
@@ -71,7 +71,7 @@ def _logging(level: str = "INFO") -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    from . import migrate
+    from service.store import migrate
 
     settings = _settings()
     with _database_errors(settings):
@@ -82,7 +82,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 def _require_migrated(settings: Settings) -> None:
     from alembic.script import ScriptDirectory
 
-    from . import migrate
+    from service.store import migrate
 
     head = ScriptDirectory.from_config(migrate.alembic_config(settings.database.url)).get_current_head()
     with _database_errors(settings):
@@ -95,8 +95,8 @@ def _require_migrated(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .app import create_app
-    from .server import fit_file_limit, uvicorn_options
+    from service.app import create_app
+    from service.http.server import fit_file_limit, uvicorn_options
 
     settings = _settings()
     _require_migrated(settings)
@@ -131,8 +131,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from redis.exceptions import TimeoutError as RedisTimeout
     from rq import Queue, Worker
 
-    from .embedded_redis import resolve_url
-    from .mail import queue_name
+    from service.local.embedded_redis import resolve_url
+    from service.store.mail import queue_name
 
     settings = _settings()
     url = settings.redis.url
@@ -155,9 +155,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
-    from . import identity
-    from .passwords import PasswordHasher, policy_problems
-    from .schemas import DISPLAY_NAME_MAX, ROLE_MAX
+    from service.core import identity
+    from service.core.passwords import PasswordHasher, policy_problems
+    from service.http.inputs import DISPLAY_NAME_MAX, ROLE_MAX
 
     settings = _settings()
     roles = settings.auth.known_roles()
@@ -183,7 +183,7 @@ def cmd_create_user(args: argparse.Namespace) -> None:
 
 def _column_problem(name: str, value: str, max_length: int, *, blank: bool = True) -> str | None:
     """Why `value` cannot be stored in its column (as register/ and the admin API judge it)."""
-    from .schemas import encodable
+    from service.http.inputs import encodable
 
     if "\x00" in value or not encodable(value):
         return f"The {name} holds characters that are not text."
@@ -197,11 +197,11 @@ def _column_problem(name: str, value: str, max_length: int, *, blank: bool = Tru
 async def _create_user(settings: Settings, args: argparse.Namespace, password_hash: str) -> None:
     from redis import RedisError
 
-    from .app import database, redis_clients
-    from .identity import canonical_email, canonical_username
-    from .redis_store import RedisStore
-    from .session_store import SessionStore
-    from .users import DuplicateUser, UserStore
+    from service.app import database, redis_clients
+    from service.core.identity import canonical_email, canonical_username
+    from service.store.redis_store import RedisStore
+    from service.store.sessions import SessionStore
+    from service.store.users import DuplicateUser, UserStore
 
     db = database(settings)
     with _database_errors(settings):
@@ -241,10 +241,10 @@ async def _delete_user(settings: Settings, identifier: str) -> None:
     a DELETE in SQL cannot do (Redis holds the sessions and the cached row)."""
     from redis import RedisError
 
-    from .app import database, redis_clients
-    from .deletion import delete_account
-    from .session_store import SessionStore
-    from .users import UserStore
+    from service.app import database, redis_clients
+    from service.core.deletion import delete_account
+    from service.store.sessions import SessionStore
+    from service.store.users import UserStore
 
     db = database(settings)
     await db.connect()
@@ -350,7 +350,7 @@ def _run_dev(settings: Settings, cleanup: contextlib.ExitStack,
              stopping: typing.Callable[[], bool]) -> None:
     from redis.exceptions import RedisError
 
-    from . import embedded_redis, outbox
+    from service.local import embedded_redis, outbox
 
     embedded = settings.redis.url == "embedded"
     data_dir = settings.data_dir

@@ -23,11 +23,11 @@ import redis
 from aiosmtpd.controller import Controller
 from support import LiveServer, Mailbox, app_settings, delete_prefixed, free_port
 
-from service import embedded_redis
 from service.app import create_app
 from service.config import (
     Settings,
 )
+from service.local import embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = 9

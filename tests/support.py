@@ -18,7 +18,6 @@ import pytest
 import redis
 import uvicorn
 
-from service import migrate
 from service.config import (
     AlertSettings,
     AuthSettings,
@@ -32,8 +31,9 @@ from service.config import (
     SmtpSettings,
     WorkerSettings,
 )
-from service.embedded_redis import SOCKET_NAME
-from service.server import uvicorn_options
+from service.http.server import uvicorn_options
+from service.local.embedded_redis import SOCKET_NAME
+from service.store import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-" + "x" * 40

@@ -18,10 +18,10 @@ import redis
 from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from support import USER, bearer, register
 
-from service import migrate
 from service.app import database
 from service.config import Settings
-from service.users import User, UserFilter, UserStore
+from service.store import migrate
+from service.store.users import User, UserFilter, UserStore
 
 API = "/api/v1/auth/"
 USERS = API + "users/"

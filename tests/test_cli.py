@@ -18,9 +18,9 @@ import pytest
 from pg import postgres_url, with_database  # noqa: F401  (fixtures)
 from support import SECRET, free_port
 
-from service import migrate
 from service.config import Settings
-from service.tokens import ACCESS, REFRESH, TokenCodec
+from service.core.tokens import ACCESS, REFRESH, TokenCodec
+from service.store import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/auth/"
@@ -337,7 +337,7 @@ def test_the_data_directory_is_private_to_its_owner(tmp_path: Path,
              "main(sys.argv[1:])")
     # The JWT secret is what serve's app generates at startup.
     secret = ("import os; os.umask(0o022); from pathlib import Path; "
-              "from service.jwt_secret import resolve; resolve('', Path('data'))")
+              "from service.store.jwt_secret import resolve; resolve('', Path('data'))")
     for command in (["-c", probe, "migrate"],
                     ["-c", probe, "create-user", "boss", "boss@example.com", "--password-stdin"],
                     ["-c", secret]):

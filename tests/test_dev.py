@@ -21,7 +21,7 @@ import httpx
 import pytest
 from support import free_port, valkey_pids
 
-from service import embedded_redis
+from service.local import embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/auth/"

@@ -19,10 +19,10 @@ from support import USER, register, run_worker
 
 from service.app import database
 from service.config import Rate, Settings
-from service.mail import queue_name
-from service.passwords import PasswordHasher
-from service.schemas import register_input
-from service.users import UserStore
+from service.core.passwords import PasswordHasher
+from service.http.inputs import register_input
+from service.store.mail import queue_name
+from service.store.users import UserStore
 
 API = "/api/v1/auth/"
 SUBJECT = "Confirm your email address"

@@ -17,11 +17,11 @@ import pytest
 import redis
 from support import process_state, valkey_pids
 
-from service import embedded_redis
+from service.local import embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ("import sys; from pathlib import Path; import redis; "
-         "from service.embedded_redis import ensure_running; "
+         "from service.local.embedded_redis import ensure_running; "
          "url = ensure_running(Path(sys.argv[1])); "
          "print(url, redis.Redis.from_url(url).ping())")
 

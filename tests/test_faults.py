@@ -32,9 +32,10 @@ from starlette.requests import Request
 from starlette.routing import Route
 from support import USER, LiveServer, Mailbox, bearer, register, run_worker, settle, worker_env
 
-from service import embedded_redis, migrate
 from service.app import create_app
 from service.config import CorsSettings, Rate, RateLimitSettings, Settings
+from service.local import embedded_redis
+from service.store import migrate
 
 API = "/api/v1/auth/"
 ALICE_LOGIN = {"username_or_email": USER["username"], "password": USER["password"]}

@@ -19,7 +19,7 @@ from support import USER, LiveServer, bearer, register
 
 from service.app import create_app
 from service.config import Settings
-from service.routes import by_method
+from service.http.routes import by_method
 
 API = "/api/v1/auth/"
 # A body that every write endpoint would act on, had it run.

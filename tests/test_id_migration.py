@@ -16,8 +16,8 @@ from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from test_storage import with_store
 
-from service import migrate
-from service.users import TokenState, UserStore
+from service.store import migrate
+from service.store.users import TokenState, UserStore
 
 T = TypeVar("T")
 PREVIOUS = "0002"

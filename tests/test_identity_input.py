@@ -23,15 +23,16 @@ from aiosmtpd.controller import Controller
 from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from support import USER, Mailbox, free_port, run_worker
 
-from service import identity, migrate
 from service.app import database
 from service.config import Settings
-from service.mail import MailQueue
-from service.sealed_links import link_key
+from service.core import identity
+from service.store import migrate
+from service.store.mail import MailQueue
+from service.store.sealed_links import link_key
 
 API = "/api/v1/auth/"
 PASSWORD = "correct horse battery"
-# Column sizes (service/users.py).
+# Column sizes (service/store/users.py).
 COLUMNS = {"username": 150, "username_norm": 600, "email": 254, "email_norm": 1000}
 
 NASTY_EMAILS = {

@@ -13,7 +13,7 @@ import redis
 from support import USER, register
 
 from service.config import Settings
-from service.devices import DeviceTokens
+from service.core.devices import DeviceTokens
 
 API = "/api/v1/auth/"
 MAX = 3

@@ -15,8 +15,8 @@ import redis
 from rq import Queue
 from support import Mailbox, app_settings, delete_prefixed, register, run_worker
 
-from service import mail
 from service.config import Settings, WorkerSettings
+from service.store import mail
 
 API = "/api/v1/auth/"
 

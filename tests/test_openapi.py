@@ -14,10 +14,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from service import docs
-from service.admin_routes import ADMIN_ROUTES
 from service.config import Settings
-from service.routes import ROUTES
+from service.http import docs
+from service.http.admin import ADMIN_ROUTES
+from service.http.routes import ROUTES
 
 AUTH = "/api/v1/auth/"
 # API.md's tables: path -> methods.

@@ -23,7 +23,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from support import USER, Mailbox, free_port, register, run_worker, settle
 
 from service.config import Rate, Settings, SmtpSettings
-from service.sealed_links import link_key, unseal
+from service.store.sealed_links import link_key, unseal
 from workers.mailer import password_reset_message
 
 API = "/api/v1/auth/"

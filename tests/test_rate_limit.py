@@ -168,8 +168,8 @@ def test_forwarded_hops_that_are_not_addresses_are_no_clients(settings: Settings
 
 def test_client_keys_are_canonical() -> None:
     """limits.client_key: one key per IPv4 address and per IPv6 /64, whatever the spelling."""
-    from service.limits import client_key
-    from service.web import parse_ip
+    from service.core.limits import client_key
+    from service.http.web import parse_ip
 
     assert client_key("::ffff:192.0.2.1") == client_key("192.0.2.1") == "ip:192.0.2.1"
     assert client_key("2001:DB8::1") == client_key("2001:db8::ffff:1") == "ip:2001:db8::/64"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from starlette.routing import Route
 
-from service.admin_routes import ADMIN_ROUTES
 from service.config import Settings
-from service.routes import AUTH_PREFIX, ROUTES
+from service.http.admin import ADMIN_ROUTES
+from service.http.routes import AUTH_PREFIX, ROUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

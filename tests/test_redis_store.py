@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import redis.asyncio
 
-from service.redis_store import CachedUser, RedisStore
-from service.redis_wire import RedisWire
+from service.store.redis_store import CachedUser, RedisStore
+from service.store.redis_wire import RedisWire
 
 T = TypeVar("T")
 USER_TTL = 86400

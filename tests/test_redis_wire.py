@@ -16,7 +16,7 @@ import redis
 from redis import exceptions as rx
 from support import free_port
 
-from service.redis_wire import RedisWire, Script, pack, pairs, reply_error
+from service.store.redis_wire import RedisWire, Script, pack, pairs, reply_error
 
 T = TypeVar("T")
 

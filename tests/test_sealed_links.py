@@ -1,5 +1,5 @@
 """Issue 9.10: no live link in anything Redis persists. Mail jobs carry their reset,
-verification and "this wasn't me" links sealed for the worker (service/sealed_links.py);
+verification and "this wasn't me" links sealed for the worker (service/store/sealed_links.py);
 the worker still delivers links that work."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rq import Queue
 from support import USER, register, run_worker
 
 from service.config import Settings
-from service.sealed_links import UnsealError, link_key, seal, unseal
+from service.store.sealed_links import UnsealError, link_key, seal, unseal
 
 API = "/api/v1/auth/"
 LINK = re.compile(r"https://app\.example/(?:reset|verify|not-me)\?token=[A-Za-z0-9_-]+")

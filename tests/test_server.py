@@ -24,7 +24,7 @@ from support import LiveServer, free_port
 
 from service.app import create_app
 from service.config import ServerSettings, Settings
-from service.web import API_HEADERS
+from service.http.web import API_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
 FILE_LIMIT = 256  # the serve process's own descriptor limit: below the connections opened
@@ -319,7 +319,7 @@ def test_a_client_leaving_mid_body_is_no_error(settings: Settings, client: httpx
 def test_max_connections_is_lowered_to_fit_the_file_limit(tmp_path: Path) -> None:
     """Where the hard file limit cannot hold max_connections and the reserve, serve lowers
     max_connections (with a warning) rather than fail with EMFILE under load."""
-    probe = ("from service.server import fit_file_limit\n"
+    probe = ("from service.http.server import fit_file_limit\n"
              "from service.config import ServerSettings\n"
              "import resource\n"
              "print(fit_file_limit(ServerSettings(max_connections=1000)).max_connections,"

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from service.sqlite_pool import IDLE_CONNECTIONS, ReusingSQLiteBackend, SQLDatabase
+from service.store.sqlite_pool import IDLE_CONNECTIONS, ReusingSQLiteBackend, SQLDatabase
 
 
 def sqlite_threads() -> int:
@@ -65,7 +65,7 @@ def test_transactions_whose_rollback_fails_never_block_later_queries(tmp_path: P
     script = tmp_path / "rollback.py"
     script.write_text(f"""
 import asyncio, sys, threading
-from service.sqlite_pool import IDLE_CONNECTIONS, SQLDatabase
+from service.store.sqlite_pool import IDLE_CONNECTIONS, SQLDatabase
 
 async def main():
     db = SQLDatabase("sqlite:///" + {str(tmp_path / 'd.db')!r}, timeout=1)

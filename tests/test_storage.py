@@ -17,10 +17,10 @@ from databases import Database
 from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service import migrate
 from service.app import database
 from service.config import Settings
-from service.users import DuplicateUser, User, UserStore, metadata, users
+from service.store import migrate
+from service.store.users import DuplicateUser, User, UserStore, metadata, users
 
 T = TypeVar("T")
 HASH = "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHQ$aGFzaA"

@@ -9,8 +9,8 @@ import jwt
 import pytest
 
 from service.config import JwtSettings
+from service.core.tokens import ACCESS, REFRESH, TokenCodec
 from service.errors import TokenInvalid
-from service.tokens import ACCESS, REFRESH, TokenCodec
 
 SECRET = "k" * 64
 NOW = 1_800_000_000.0

@@ -1,8 +1,8 @@
 """RQ jobs that send mail over SMTP. The web process never imports this.
 
 A job raises on any SMTP failure so RQ retries it (with the backoff declared where it was
-enqueued, see service/mail.py) and, past the last retry, keeps it in the failed registry.
-Its link arrives sealed (service/sealed_links.py) and is opened only here, just before sending.
+enqueued, see service/store/mail.py) and, past the last retry, keeps it in the failed registry.
+Its link arrives sealed (service/store/sealed_links.py) and is opened only here, just before sending.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from email.utils import make_msgid
 from functools import lru_cache
 
 from service.config import Settings, SmtpSettings, load_settings, secret_bytes_needed
-from service.identity import plain_address
-from service.jwt_secret import resolve as resolve_secret
-from service.sealed_links import link_key, unseal
+from service.core.identity import plain_address
+from service.store.jwt_secret import resolve as resolve_secret
+from service.store.sealed_links import link_key, unseal
 
 log = logging.getLogger("authsvc.worker")
 
-# The dotted paths the API enqueues (service/mail.py): a sealed link opens only in its own job.
+# The dotted paths the API enqueues (service/store/mail.py): a sealed link opens only in its own job.
 PASSWORD_RESET_JOB = "workers.mailer.send_password_reset"
 SECURITY_ALERT_JOB = "workers.mailer.send_security_alert"
 VERIFICATION_JOB = "workers.mailer.send_verification"

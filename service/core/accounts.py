@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from .alerts import Alerts
-from .config import Settings
-from .devices import DeviceTokens
-from .errors import (
+from service.config import Settings
+from service.core.alerts import Alerts
+from service.core.devices import DeviceTokens
+from service.core.limits import OneHashPerUser, RateLimiter, client_key, device_key, identifier_key
+from service.core.passwords import PasswordHasher, policy_problems
+from service.core.tokens import ACCESS, REFRESH, Claims, TokenCodec, TokenPair
+from service.errors import (
     EmailNotVerified,
     InvalidCredentials,
     LoginLocked,
@@ -22,13 +25,10 @@ from .errors import (
     TokenInvalid,
     ValidationFailed,
 )
-from .limits import OneHashPerUser, RateLimiter, client_key, device_key, identifier_key
-from .passwords import PasswordHasher, policy_problems
-from .redis_store import CachedUser, RedisStore
-from .schemas import LoginInput, PasswordChangeInput, RegisterInput
-from .session_store import GONE, RefreshOutcome, SessionInfo, SessionStore
-from .tokens import ACCESS, REFRESH, Claims, TokenCodec, TokenPair
-from .users import DuplicateUser, TokenState, User, UserStore
+from service.http.inputs import LoginInput, PasswordChangeInput, RegisterInput
+from service.store.redis_store import CachedUser, RedisStore
+from service.store.sessions import GONE, RefreshOutcome, SessionInfo, SessionStore
+from service.store.users import DuplicateUser, TokenState, User, UserStore
 
 log = logging.getLogger("authsvc.services")
 

@@ -9,13 +9,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .deletion import AccountDeletion
-from .errors import NotFound, PermissionDenied, ValidationFailed
-from .redis_store import CachedUser, RedisStore
-from .schemas import BAD_UNICODE, BLANK, NO_NUL, NOT_NULL, NOT_STRING, ROLE_MAX, encodable
-from .services import cached
-from .session_store import SessionStore
-from .users import User, UserFilter, UserStore
+from service.core.accounts import cached
+from service.core.deletion import AccountDeletion
+from service.errors import NotFound, PermissionDenied, ValidationFailed
+from service.http.inputs import (
+    BAD_UNICODE,
+    BLANK,
+    NO_NUL,
+    NOT_NULL,
+    NOT_STRING,
+    ROLE_MAX,
+    encodable,
+)
+from service.store.redis_store import CachedUser, RedisStore
+from service.store.sessions import SessionStore
+from service.store.users import User, UserFilter, UserStore
 
 ADMIN = "admin"
 PAGE_SIZE = 50

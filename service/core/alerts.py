@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import secrets
 
-from .config import AlertSettings
-from .mail import MailQueue
-from .redis_store import CachedUser, RedisStore
+from service.config import AlertSettings
+from service.store.mail import MailQueue
+from service.store.redis_store import CachedUser, RedisStore
 
 log = logging.getLogger("authsvc.alerts")
 

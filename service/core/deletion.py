@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 
-from .session_store import SessionStore
-from .users import UserStore
+from service.store.sessions import SessionStore
+from service.store.users import UserStore
 
 log = logging.getLogger("authsvc.deletion")
 

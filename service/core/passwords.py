@@ -13,14 +13,14 @@ from importlib import resources
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from .config import PasswordSettings
-from .identity import fold
+from service.config import PasswordSettings
+from service.core.identity import fold
 
 
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
-    """The shipped blocklist, case-folded (fold); see service/data/README.md for its source."""
-    raw = resources.files("service").joinpath("data/common-passwords.txt.gz").read_bytes()
+    """The shipped blocklist, case-folded (fold); see service/core/data/README.md for its source."""
+    raw = resources.files("service.core").joinpath("data/common-passwords.txt.gz").read_bytes()
     return frozenset(fold(word) for word in gzip.decompress(raw).decode().split())
 
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 import logging
 import secrets
 
-from .config import Settings
-from .errors import ValidationFailed
-from .limits import RateLimiter, client_key
-from .mail import MailQueue
-from .passwords import PasswordHasher, policy_problems
-from .redis_store import RedisStore
-from .schemas import ResetConfirmInput
-from .services import cached
-from .session_store import SessionStore
-from .users import UserStore
+from service.config import Settings
+from service.core.accounts import cached
+from service.core.limits import RateLimiter, client_key
+from service.core.passwords import PasswordHasher, policy_problems
+from service.errors import ValidationFailed
+from service.http.inputs import ResetConfirmInput
+from service.store.mail import MailQueue
+from service.store.redis_store import RedisStore
+from service.store.sessions import SessionStore
+from service.store.users import UserStore
 
 log = logging.getLogger("authsvc.recovery")
 

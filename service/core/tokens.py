@@ -18,8 +18,8 @@ from typing import Any
 
 import jwt
 
-from .config import JwtSettings
-from .errors import TokenInvalid
+from service.config import JwtSettings
+from service.errors import TokenInvalid
 
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # Tokens whose signature was verified, kept per process: a client sends one access token

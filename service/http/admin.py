@@ -9,11 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from . import admin
-from .admin import AdminService
-from .redis_store import CachedUser
-from .routes import AUTH_PREFIX, _both, bearer_caller
-from .web import empty_response, json_body, json_response
+from service.core import admin
+from service.core.admin import AdminService
+from service.http.routes import AUTH_PREFIX, _both, bearer_caller
+from service.http.web import empty_response, json_body, json_response
+from service.store.redis_store import CachedUser
 
 
 def _admin_service(request: Request) -> AdminService:

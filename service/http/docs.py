@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .openapi import document
-from .web import API_HEADERS
+from service.http.openapi import document
+from service.http.web import API_HEADERS
 
 STATIC = Path(__file__).with_name("static")
 ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}

@@ -6,16 +6,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Settings
-from .errors import MalformedRequest, UnsupportedMediaType, ValidationFailed
-from .identity import (
+from service.config import Settings
+from service.core.identity import (
     EMAIL_MAX,
     canonical_email,
     canonical_username,
     email_problem,
     username_problem,
 )
-from .passwords import policy_problems
+from service.core.passwords import policy_problems
+from service.errors import MalformedRequest, UnsupportedMediaType, ValidationFailed
 
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."

@@ -5,10 +5,16 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
-from .admin import MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MAX
-from .config import Settings
-from .identity import EMAIL_MAX, USERNAME_MAX
-from .schemas import DEVICE_TOKEN_MAX, DISPLAY_NAME_MAX, RESET_TOKEN_MAX, ROLE_MAX, TOKEN_MAX
+from service.config import Settings
+from service.core.admin import MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MAX
+from service.core.identity import EMAIL_MAX, USERNAME_MAX
+from service.http.inputs import (
+    DEVICE_TOKEN_MAX,
+    DISPLAY_NAME_MAX,
+    RESET_TOKEN_MAX,
+    ROLE_MAX,
+    TOKEN_MAX,
+)
 
 Json = dict[str, Any]
 

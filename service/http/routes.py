@@ -10,14 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import schemas
-from .deletion import AccountDeletion
-from .errors import TokenInvalid
-from .recovery import RecoveryService
-from .redis_store import CachedUser
-from .services import AuthService, Caller, Client
-from .tokens import TokenPair
-from .web import bearer_token, client_ip, empty_response, json_body, json_response
+from service.core.accounts import AuthService, Caller, Client
+from service.core.deletion import AccountDeletion
+from service.core.recovery import RecoveryService
+from service.core.tokens import TokenPair
+from service.errors import TokenInvalid
+from service.http import inputs as schemas
+from service.http.web import bearer_token, client_ip, empty_response, json_body, json_response
+from service.store.redis_store import CachedUser
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -37,8 +37,8 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from .config import ServerSettings
-from .web import API_HEADERS
+from service.config import ServerSettings
+from service.http.web import API_HEADERS
 
 log = logging.getLogger("authsvc.server")
 

@@ -13,8 +13,8 @@ from starlette.middleware.cors import CORSMiddleware as _StarletteCORS
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import MalformedRequest, NotAuthenticated, PayloadTooLarge, TokenInvalid
-from .schemas import parse_json_object
+from service.errors import MalformedRequest, NotAuthenticated, PayloadTooLarge, TokenInvalid
+from service.http.inputs import parse_json_object
 
 # On every answer the app makes (JSON, errors, 204/205, CORS preflights): token responses
 # must never be cached and nothing else here is cacheable either; a JSON body is never sniffed

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .datadir import UMASK, private_dir, write_private
+from service.store.datadir import UMASK, private_dir, write_private
 
 log = logging.getLogger("authsvc.embedded_redis")
 

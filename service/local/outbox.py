@@ -15,8 +15,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from .config import Settings
-from .datadir import private_dir, write_private
+from service.config import Settings
+from service.store.datadir import private_dir, write_private
 
 log = logging.getLogger("authsvc.outbox")
 

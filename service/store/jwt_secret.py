@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from .datadir import private_dir
+from service.store.datadir import private_dir
 
 log = logging.getLogger("authsvc.jwt_secret")
 

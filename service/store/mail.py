@@ -13,8 +13,8 @@ import hashlib
 from redis import Redis
 from rq import Queue, Retry
 
-from .config import RedisSettings, Settings
-from .sealed_links import seal
+from service.config import RedisSettings, Settings
+from service.store.sealed_links import seal
 
 SEND_PASSWORD_RESET = "workers.mailer.send_password_reset"
 SEND_SECURITY_ALERT = "workers.mailer.send_security_alert"

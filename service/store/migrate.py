@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from .datadir import private_file
+from service.store.datadir import private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

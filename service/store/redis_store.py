@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .redis_wire import RedisWire, Script, pairs
+from service.store.redis_wire import RedisWire, Script, pairs
 
 # Fill the user cache only if absent: a writer that has just overwritten it wins over a
 # reader still holding a row it read before the write.

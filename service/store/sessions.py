@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .redis_wire import RedisWire, Script, pairs, text
+from service.store.redis_wire import RedisWire, Script, pairs, text
 
 # The one field of a deleted account's cache marker (see _PURGE_USER).
 GONE = "gone"

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from databases import Database
 
-from .identity import fold
+from service.core.identity import fold
 
 metadata = sa.MetaData()
 

@@ -5,7 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.users import metadata
+from service.store.users import metadata
 
 target_metadata = metadata
 
@@ -19,7 +19,7 @@ def _run(connection):  # type: ignore[no-untyped-def]
 
 async def _online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
-    assert url, "service.migrate sets sqlalchemy.url"
+    assert url, "service.store.migrate sets sqlalchemy.url"
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
