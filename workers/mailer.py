@@ -16,8 +16,8 @@ from email.utils import make_msgid
 from functools import lru_cache
 
 from service.config import Settings, SmtpSettings, load_settings, secret_bytes_needed
-from service.core.identity import plain_address
 from service.store.jwt_secret import resolve as resolve_secret
+from service.store.mail import plain_address
 from service.store.sealed_links import link_key, unseal
 
 log = logging.getLogger("authsvc.worker")

@@ -25,7 +25,6 @@ from service.errors import (
     TokenInvalid,
     ValidationFailed,
 )
-from service.http.inputs import LoginInput, PasswordChangeInput, RegisterInput
 from service.store.redis_store import CachedUser, RedisStore
 from service.store.sessions import GONE, RefreshOutcome, SessionInfo, SessionStore
 from service.store.users import DuplicateUser, TokenState, User, UserStore
@@ -34,6 +33,32 @@ log = logging.getLogger("authsvc.services")
 
 TAKEN = {"username": "A user with that username already exists.",
          "email": "A user with that email already exists."}
+
+
+@dataclass(frozen=True)
+class RegisterInput:
+    """A parsed registration; `errors` holds every rule it broke that needs no database,
+    so the service can add uniqueness errors and report them all together."""
+
+    username: str
+    email: str
+    password: str
+    display_name: str
+    role: str
+    errors: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class LoginInput:
+    identifier: str
+    password: str
+    device_token: str | None = None
+
+
+@dataclass(frozen=True)
+class PasswordChangeInput:
+    old_password: str
+    password: str
 
 
 def _when(timestamp: float) -> str:

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
+from service.store.mail import EMAIL_MAX, plain_address
+from service.store.users import fold
+
 USERNAME_MAX = 150
-EMAIL_MAX = 254
-EMAIL_LOCAL_MAX = 64
 # The folded forms' columns (users.username_norm, users.email_norm): case folding can grow a
 # text (ß -> ss), so the folded form is bounded too, never left to the database to refuse.
 USERNAME_NORM_MAX = 600
 EMAIL_NORM_MAX = 1000
 _USERNAME_PUNCTUATION = frozenset("._-+")
-# The dot-atom form only: no quoting, comments, brackets or list separators, so an address
-# can never name a second mailbox when it lands in a To header. Letters of any script pass
-# (SMTPUTF8 addresses).
-_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
-_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
-_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_LABEL}", re.UNICODE)
-
-
-def fold(text: str) -> str:
-    """NFKC + case folding: the form unique indexes and look-ups compare."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
 def _invisible(char: str) -> bool:
@@ -59,14 +48,6 @@ def email_problem(email: str) -> str | None:
     if not plain_address(canonical):
         return "Enter a valid email address."
     return None
-
-
-def plain_address(address: str) -> bool:
-    """`address`, exactly as given, is a dot-atom address of at most EMAIL_MAX characters:
-    nothing in it that a mail client or a header would read as a comment, a quoted part, a
-    second address or a new header line. The mailer sends only to such addresses."""
-    return (len(address) <= EMAIL_MAX and _EMAIL.fullmatch(address) is not None
-            and len(address.split("@")[0]) <= EMAIL_LOCAL_MAX)
 
 
 def canonical_username(username: str) -> str:

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from service.config import RateLimitSettings
-from service.core.identity import fold
 from service.errors import RateLimited
 from service.store.redis_store import RedisStore
+from service.store.users import fold
 
 # The prefix one IPv6 host is usually given (RFC 6177 suggests /56 or /48 for sites, SLAAC
 # needs /64): counting single addresses would give each host 2^64 budgets.

@@ -14,7 +14,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from service.config import PasswordSettings
-from service.core.identity import fold
+from service.store.users import fold
 
 
 @lru_cache(maxsize=1)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 
 from service.config import Settings
 from service.core.accounts import cached
 from service.core.limits import RateLimiter, client_key
 from service.core.passwords import PasswordHasher, policy_problems
 from service.errors import ValidationFailed
-from service.http.inputs import ResetConfirmInput
 from service.store.mail import MailQueue
 from service.store.redis_store import RedisStore
 from service.store.sessions import SessionStore
@@ -20,6 +20,12 @@ from service.store.users import UserStore
 log = logging.getLogger("authsvc.recovery")
 
 BAD_TOKEN = "Invalid or expired token."
+
+
+@dataclass(frozen=True)
+class ResetConfirmInput:
+    token: str
+    password: str
 
 
 class RecoveryService:

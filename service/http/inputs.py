@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from service.config import Settings
+from service.core.accounts import LoginInput, PasswordChangeInput, RegisterInput
 from service.core.identity import (
-    EMAIL_MAX,
     canonical_email,
     canonical_username,
     email_problem,
     username_problem,
 )
 from service.core.passwords import policy_problems
+from service.core.recovery import ResetConfirmInput
 from service.errors import MalformedRequest, UnsupportedMediaType, ValidationFailed
+from service.store.mail import EMAIL_MAX
 
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
@@ -102,38 +103,6 @@ class _Fields:
     def done(self) -> None:
         if self.errors:
             raise ValidationFailed(self.errors)
-
-
-@dataclass(frozen=True)
-class RegisterInput:
-    """A parsed registration; `errors` holds every rule it broke that needs no database,
-    so the service can add uniqueness errors and report them all together."""
-
-    username: str
-    email: str
-    password: str
-    display_name: str
-    role: str
-    errors: dict[str, list[str]]
-
-
-@dataclass(frozen=True)
-class LoginInput:
-    identifier: str
-    password: str
-    device_token: str | None = None
-
-
-@dataclass(frozen=True)
-class PasswordChangeInput:
-    old_password: str
-    password: str
-
-
-@dataclass(frozen=True)
-class ResetConfirmInput:
-    token: str
-    password: str
 
 
 def _passwords(fields: _Fields, max_length: int) -> str | None:

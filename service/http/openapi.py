@@ -6,8 +6,8 @@ import importlib.metadata
 from typing import Any
 
 from service.config import Settings
-from service.core.admin import MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MAX
-from service.core.identity import EMAIL_MAX, USERNAME_MAX
+from service.core.identity import USERNAME_MAX
+from service.http.admin_inputs import MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MAX
 from service.http.inputs import (
     DEVICE_TOKEN_MAX,
     DISPLAY_NAME_MAX,
@@ -15,6 +15,7 @@ from service.http.inputs import (
     ROLE_MAX,
     TOKEN_MAX,
 )
+from service.store.mail import EMAIL_MAX
 
 Json = dict[str, Any]
 

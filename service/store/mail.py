@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 
 from redis import Redis
 from rq import Queue, Retry
@@ -19,6 +20,24 @@ from service.store.sealed_links import seal
 SEND_PASSWORD_RESET = "workers.mailer.send_password_reset"
 SEND_SECURITY_ALERT = "workers.mailer.send_security_alert"
 SEND_VERIFICATION = "workers.mailer.send_verification"
+
+
+EMAIL_MAX = 254
+EMAIL_LOCAL_MAX = 64
+# The dot-atom form only: no quoting, comments, brackets or list separators, so an address
+# can never name a second mailbox when it lands in a To header. Letters of any script pass
+# (SMTPUTF8 addresses).
+_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_LABEL}", re.UNICODE)
+
+
+def plain_address(address: str) -> bool:
+    """`address`, exactly as given, is a dot-atom address of at most EMAIL_MAX characters:
+    nothing in it that a mail client or a header would read as a comment, a quoted part, a
+    second address or a new header line. The mailer sends only to such addresses."""
+    return (len(address) <= EMAIL_MAX and _EMAIL.fullmatch(address) is not None
+            and len(address.split("@")[0]) <= EMAIL_LOCAL_MAX)
 
 
 # The queue of the default [redis] prefix keeps the name it had before names were derived.

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from databases import Database
 
-from service.core.identity import fold
+
+def fold(text: str) -> str:
+    """NFKC + case folding: the form the unique indexes and look-ups
+    compare (users.username_norm, users.email_norm)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
 
 metadata = sa.MetaData()
 
