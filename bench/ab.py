@@ -11,6 +11,7 @@ Options: [--seconds 10] [--rounds 3]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -65,7 +66,7 @@ def wrk_command(scenario: str, url: str, tokens: dict[str, str], tmp: Path) -> l
     if scenario == "profile":
         return ["-H", f"Authorization: Bearer {tokens['access']}", url + PREFIX + "/profile/"]
     bodies = tmp / "refresh"
-    bodies.write_text('{"refresh": "%s"}\n' % tokens["refresh"])
+    bodies.write_text(json.dumps({"refresh": tokens["refresh"]}) + "\n")
     return ["-s", str(WRK / "post_lines.lua"), url + PREFIX + "/token/refresh/", "--",
             str(bodies)]
 
@@ -110,7 +111,8 @@ def main() -> None:
                 results[variant].append(rps)
                 print(f"{variant:8} {rps:9.0f} req/s  p99 {p99}", flush=True)
         subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                        "from service.local.embedded_redis import stop; stop(Path(sys.argv[1]))", tmp],
+                        "from service.local.embedded_redis import stop; stop(Path(sys.argv[1]))",
+                        tmp],
                        env=env, check=False)
     a, b = statistics.median(results[args.a]), statistics.median(results[args.b])
     print(f"{args.scenario}, median: {args.a} {a:.0f} req/s, {args.b} {b:.0f} req/s, "

@@ -116,7 +116,7 @@ def wrk_cmd(url: str, spec: Spec, seconds: int, connections: int) -> list[str]:
 
 
 def parse(target: str, scenario: str, out: str) -> Result:
-    line = next((l for l in out.splitlines() if l.startswith("BENCH ")), None)
+    line = next((row for row in out.splitlines() if row.startswith("BENCH ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no summary for {target} {scenario}:\n{out}")
     s = json.loads(line[6:])
@@ -347,10 +347,11 @@ def fmt_us(us: int) -> str:
 
 
 def machine() -> str:
-    model = next((l.split(":", 1)[1].strip() for l in
-                  Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")),
+    model = next((row.split(":", 1)[1].strip() for row in
+                  Path("/proc/cpuinfo").read_text().splitlines() if row.startswith("model name")),
                  platform.machine())
-    return f"{socket.gethostname()}, {os.cpu_count()} cores ({model}), Python {platform.python_version()}"
+    python = platform.python_version()
+    return f"{socket.gethostname()}, {os.cpu_count()} cores ({model}), Python {python}"
 
 
 def report(results: list[Result], argon2: dict[str, Any], memory: dict[str, float],

@@ -174,7 +174,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         # Exception is Starlette's last resort (500); the rest are answered as ordinary errors.
         exception_handlers={Exception: _on_error, HTTPException: _on_error,
                             AuthServiceError: _on_error, ClientDisconnect: _on_client_gone,
-                            **{cls: _on_error for cls in UNAVAILABLE}},
+                            **dict.fromkeys(UNAVAILABLE, _on_error)},
         lifespan=lifespan)
     # `/healthz/` would get a bare 307 from the router, without API_HEADERS: answer 404 instead
     # (every API path is served with and without its trailing slash, see routes._both).

@@ -84,7 +84,8 @@ def _require_migrated(settings: Settings) -> None:
 
     from service.store import migrate
 
-    head = ScriptDirectory.from_config(migrate.alembic_config(settings.database.url)).get_current_head()
+    script = ScriptDirectory.from_config(migrate.alembic_config(settings.database.url))
+    head = script.get_current_head()
     with _database_errors(settings):
         current = migrate.current(settings.database.url)
     if current != head:
@@ -445,8 +446,8 @@ def parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete-user", help="delete an account, ending its sessions at once")
     delete.add_argument("user", help="the username or email")
     delete.set_defaults(func=cmd_delete_user)
-    sub.add_parser("dev", help="migrate, embedded Redis, API, worker and mail catcher").set_defaults(
-        func=cmd_dev)
+    dev = sub.add_parser("dev", help="migrate, embedded Redis, API, worker and mail catcher")
+    dev.set_defaults(func=cmd_dev)
     return root
 
 

@@ -148,7 +148,8 @@ class RateLimited(AuthServiceError):
 
     def __init__(self, retry_after: int) -> None:
         self.retry_after = max(1, retry_after)
-        super().__init__(f"Request was throttled. Expected available in {self.retry_after} seconds.")
+        super().__init__(
+            f"Request was throttled. Expected available in {self.retry_after} seconds.")
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}

@@ -1,4 +1,4 @@
-"""Real parts for every test: a Redis server, an SMTP server, a SQLite file, PostgreSQL if reachable.
+"""Real parts for every test: a Redis server, an SMTP server, SQLite, PostgreSQL if reachable.
 
 Redis: $AUTH_TEST_REDIS_URL, else the machine's server on 127.0.0.1:6379 (database 9), else an
 embedded Valkey started for the session. Each test gets its own key prefix and RQ queue name,

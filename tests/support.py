@@ -49,7 +49,7 @@ class Mailbox:
         self.messages: list[EmailMessage] = []
         self.refuse_next = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's hook)
         if self.refuse_next > 0:
             self.refuse_next -= 1
             return "451 Requested action aborted: try again later"

@@ -297,8 +297,9 @@ def cli(settings: Settings, *args: str, redis_url: str | None = None
                 "AUTH_REDIS_URL": redis_url or settings.redis.url,
                 "AUTH_REDIS_PREFIX": settings.redis.prefix, "AUTH_REDIS_SOCKET_TIMEOUT": "3",
                 "AUTH_DATA_DIR": str(settings.data_dir)})
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=settings.data_dir.parent,
-                          env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "service.cli", *args],
+                          cwd=settings.data_dir.parent, env=env, capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_authsvc_delete_user_ends_every_session_at_once(

@@ -181,7 +181,7 @@ def test_user_object_carries_id_role_active_and_date_joined(
     `date_joined` (ISO 8601), besides username, email and display_name."""
     admin = make_admin(client, settings, sync_redis)
     carol = make_user(client, "carol", display_name="Carol C.")
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     listed = get(client, admin["access"]).json()["results"][1]
     detail = get(client, admin["access"], f"{USERS}{carol['id']}/")
     assert detail.status_code == 200 and detail.json() == listed

@@ -73,9 +73,9 @@ def api(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[ht
     tmp = tmp_path_factory.mktemp("bad-input")
     prefix = f"authtest-{uuid.uuid4().hex[:10]}:"
     settings = app_settings(tmp, redis_url, prefix, free_port(), smtp_timeout=1)
-    with LiveServer(create_app(settings)) as server:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            yield client
+    with LiveServer(create_app(settings)) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
     delete_prefixed(redis_url, prefix)
 
 

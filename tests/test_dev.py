@@ -3,6 +3,7 @@ ports, bounded waits, and every process it leaves (its group, its embedded Valke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -71,8 +72,8 @@ class Dev:
     def wait(self, timeout: float = 90) -> int:
         try:
             return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"dev still running after {timeout} s:\n{self.output()}")
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"dev still running after {timeout} s:\n{self.output()}") from exc
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGINT)
@@ -80,10 +81,8 @@ class Dev:
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)  # its serve and worker too
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=30)
         self.handle.close()
 
@@ -210,7 +209,7 @@ def test_dev_announces_a_listening_api_and_the_mail_catcher_says_what_to_post(
         assert reset.status_code == 200, reset.text
     data = home / "data"
     assert (data / "auth.db").is_file() and not (home / "auth.db").exists()
-    assert [p for p in data.rglob("*.aof")], sorted(data.rglob("*"))
+    assert list(data.rglob("*.aof")), sorted(data.rglob("*"))
     assert_private(data)
     assert valkey_pids(data)
     assert dev.stop() == 0, dev.output()

@@ -36,13 +36,15 @@ def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any
 
     refreshed = client.post(API + "token/refresh/", json={"refresh": created["refresh"]})
     assert refreshed.status_code == 200 and set(refreshed.json()) == {"access"}
-    assert client.get(API + "profile/", headers=bearer(refreshed.json()["access"])).status_code == 200
+    renewed = refreshed.json()["access"]
+    assert client.get(API + "profile/", headers=bearer(renewed)).status_code == 200
 
     logout = client.post(API + "logout/", json={"refresh_token": created["refresh"]})
     assert logout.status_code == 205 and logout.content == b""
     again = client.post(API + "token/refresh/", json={"refresh": created["refresh"]})
     assert again.status_code == 401 and again.json()["reason"] == "token_revoked"
-    assert client.post(API + "logout/", json={"refresh_token": created["refresh"]}).status_code == 400
+    twice = client.post(API + "logout/", json={"refresh_token": created["refresh"]})
+    assert twice.status_code == 400
 
     login = client.post(API + "login/", json={"username_or_email": "ALICE@example.com",
                                               "password": USER["password"]})
@@ -72,5 +74,6 @@ def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any
     assert client.post(API + "login/", json={"username_or_email": "alice",
                                              "password": new_password}).status_code == 200
     reused = client.post(API + "password-reset/confirm/", json={
-        "token": token, "password": "yet another passphrase", "password2": "yet another passphrase"})
+        "token": token, "password": "yet another passphrase",
+        "password2": "yet another passphrase"})
     assert reused.status_code == 400 and "token" in reused.json()

@@ -81,10 +81,10 @@ def test_head_on_every_route_is_get_without_a_body_or_405_and_changes_nothing(
     routes = [r for r in app.routes if isinstance(r, Route)]
     paths = [re.sub(r"\{(\w+)\}", lambda m: params[m.group(1)], r.path) for r in routes]
     gets = {path: client.get(path, headers=auth)
-            for route, path in zip(routes, paths) if "GET" in (route.methods or ())}
+            for route, path in zip(routes, paths, strict=False) if "GET" in (route.methods or ())}
     before = _state(settings, sync_redis)
 
-    for route, path in zip(routes, paths):
+    for route, path in zip(routes, paths, strict=False):
         head = client.request("HEAD", path, headers=auth, json=WRITE)
         where = f"HEAD {route.path}"
         assert head.content == b"", where

@@ -21,7 +21,7 @@ from service.store.users import TokenState, UserStore
 
 T = TypeVar("T")
 PREVIOUS = "0002"
-JOINED = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+JOINED = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

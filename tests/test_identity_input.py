@@ -179,7 +179,8 @@ def test_a_random_sweep_never_500s_and_stores_only_valid_text(
         assert_stored_valid(row)
 
 
-@pytest.mark.parametrize("password", ["ｐａｓｓｗｏｒｄ", "ＰＡＳＳＷＯＲＤ１２３", "ｑｗｅｒｔｙ１２３"])
+@pytest.mark.parametrize("password", ["ｐａｓｓｗｏｒｄ", "ＰＡＳＳＷＯＲＤ１２３",
+                                      "ｑｗｅｒｔｙ１２３"])
 def test_common_passwords_in_compatibility_forms_are_refused(client: httpx.Client,
                                                              password: str) -> None:
     """The blocklist is checked on what is hashed (NFKC), case-folded: fullwidth
@@ -225,7 +226,7 @@ class Envelopes(Mailbox):
         super().__init__()
         self.recipients: list[list[str]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's hook)
         self.recipients.append(list(envelope.rcpt_tos))
         return await super().handle_DATA(server, session, envelope)
 

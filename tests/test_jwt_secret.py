@@ -16,7 +16,8 @@ from service.store import jwt_secret
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURED = "configured-secret-" + "c" * 32
 # Each child waits for the same instant, then resolves: the processes race for real.
-CHILD = ("import sys, time; from pathlib import Path; from service.store.jwt_secret import resolve; "
+CHILD = ("import sys, time; from pathlib import Path; "
+         "from service.store.jwt_secret import resolve; "
          "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
          "print(resolve('', Path(sys.argv[1])))")
 

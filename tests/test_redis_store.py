@@ -75,7 +75,7 @@ def test_reset_token_is_stored_under_its_sha256_only(redis_url: str, redis_prefi
     assert 599 <= ttls[f"{redis_prefix}reset:{digest}"] <= 600
     assert values == [b"7:3"]
     assert all(TOKEN not in key and TOKEN.encode() not in value
-               for key, value in zip(ttls, values))
+               for key, value in zip(ttls, values, strict=False))
 
 
 def test_take_reset_is_single_use(redis_url: str, redis_prefix: str) -> None:

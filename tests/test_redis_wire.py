@@ -308,7 +308,8 @@ def test_a_read_is_asked_again_when_its_connection_breaks_under_it() -> None:
         for method in ("read", "pipeline"):
             connections: list[asyncio.StreamWriter] = []
 
-            async def flaky(command: list[bytes], writer: asyncio.StreamWriter) -> None:
+            async def flaky(command: list[bytes], writer: asyncio.StreamWriter,
+                            connections: list[asyncio.StreamWriter] = connections) -> None:
                 if writer not in connections:
                     connections.append(writer)
                 if writer is connections[0]:

@@ -4,6 +4,7 @@ the worker still delivers links that work."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import zlib
@@ -68,10 +69,8 @@ def persisted(settings: Settings, connection: redis.Redis, job_ids: list[str]) -
     for key in keys:
         for value in _values(connection, key):
             blob.append(key + b"=" + value)
-            try:
+            with contextlib.suppress(zlib.error):
                 blob.append(zlib.decompress(value))
-            except zlib.error:
-                pass
     return b"\n".join(blob)
 
 

@@ -4,6 +4,7 @@ header_timeout, max_connections): a real `authsvc serve` process, and raw socket
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -340,10 +341,8 @@ def stall_reading(port: int, requests: int = 2000) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
     sock.setblocking(False)
-    try:
+    with contextlib.suppress(BlockingIOError):
         sock.send(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * requests)
-    except BlockingIOError:
-        pass
     return sock
 
 

@@ -59,7 +59,8 @@ def test_logout_ends_the_session_and_its_access_token_at_once(client: httpx.Clie
     """ASVS V3.3.1: logout invalidates the session; the access token dies with it."""
     tokens = register(client)
     other = login(client)
-    assert client.post(API + "logout/", json={"refresh_token": tokens["refresh"]}).status_code == 205
+    ended = client.post(API + "logout/", json={"refresh_token": tokens["refresh"]})
+    assert ended.status_code == 205
     refused(profile(client, tokens), "session_ended")
     assert profile(client, other).status_code == 200
 
@@ -74,7 +75,8 @@ def test_deleting_a_session_ends_only_that_one(client: httpx.Client) -> None:
     refused(client.post(API + "token/refresh/", json={"refresh": other["refresh"]}),
             "session_ended")
     assert profile(client, tokens).status_code == 200
-    again = client.delete(f"{API}sessions/{sid(other['access'])}/", headers=bearer(tokens["access"]))
+    again = client.delete(f"{API}sessions/{sid(other['access'])}/",
+                          headers=bearer(tokens["access"]))
     assert again.status_code == 404 and again.json() == {"detail": "Not found."}
 
 
@@ -82,7 +84,8 @@ def test_nobody_can_end_another_users_session(client: httpx.Client) -> None:
     """ASVS V4.2.1 (IDOR): another user's session id answers 404 and stays alive."""
     alice = register(client)
     bob = register(client, username="bob", email="bob@example.com")
-    response = client.delete(f"{API}sessions/{sid(alice['access'])}/", headers=bearer(bob["access"]))
+    response = client.delete(f"{API}sessions/{sid(alice['access'])}/",
+                             headers=bearer(bob["access"]))
     assert response.status_code == 404
     assert profile(client, alice).status_code == 200
 
@@ -113,7 +116,8 @@ def test_password_change_keeps_this_session_and_ends_the_others(client: httpx.Cl
     assert response.headers["Cache-Control"] == "no-store"
     assert sid(fresh["access"]) == sid(tokens["access"])
     assert profile(client, fresh).status_code == 200
-    assert client.post(API + "token/refresh/", json={"refresh": fresh["refresh"]}).status_code == 200
+    renewed = client.post(API + "token/refresh/", json={"refresh": fresh["refresh"]})
+    assert renewed.status_code == 200
     refused(profile(client, tokens), "password_changed")
     refused(profile(client, other), "password_changed")
     listed = client.get(API + "sessions/", headers=bearer(fresh["access"])).json()
@@ -157,7 +161,8 @@ def test_refresh_marks_the_session_used(settings: Settings, make_client: Any) ->
     client = make_client(settings, clock=lambda: now[0])
     tokens = register(client)
     now[0] += 600
-    assert client.post(API + "token/refresh/", json={"refresh": tokens["refresh"]}).status_code == 200
+    renewed = client.post(API + "token/refresh/", json={"refresh": tokens["refresh"]})
+    assert renewed.status_code == 200
     row = client.get(API + "sessions/", headers=bearer(tokens["access"])).json()[0]
     assert row["last_used"] > row["created"]
 

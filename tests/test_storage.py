@@ -56,8 +56,8 @@ def with_store(url: str, body: Callable[[UserStore, Database], Awaitable[T]]) ->
 
 async def make_user(store: UserStore, username: str = "Alice",
                     email: str = "alice@example.com", **overrides: Any) -> User:
-    values = dict(username=username, email=email, display_name="Alice A.", role="user",
-                  password_hash=HASH)
+    values = {"username": username, "email": email, "display_name": "Alice A.", "role": "user",
+              "password_hash": HASH}
     values.update(overrides)
     return await store.create(**values)
 

@@ -427,7 +427,7 @@ def test_concurrent_rotations_of_one_token_get_one_successor(rotating: httpx.Cli
     assert [r.status_code for r in results] == [200] * racers
     pairs = {(r.json()["access"], r.json()["refresh"]) for r in results}
     assert len(pairs) == 1, pairs
-    (access, successor), = pairs
+    (_access, successor), = pairs
     assert refresh(rotating, successor).status_code == 200
 
 
@@ -464,7 +464,7 @@ def test_token_minted_in_the_reset_second_is_judged_by_version(
     assert confirmed.status_code == 200, confirmed.text
     after = login(api, new_password)
     assert claims(after["refresh"])["iat"] == claims(before["refresh"])["iat"] == T0
-    for attempt in range(2):
+    for _ in range(2):
         assert_refused(refresh(api, before["refresh"]), "password_changed")
         assert_refused(profile(api, before["access"]), "password_changed", bearer_endpoint=True)
         assert_logout_refused(logout(api, before["refresh"]))

@@ -39,7 +39,8 @@ def test_round_trip_carries_the_claims() -> None:
 def test_expiry_is_judged_by_the_injected_clock_with_leeway() -> None:
     token, claims = codec(leeway=10).issue(ACCESS, sub="1", role="user", ver=0, sid="s", now=NOW)
     assert codec(leeway=10).decode(token, ACCESS, claims.exp + 9).sub == "1"
-    assert reason(lambda: codec(leeway=10).decode(token, ACCESS, claims.exp + 10)) == "token_expired"
+    late = claims.exp + 10
+    assert reason(lambda: codec(leeway=10).decode(token, ACCESS, late)) == "token_expired"
 
 
 def test_token_from_the_future_is_refused() -> None:
@@ -54,12 +55,13 @@ def test_access_and_refresh_are_never_confused(given: str, expected: str) -> Non
 
 
 def test_wrong_key_is_refused() -> None:
-    token, _ = TokenCodec(JwtSettings(), "z" * 40).issue(ACCESS, sub="1", role="u", ver=0, sid="s", now=NOW)
+    other_key = TokenCodec(JwtSettings(), "z" * 40)
+    token, _ = other_key.issue(ACCESS, sub="1", role="u", ver=0, sid="s", now=NOW)
     assert reason(lambda: codec().decode(token, ACCESS, NOW)) == "bad_signature"
 
 
 def test_alg_none_is_refused() -> None:
-    token, claims = codec().issue(ACCESS, sub="1", role="admin", ver=0, sid="s", now=NOW)
+    token, _claims = codec().issue(ACCESS, sub="1", role="admin", ver=0, sid="s", now=NOW)
     payload = jwt.decode(token, options={"verify_signature": False})
     unsigned = jwt.encode(payload, None, algorithm="none")
     assert reason(lambda: codec().decode(unsigned, ACCESS, NOW)) == "bad_signature"
@@ -114,7 +116,7 @@ def test_missing_and_mistyped_claims_are_refused() -> None:
                    {**base, "token_type": None}, {**base, "ver": "0"},
                    {k: v for k, v in base.items() if k != "sid"}, {**base, "sid": 5}):
         token = jwt.encode(broken, SECRET, algorithm="HS256")
-        assert reason(lambda: codec().decode(token, ACCESS, NOW)) == "malformed"
+        assert reason(lambda token=token: codec().decode(token, ACCESS, NOW)) == "malformed"
 
 
 def test_issuer_and_audience_are_checked_when_configured() -> None:
@@ -124,14 +126,15 @@ def test_issuer_and_audience_are_checked_when_configured() -> None:
     other_aud, _ = codec(issuer="authsvc", audience="mobile").issue(ACCESS, sub="1", role="u",
                                                                     ver=0, sid="s", now=NOW)
     assert reason(lambda: strict.decode(other_aud, ACCESS, NOW)) == "wrong_audience"
-    other_iss, _ = codec(issuer="evil", audience="web").issue(ACCESS, sub="1", role="u", ver=0, sid="s",
-                                                             now=NOW)
+    other_iss, _ = codec(issuer="evil", audience="web").issue(ACCESS, sub="1", role="u", ver=0,
+                                                             sid="s", now=NOW)
     assert reason(lambda: strict.decode(other_iss, ACCESS, NOW)) == "wrong_issuer"
 
 
 def test_refresh_successor_keeps_the_original_expiry() -> None:
     _, first = codec().issue(REFRESH, sub="1", role="u", ver=0, sid="s", now=NOW)
-    _, second = codec().issue(REFRESH, sub="1", role="u", ver=0, sid="s", now=NOW + 500, exp=first.exp)
+    _, second = codec().issue(REFRESH, sub="1", role="u", ver=0, sid="s", now=NOW + 500,
+                              exp=first.exp)
     assert second.exp == first.exp
 
 

@@ -2,7 +2,8 @@
 
 A job raises on any SMTP failure so RQ retries it (with the backoff declared where it was
 enqueued, see service/store/mail.py) and, past the last retry, keeps it in the failed registry.
-Its link arrives sealed (service/store/sealed_links.py) and is opened only here, just before sending.
+Its link arrives sealed (service/store/sealed_links.py) and is opened only here, just before
+sending.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from service.store.sealed_links import link_key, unseal
 
 log = logging.getLogger("authsvc.worker")
 
-# The dotted paths the API enqueues (service/store/mail.py): a sealed link opens only in its own job.
+# The dotted paths the API enqueues (service/store/mail.py): a sealed link opens only in its
+# own job.
 PASSWORD_RESET_JOB = "workers.mailer.send_password_reset"
 SECURITY_ALERT_JOB = "workers.mailer.send_security_alert"
 VERIFICATION_JOB = "workers.mailer.send_verification"

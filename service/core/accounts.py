@@ -1,4 +1,4 @@
-"""Register, login, refresh, logout, password reset and profile: the rules, with stores passed in."""
+"""Register, login, refresh, logout, password change and profile: the rules, stores passed in."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class PasswordChangeInput:
 
 
 def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def cached(user: User) -> CachedUser:
@@ -320,7 +320,8 @@ class AuthService:
         await self._store.drop_if_older(user_id, state.token_version, state.is_active,
                                         state.role)
         if not state.is_active:
-            await self._sessions.end_all(user_id)  # deactivation ended them; Redis brought them back
+            # Deactivation ended them; a Redis restored from a snapshot brought them back.
+            await self._sessions.end_all(user_id)
             raise TokenInvalid("user_inactive", "User is inactive")
         raise TokenInvalid("password_changed", "Token was issued before the password was changed")
 

@@ -87,7 +87,8 @@ class PasswordHasher:
         return Verification(True)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash_sync, password)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.hash_sync, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> Verification:
         """Check `password`; with `stored_hash=None` spend the same work and fail."""

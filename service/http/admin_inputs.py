@@ -128,8 +128,8 @@ def patch_input(data: Mapping[str, Any], roles: Sequence[str]) -> UserPatch:
 def _iso(moment: dt.datetime) -> str:
     """ISO 8601 in UTC with a `Z`, as DRF renders it; SQLite hands back naive UTC."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    text = moment.astimezone(dt.timezone.utc).isoformat()
+        moment = moment.replace(tzinfo=dt.UTC)
+    text = moment.astimezone(dt.UTC).isoformat()
     return text.removesuffix("+00:00") + "Z"
 
 

@@ -31,7 +31,8 @@ DEVICE_TOKEN_MAX = 200
 ROLE_MAX = 64
 
 
-def parse_json_object(body: bytes, content_type: str | None, *, allow_empty: bool = False) -> dict[str, Any]:
+def parse_json_object(body: bytes, content_type: str | None, *,
+                      allow_empty: bool = False) -> dict[str, Any]:
     """The body as a JSON object; anything else is a 4xx naming what was wrong."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if not body:

@@ -24,7 +24,8 @@ JSON = "application/json"
 
 # Error responses by component name; several 401s differ only in when and which `code`.
 STATUS = {"BadRequest": "400", "InvalidCredentials": "401", "TokenRefused": "401",
-          "BearerUnauthorized": "401", "EmailNotVerified": "403", "Forbidden": "403", "NotFound": "404",
+          "BearerUnauthorized": "401", "EmailNotVerified": "403", "Forbidden": "403",
+          "NotFound": "404",
           "PayloadTooLarge": "413", "UnsupportedMediaType": "415",
           "TooManyRequests": "429", "ServerError": "500", "ServiceUnavailable": "503"}
 

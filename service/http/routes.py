@@ -162,7 +162,7 @@ async def profile_delete(request: Request) -> Response:
 
 
 def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat()
 
 
 async def sessions(request: Request) -> Response:

@@ -302,9 +302,10 @@ def protocol_class(server: ServerSettings) -> type[GuardedProtocol]:
         max_body_bytes = server.max_body_bytes
         send_timeout = server.send_timeout
         max_connections = server.max_connections
-        idle = OrderedDict()
-        stalled = OrderedDict()
-        draining = OrderedDict()
+        # One table per server (per subclass): the base class's would be shared by all.
+        idle: ClassVar[OrderedDict[GuardedProtocol, None]] = OrderedDict()
+        stalled: ClassVar[OrderedDict[GuardedProtocol, None]] = OrderedDict()
+        draining: ClassVar[OrderedDict[_Draining, None]] = OrderedDict()
 
     return Guarded
 

@@ -69,7 +69,7 @@ class OutboxHandler:
         self.hints = hints or []
         private_dir(directory)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's hook)
         stem = self.directory / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         write_private(stem.with_suffix(".eml"), envelope.content)
         message = message_from_bytes(envelope.content, policy=policy.default)

@@ -98,7 +98,7 @@ class _BrokenUnderCall(rx.ConnectionError):
 
 
 class _Waiter:
-    __slots__ = ("future", "replies", "expected", "sent_at")
+    __slots__ = ("expected", "future", "replies", "sent_at")
 
     def __init__(self, future: asyncio.Future[list[Any]], expected: int, sent_at: float) -> None:
         self.future = future

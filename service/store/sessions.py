@@ -212,7 +212,7 @@ class SessionStore:
             return []
         rows = await self.redis.read(*[("HGETALL", self.key(sid)) for sid in sids])
         alive, gone = [], []
-        for sid, raw in zip(sids, rows):
+        for sid, raw in zip(sids, rows, strict=False):
             row = pairs(raw)
             if row.get("uid") != str(user_id):
                 gone.append(sid)

@@ -79,5 +79,6 @@ class ReusingSQLiteBackend(SQLiteBackend):
 class SQLDatabase(Database):
     """`databases.Database`, with SQLite URLs served by ReusingSQLiteBackend."""
 
-    SUPPORTED_BACKENDS = {**Database.SUPPORTED_BACKENDS,
+    # `databases` declares it as an instance attribute; it is read from the class.
+    SUPPORTED_BACKENDS = {**Database.SUPPORTED_BACKENDS,  # noqa: RUF012
                           "sqlite": f"{__name__}:ReusingSQLiteBackend"}

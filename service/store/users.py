@@ -121,7 +121,7 @@ def _unique_violation_field(exc: BaseException) -> str | None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class UserStore:
@@ -139,10 +139,10 @@ class UserStore:
     async def create(self, *, username: str, email: str, display_name: str, role: str,
                      password_hash: str) -> User:
         now = _now()
-        values = dict(username=username, username_norm=fold(username), email=email,
-                      email_norm=fold(email), display_name=display_name, role=role,
-                      is_active=True, password_hash=password_hash, token_version=0,
-                      password_changed_at=now, date_joined=now)
+        values = {"username": username, "username_norm": fold(username), "email": email,
+                  "email_norm": fold(email), "display_name": display_name, "role": role,
+                  "is_active": True, "password_hash": password_hash, "token_version": 0,
+                  "password_changed_at": now, "date_joined": now}
         try:
             user_id = await self._db.execute(users.insert().values(**values))
         except Exception as exc:
