@@ -1,15 +1,6 @@
 """Server-side sessions in Redis: one per login or registration, ended by logout, logout-all,
-a password reset or change, or an admin.
-
-    {prefix}session:{sid}         hash  uid, created, last_used, user_agent, ip, exp,
-                                        cur (live refresh jti), prev + rot_at + acc (the last
-                                        rotation, for the grace window); TTL = until the
-                                        session's refresh token expires (+ leeway)
-    {prefix}user_sessions:{uid}   set   the user's session ids; TTL = refresh lifetime + leeway
-    {prefix}blacklist:{jti}       "1"   a refresh token revoked by logout or replaced by rotation;
-                                        TTL = until the token expires (+ leeway)
-    {prefix}user:{uid}            hash  (redis_store.py's user cache) `gone` = "1" only: the
-                                        account was deleted; TTL = refresh lifetime + leeway
+a password reset or change, or an admin. Key families `session`, `user_sessions` and
+`blacklist` (keys.py); a deleted account's marker replaces its row in the user cache (`user`).
 
 Every check that must be atomic (refresh, rotation with reuse detection, logout) is one Lua
 script, so two tabs refreshing with the same token at once cannot both win or log the user out.
@@ -18,11 +9,11 @@ script, so two tabs refreshing with the same token at once cannot both win or lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+from service.store.cache import GONE, CachedUser
+from service.store.keys import RedisKeys
 from service.store.redis_wire import RedisWire, Script, pairs, text
-
-# The one field of a deleted account's cache marker (see _PURGE_USER).
-GONE = "gone"
 
 # Head of the logout script: the user cache row, and a token minted under an older token
 # version (password changed) is refused without touching the session it names.
@@ -118,34 +109,43 @@ class SessionInfo:
 
 @dataclass(frozen=True)
 class RefreshOutcome:
-    status: str               # ok | rotated | grace | stale | ended | revoked | reused
-    user_fields: dict[str, str]
-    refresh_jti: str = ""     # rotated / grace: the live successor's jti
+    """What a refresh, rotation or logout script found."""
+
+    status: str                     # ok | rotated | grace | stale | ended | revoked | reused
+    user: CachedUser | None = None  # logout: the cached row it read (None: not cached)
+    refresh_jti: str = ""           # rotated / grace: the live successor's jti
     access_jti: str = ""
     rotated_at: int = 0
 
 
+class UserAndSession(NamedTuple):
+    """One Bearer request's read: the cached user, and whether its session lives."""
+
+    user: CachedUser | None  # None: not cached (absent, incomplete or a deleted account's)
+    deleted: bool            # the cached row is a deleted account's marker
+    alive: bool              # the session exists and belongs to the user
+
+
+def _cached(user_id: int, flat: list[Any]) -> tuple[CachedUser | None, bool]:
+    """A user-cache hash as read (flat field/value reply): the row, and whether it is a
+    deleted account's marker."""
+    fields = pairs(flat)
+    if not fields:
+        return None, False
+    return CachedUser.from_fields(user_id, fields), GONE in fields
+
+
 class SessionStore:
-    def __init__(self, redis: RedisWire, prefix: str, *, index_ttl: int) -> None:
+    """Sessions, each user's index of them, and the refresh-token blacklist."""
+
+    def __init__(self, redis: RedisWire, keys: RedisKeys, *, index_ttl: int) -> None:
         self.redis = redis
-        self._p = prefix
+        self._keys = keys
         self._index_ttl = index_ttl
-
-    def key(self, sid: str) -> str:
-        return f"{self._p}session:{sid}"
-
-    def index_key(self, user_id: int) -> str:
-        return f"{self._p}user_sessions:{user_id}"
-
-    def _blacklist_key(self, jti: str) -> str:
-        return f"{self._p}blacklist:{jti}"
-
-    def _user_key(self, user_id: int) -> str:
-        return f"{self._p}user:{user_id}"
 
     async def start(self, *, sid: str, user_id: int, refresh_jti: str, now: float, exp: int,
                     ttl: int, user_agent: str, ip: str) -> None:
-        key, index = self.key(sid), self.index_key(user_id)
+        key, index = self._keys.session(sid), self._keys.user_sessions(user_id)
         await self.redis.transaction(
             ("HSET", key, "uid", user_id, "cur", refresh_jti, "created", int(now),
              "last_used", int(now), "exp", exp, "user_agent", user_agent[:256], "ip", ip),
@@ -153,23 +153,24 @@ class SessionStore:
             ("SADD", index, sid),
             ("EXPIRE", index, self._index_ttl))
 
-    async def user_and_alive(self, user_id: int, sid: str) -> tuple[dict[str, str], bool]:
+    async def user_and_alive(self, user_id: int, sid: str) -> UserAndSession:
         """One round trip for every Bearer request: the cached user and whether the session
         still exists and belongs to that user."""
-        fields, owner = await self.redis.read(("HGETALL", self._user_key(user_id)),
-                                              ("HGET", self.key(sid), "uid"))
-        return pairs(fields), owner is not None and text(owner) == str(user_id)
+        flat, owner = await self.redis.read(("HGETALL", self._keys.user(user_id)),
+                                            ("HGET", self._keys.session(sid), "uid"))
+        user, deleted = _cached(user_id, flat)
+        return UserAndSession(user, deleted, owner is not None and text(owner) == str(user_id))
 
-    def _keys(self, user_id: int, sid: str, jti: str) -> list[str]:
-        return [self.key(sid), self._blacklist_key(jti), self._user_key(user_id)]
+    def _script_keys(self, user_id: int, sid: str, jti: str) -> list[str]:
+        return [self._keys.session(sid), self._keys.blacklist(jti), self._keys.user(user_id)]
 
     async def use_refresh(self, user_id: int, sid: str, jti: str, ver: int, role: str,
                           now: float) -> RefreshOutcome:
         """A refresh without rotation: the token must be its session's live one. `ver` and
         `role` are the database's (see _DB_HEAD)."""
-        (status,) = await self.redis.eval(_REFRESH, self._keys(user_id, sid, jti),
+        (status,) = await self.redis.eval(_REFRESH, self._script_keys(user_id, sid, jti),
                                           [user_id, jti, ver, role, int(now)])
-        return RefreshOutcome(text(status), {})
+        return RefreshOutcome(text(status))
 
     async def rotate(self, user_id: int, sid: str, jti: str, ver: int, role: str, now: float,
                      *, grace: int, new_refresh_jti: str, new_access_jti: str,
@@ -177,27 +178,27 @@ class SessionStore:
         """Swap the live refresh token for a successor, atomically; within `grace` seconds the
         replaced token gets the same successor again (two tabs), after that it is theft."""
         result = await self.redis.eval(
-            _ROTATE, self._keys(user_id, sid, jti),
+            _ROTATE, self._script_keys(user_id, sid, jti),
             [user_id, jti, ver, role, int(now), grace, new_refresh_jti, new_access_jti,
              blacklist_ttl])
         status = text(result[0])
         if status in ("rotated", "grace"):
-            return RefreshOutcome(status, {}, text(result[1]), text(result[2]),
+            return RefreshOutcome(status, None, text(result[1]), text(result[2]),
                                   int(text(result[3])))
-        return RefreshOutcome(status, {})
+        return RefreshOutcome(status)
 
     async def logout(self, user_id: int, sid: str, jti: str, ver: int,
                      blacklist_ttl: int) -> RefreshOutcome:
         """End the session of a live refresh token and blacklist it; else say why not."""
-        status, user = await self.redis.eval(_LOGOUT, self._keys(user_id, sid, jti),
+        status, user = await self.redis.eval(_LOGOUT, self._script_keys(user_id, sid, jti),
                                              [user_id, jti, ver, blacklist_ttl])
-        return RefreshOutcome(text(status), pairs(user))
+        return RefreshOutcome(text(status), _cached(user_id, user)[0])
 
     async def set_current(self, user_id: int, sid: str, refresh_jti: str, now: float, exp: int,
                           ttl: int) -> None:
         """After a password change the current session goes on with a new refresh token (and
         a new lifetime, which the user's index must outlive so logout-all still finds it)."""
-        key, index = self.key(sid), self.index_key(user_id)
+        key, index = self._keys.session(sid), self._keys.user_sessions(user_id)
         await self.redis.transaction(
             ("SADD", index, sid),
             ("EXPIRE", index, self._index_ttl),
@@ -206,11 +207,11 @@ class SessionStore:
             ("EXPIRE", key, ttl))
 
     async def list(self, user_id: int) -> list[SessionInfo]:
-        (members,) = await self.redis.read(("SMEMBERS", self.index_key(user_id)))
+        (members,) = await self.redis.read(("SMEMBERS", self._keys.user_sessions(user_id)))
         sids = [text(s) for s in members]
         if not sids:
             return []
-        rows = await self.redis.read(*[("HGETALL", self.key(sid)) for sid in sids])
+        rows = await self.redis.read(*[("HGETALL", self._keys.session(sid)) for sid in sids])
         alive, gone = [], []
         for sid, raw in zip(sids, rows, strict=False):
             row = pairs(raw)
@@ -220,21 +221,22 @@ class SessionStore:
             alive.append(SessionInfo(sid, float(row["created"]), float(row["last_used"]),
                                      row.get("user_agent", ""), row.get("ip", "")))
         if gone:  # expired sessions leave their id behind in the index
-            await self.redis.execute("SREM", self.index_key(user_id), *gone)
+            await self.redis.execute("SREM", self._keys.user_sessions(user_id), *gone)
         return sorted(alive, key=lambda s: s.created)
 
     async def end(self, user_id: int, sid: str) -> bool:
         """End one of the user's sessions; False if it is not theirs or already over."""
-        if await self.redis.execute("HGET", self.key(sid), "uid") != str(user_id).encode():
+        key = self._keys.session(sid)
+        if await self.redis.execute("HGET", key, "uid") != str(user_id).encode():
             return False
-        await self.redis.transaction(("DEL", self.key(sid)),
-                                     ("SREM", self.index_key(user_id), sid))
+        await self.redis.transaction(("DEL", key),
+                                     ("SREM", self._keys.user_sessions(user_id), sid))
         return True
 
     async def mark_gone(self, user_id: int, ttl: int) -> None:
         """Replace the cached row by the deleted-account marker before the row is deleted
         from the database: from now on every token of the user is judged on the database."""
-        key = self._user_key(user_id)
+        key = self._keys.user(user_id)
         await self.redis.transaction(("DEL", key), ("HSET", key, GONE, "1"),
                                      ("EXPIRE", key, ttl))
 
@@ -242,16 +244,17 @@ class SessionStore:
         """A user with no row in the database: end every session, atomically, and leave the
         marker for as long as any token of theirs could live. Returns the sessions ended."""
         ended = await self.redis.eval(
-            _PURGE_USER, [self._user_key(user_id), self.index_key(user_id)],
-            [self.key(""), self._index_ttl])
+            _PURGE_USER, [self._keys.user(user_id), self._keys.user_sessions(user_id)],
+            [self._keys.session(""), self._index_ttl])
         return int(ended)
 
     async def end_all(self, user_id: int, *, keep: str | None = None) -> int:
         """End every session of the user (but `keep`); returns how many were ended."""
-        sids = [text(s) for s in await self.redis.execute("SMEMBERS", self.index_key(user_id))]
+        index = self._keys.user_sessions(user_id)
+        sids = [text(s) for s in await self.redis.execute("SMEMBERS", index)]
         doomed = [sid for sid in sids if sid != keep]
         if not doomed:
             return 0
-        await self.redis.transaction(("DEL", *[self.key(sid) for sid in doomed]),
-                                     ("SREM", self.index_key(user_id), *doomed))
+        await self.redis.transaction(("DEL", *[self._keys.session(sid) for sid in doomed]),
+                                     ("SREM", index, *doomed))
         return len(doomed)
