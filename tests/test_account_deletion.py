@@ -4,7 +4,6 @@ and email; ids are never reused; a row deleted in SQL by an operator refuses its
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import subprocess
@@ -19,6 +18,7 @@ import redis
 from support import USER, bearer, register
 
 from service.config import Settings
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 PROFILE = API + "profile/"
@@ -68,9 +68,10 @@ def redis_keys(sync_redis: redis.Redis, settings: Settings, user_id: int,
                *sids: str) -> list[str]:
     """Which of the user's session keys, index and account data are still in Redis."""
     p = settings.redis.prefix
-    names = [f"{p}session:{s}" for s in sids] + [f"{p}user_sessions:{user_id}"]
+    keys = RedisKeys(p)
+    names = [keys.session(s) for s in sids] + [keys.user_sessions(user_id)]
     found = [name for name in names if sync_redis.exists(name)]
-    cached = {k.decode(): v.decode() for k, v in sync_redis.hgetall(f"{p}user:{user_id}").items()}
+    cached = {k.decode(): v.decode() for k, v in sync_redis.hgetall(keys.user(user_id)).items()}
     assert cached in ({}, {"gone": "1"}), cached  # nothing of the account, at most the marker
     return found
 
@@ -79,7 +80,7 @@ def make_admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis
     """`boss`, promoted in the database, logged in: an admin access token."""
     boss = register(client, username="boss", email="boss@example.com")
     sql(settings, "UPDATE users SET role = 'admin' WHERE id = ?", sub(boss["access"]))
-    sync_redis.delete(f"{settings.redis.prefix}user:{sub(boss['access'])}")
+    sync_redis.delete(RedisKeys(settings.redis.prefix).user(sub(boss["access"])))
     answer = login(client, "boss")
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access"])
@@ -137,15 +138,11 @@ def test_pending_links_of_a_deleted_account_do_nothing(
     afterwards (400 on `token`), also once the email belongs to a new account."""
     tokens = register(client)
     user_id = sub(tokens["access"])
-    p = settings.redis.prefix
-
-    def digest(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
-
+    keys = RedisKeys(settings.redis.prefix)
     # What send_reset, send_verification and an alert leave in Redis (keys by their digest).
-    sync_redis.set(f"{p}reset:{digest('reset-link')}", f"{user_id}:0", ex=600)
-    sync_redis.set(f"{p}verify:{digest('verify-link')}", user_id, ex=600)
-    sync_redis.set(f"{p}notme:{digest('notme-link')}", user_id, ex=600)
+    sync_redis.set(keys.reset("reset-link"), f"{user_id}:0", ex=600)
+    sync_redis.set(keys.link("verify", "verify-link"), user_id, ex=600)
+    sync_redis.set(keys.link("notme", "notme-link"), user_id, ex=600)
     assert delete_profile(client, tokens["access"], {"password": PASSWORD}).status_code == 204
     again = register(client)
     new = "another long passphrase"
@@ -243,7 +240,7 @@ def test_a_row_deleted_in_sql_refuses_its_tokens_once_the_cache_is_gone(
     other = login(client).json()
     user_id = sub(alice["access"])
     sql(settings, "DELETE FROM users WHERE id = ?", user_id)
-    sync_redis.delete(f"{settings.redis.prefix}user:{user_id}")
+    sync_redis.delete(RedisKeys(settings.redis.prefix).user(user_id))
     refused(client.get(PROFILE, headers=bearer(alice["access"])), "user_not_found")
     assert redis_keys(sync_redis, settings, user_id, sid(alice["access"]),
                       sid(other["access"])) == []
@@ -257,7 +254,7 @@ def test_a_crash_before_the_row_is_deleted_leaves_the_account_whole(
     deletion completes."""
     tokens = register(client)
     user_id = sub(tokens["access"])
-    key = f"{settings.redis.prefix}user:{user_id}"
+    key = RedisKeys(settings.redis.prefix).user(user_id)
     sync_redis.delete(key)
     sync_redis.hset(key, "gone", "1")
     sync_redis.expire(key, 120)
@@ -276,7 +273,7 @@ def test_a_crash_after_the_row_is_deleted_still_refuses_every_token(
     tokens = register(client)
     other = login(client).json()
     user_id = sub(tokens["access"])
-    key = f"{settings.redis.prefix}user:{user_id}"
+    key = RedisKeys(settings.redis.prefix).user(user_id)
     sync_redis.delete(key)
     sync_redis.hset(key, "gone", "1")
     sync_redis.expire(key, 120)

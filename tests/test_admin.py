@@ -21,6 +21,7 @@ from support import USER, bearer, register
 from service.app import database
 from service.config import Settings
 from service.store import migrate
+from service.store.keys import RedisKeys
 from service.store.users import User, UserFilter, UserStore
 
 API = "/api/v1/auth/"
@@ -64,7 +65,7 @@ def make_user(client: httpx.Client, name: str, **overrides: Any) -> dict[str, An
 def set_role(settings: Settings, sync_redis: redis.Redis, user_id: int, role: str) -> None:
     """What `authsvc create-user --role` leaves behind: the row, with no cached copy."""
     sql(settings, "UPDATE users SET role = ? WHERE id = ?", role, user_id)
-    sync_redis.delete(f"{settings.redis.prefix}user:{user_id}")
+    sync_redis.delete(RedisKeys(settings.redis.prefix).user(user_id))
 
 
 def login(client: httpx.Client, name: str) -> httpx.Response:
@@ -394,7 +395,7 @@ def test_changing_the_role_refuses_the_users_tokens_at_once(
     assert_spent(client, carol["access"], carol["refresh"])
     row = sql(settings, "SELECT role, token_version FROM users WHERE id = ?", carol["id"])[0]
     assert (row["role"], row["token_version"]) == ("editor", 1)
-    cache = sync_redis.hgetall(f"{settings.redis.prefix}user:{carol['id']}")
+    cache = sync_redis.hgetall(RedisKeys(settings.redis.prefix).user(carol["id"]))
     assert (cache[b"role"], cache[b"ver"]) == (b"editor", b"1")
     fresh = login(client, "carol")
     assert fresh.status_code == 200
@@ -432,7 +433,7 @@ def test_revocation_survives_the_loss_of_the_redis_cache(
     assert patch(client, admin["access"], carol["id"], {"is_active": False}).status_code == 200
     assert revoke(client, admin["access"], dave["id"]).status_code == 204
     for user in (carol, dave):
-        sync_redis.delete(f"{settings.redis.prefix}user:{user['id']}")
+        sync_redis.delete(RedisKeys(settings.redis.prefix).user(user["id"]))
         assert_spent(client, user["access"], user["refresh"])
 
 
@@ -537,7 +538,7 @@ def test_revoke_sessions_refuses_every_earlier_token(client: httpx.Client, setti
     assert_spent(client, second["access"], second["refresh"], {"password_changed"})
     assert client.get(PROFILE, headers=bearer(dave["access"])).status_code == 200
     assert client.post(REFRESH, json={"refresh": dave["refresh"]}).status_code == 200
-    cache = sync_redis.hgetall(f"{settings.redis.prefix}user:{carol['id']}")
+    cache = sync_redis.hgetall(RedisKeys(settings.redis.prefix).user(carol["id"]))
     assert cache[b"ver"] == b"1"
     fresh = login(client, "carol")
     assert fresh.status_code == 200

@@ -21,6 +21,7 @@ from support import SECRET, free_port
 from service.config import Settings
 from service.core.tokens import ACCESS, REFRESH, TokenCodec
 from service.store import migrate
+from service.store.keys import RedisKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1/auth/"
@@ -414,14 +415,15 @@ def test_create_user_starts_with_no_sessions_left_under_its_id(
     backup): sessions a deleted account left under it must not pass to the new account, here
     an admin. create-user ends them, as register/ does."""
     assert authsvc(tmp_path, cli_env, "migrate").returncode == 0
-    session, index = f"{redis_prefix}session:old", f"{redis_prefix}user_sessions:1"
+    keys = RedisKeys(redis_prefix)
+    session, index = keys.session("old"), keys.user_sessions(1)
     sync_redis.hset(session, mapping={"uid": "1", "cur": "jti-of-the-old-account"})
     sync_redis.sadd(index, "old")
     done = create_boss(tmp_path, cli_env)
     assert done.returncode == 0, done.stderr
     assert "(id 1, role admin)" in done.stdout
     assert not sync_redis.exists(session) and not sync_redis.sismember(index, "old")
-    assert not sync_redis.exists(f"{redis_prefix}user:1")  # no marker: the account is live
+    assert not sync_redis.exists(keys.user(1))  # no marker: the account is live
 
 
 def test_create_user_without_redis_creates_nobody(tmp_path: Path,

@@ -5,7 +5,6 @@ a link mailed at registration, verify-email/ and verify-email/resend/, and
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from service.app import database
 from service.config import Rate, Settings
 from service.core.passwords import PasswordHasher
 from service.http.inputs import register_input
+from service.store.keys import RedisKeys
 from service.store.mail import queue_name
 from service.store.users import UserStore
 
@@ -108,7 +108,7 @@ def test_verification_keys_are_hashed_and_expire(settings: Settings, make_client
     client = make_client(settings)
     register(client)
     token = mailed_token(settings, smtp_server[0], tmp_path)
-    keys = list(sync_redis.scan_iter(match=f"{settings.redis.prefix}verify:*"))
+    keys = list(sync_redis.scan_iter(match=RedisKeys(settings.redis.prefix).every("verify")))
     assert len(keys) == 1 and token.encode() not in keys[0]
     assert 0 < sync_redis.ttl(keys[0]) <= settings.auth.email_verification_ttl
 
@@ -135,7 +135,7 @@ def test_a_resend_flood_for_one_address_answers_alike_and_mails_at_most_the_cap(
                          headers={"X-Forwarded-For": f"10.30.0.{i}"}).status_code
              for i in range(8)]
     assert codes == [200] * 8
-    key = f"{settings.redis.prefix}mails:" + hashlib.sha256(b"alice@example.com").hexdigest()[:32]
+    key = RedisKeys(settings.redis.prefix).mails("alice@example.com")
     deadline = time.monotonic() + 10
     while int(sync_redis.get(key) or 0) < 9:  # every background task has run
         assert time.monotonic() < deadline, "the background tasks never ran"

@@ -36,6 +36,7 @@ from service.app import create_app
 from service.config import CorsSettings, Rate, RateLimitSettings, Settings
 from service.local import embedded_redis
 from service.store import migrate
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 ALICE_LOGIN = {"username_or_email": USER["username"], "password": USER["password"]}
@@ -384,7 +385,7 @@ def forwarded_pg(empty_postgres: str) -> Iterator[tuple[str, Forwarder]]:  # noq
 def _drop_cached_users(settings: Settings) -> None:
     """Forget the Redis copy of every user row, so the next check must ask the database."""
     client = redis.Redis.from_url(settings.redis.url)
-    keys = list(client.scan_iter(match=f"{settings.redis.prefix}user:*"))
+    keys = list(client.scan_iter(match=RedisKeys(settings.redis.prefix).every("user")))
     if keys:
         client.delete(*keys)
     client.close()

@@ -14,6 +14,7 @@ from support import USER, register
 
 from service.config import Settings
 from service.core.devices import DeviceTokens
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 MAX = 3
@@ -161,7 +162,7 @@ def test_lock_counters_expire_with_the_window(settings: Settings, make_client: A
     """Redis conventions: the failure counter's TTL is the lockout window."""
     client = make_client(locking(settings))
     attempt(client, "alice", "wrong")
-    keys = list(sync_redis.scan_iter(match=f"{settings.redis.prefix}lock:*"))
+    keys = list(sync_redis.scan_iter(match=RedisKeys(settings.redis.prefix).every("lock")))
     assert len(keys) == 1 and 0 < sync_redis.ttl(keys[0]) <= 600
 
 

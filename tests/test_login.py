@@ -15,6 +15,7 @@ import redis
 from support import USER, bearer, register
 
 from service.config import Settings
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 # API.md's three, plus device_token (issue 3: OWASP device-cookie lockout).
@@ -45,7 +46,7 @@ def deactivate(settings: Settings, sync_redis: redis.Redis, username: str) -> No
         user_id = db.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()[0]
         db.execute("UPDATE users SET is_active = 0 WHERE id = ?", (user_id,))
         db.commit()
-    sync_redis.delete(f"{settings.redis.prefix}user:{user_id}")
+    sync_redis.delete(RedisKeys(settings.redis.prefix).user(user_id))
 
 
 def assert_no_active_account(response: httpx.Response) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sqlite3
@@ -23,6 +22,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from support import USER, Mailbox, free_port, register, run_worker, settle
 
 from service.config import Rate, Settings, SmtpSettings
+from service.store.keys import RedisKeys
 from service.store.sealed_links import link_key, unseal
 from workers.mailer import password_reset_message
 
@@ -136,7 +136,7 @@ def login_status(client: httpx.Client, password: str) -> int:
 
 
 def reset_key(settings: Settings, token: str) -> str:
-    return f"{settings.redis.prefix}reset:{hashlib.sha256(token.encode()).hexdigest()}"
+    return RedisKeys(settings.redis.prefix).reset(token)
 
 
 def deactivate(settings: Settings, username: str) -> None:
@@ -173,7 +173,7 @@ def test_unknown_email_alone_sends_nothing(client: httpx.Client, settings: Setti
     time.sleep(0.3)
     drain(settings, tmp_path, sync_redis)
     assert mailbox.messages == []
-    assert not list(sync_redis.scan_iter(match=f"{settings.redis.prefix}reset:*"))
+    assert not list(sync_redis.scan_iter(match=RedisKeys(settings.redis.prefix).every("reset")))
 
 
 def test_inactive_user_gets_no_email(client: httpx.Client, settings: Settings,
@@ -328,7 +328,8 @@ def test_reset_key_is_a_hash_with_a_bounded_ttl(settings: Settings, make_client:
     client = make_client(settings.replace(password_reset={"ttl": 600}))
     register(client)
     token = mail_reset(client, settings, tmp_path, sync_redis, smtp_server[0])
-    keys = [k.decode() for k in sync_redis.scan_iter(match=f"{settings.redis.prefix}reset:*")]
+    pattern = RedisKeys(settings.redis.prefix).every("reset")
+    keys = [k.decode() for k in sync_redis.scan_iter(match=pattern)]
     assert keys == [reset_key(settings, token)]
     assert 0 < sync_redis.ttl(keys[0]) <= 600
     for key in sync_redis.scan_iter(match=f"{settings.redis.prefix}*"):
@@ -470,8 +471,7 @@ def test_api_answers_200_while_smtp_is_down(settings: Settings, make_client: Any
 
 # -- a flood for one address ----------------------------------------------------------------------
 def mails_counted(settings: Settings, connection: redis.Redis, address: str) -> int:
-    digest = hashlib.sha256(address.encode()).hexdigest()[:32]
-    return int(connection.get(f"{settings.redis.prefix}mails:{digest}") or 0)
+    return int(connection.get(RedisKeys(settings.redis.prefix).mails(address)) or 0)
 
 
 def wait_for_count(settings: Settings, connection: redis.Redis, address: str,
@@ -503,7 +503,7 @@ def test_a_flood_for_one_address_answers_its_owner_alike_and_mails_at_most_the_c
     assert queue(settings, sync_redis).count == Settings().password_reset.max_mails_per_hour == 3
     ask_reset(client, "bob@example.com")  # another address keeps its own allowance
     wait_for_jobs(settings, sync_redis, 4)
-    keys = list(sync_redis.scan_iter(match=f"{settings.redis.prefix}mails:*"))
+    keys = list(sync_redis.scan_iter(match=RedisKeys(settings.redis.prefix).every("mails")))
     assert len(keys) == 2 and all(0 < sync_redis.ttl(k) <= 3600 for k in keys)
     # One client is still limited by its IP, whatever addresses it names.
     same_ip = [client.post(API + "password-reset/", json={"email": f"x{i}@example.com"},

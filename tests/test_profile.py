@@ -16,6 +16,7 @@ import redis
 from support import USER, bearer, register, run_worker
 
 from service.config import Settings
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 PROFILE = API + "profile/"
@@ -32,7 +33,7 @@ def db_row(settings: Settings, username: str = "alice") -> sqlite3.Row:
 
 
 def forget_cached_user(settings: Settings, sync_redis: redis.Redis, user_id: int) -> None:
-    sync_redis.delete(f"{settings.redis.prefix}user:{user_id}")
+    sync_redis.delete(RedisKeys(settings.redis.prefix).user(user_id))
 
 
 def patch(client: httpx.Client, token: str, body: Any) -> httpx.Response:

@@ -8,6 +8,7 @@ import httpx
 from support import USER, register
 
 from service.config import Rate, Settings
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 
@@ -75,7 +76,7 @@ def test_limit_keys_expire_with_their_window(settings: Settings, make_client: An
     """Redis conventions: every key has a TTL equal to the life of what it guards."""
     client = make_client(limited(settings, login=Rate(5, 60)))
     login(client, "alice", "10.5.0.1")
-    keys = list(sync_redis.scan_iter(match=f"{settings.redis.prefix}rl:*"))
+    keys = list(sync_redis.scan_iter(match=RedisKeys(settings.redis.prefix).every("rl")))
     assert len(keys) == 2
     assert all(0 < sync_redis.ttl(k) <= 60 for k in keys)
 

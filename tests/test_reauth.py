@@ -14,6 +14,7 @@ import redis
 from support import USER, bearer, register
 
 from service.config import Rate, Settings
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 NEW = "a brand new passphrase"
@@ -81,7 +82,7 @@ def test_one_password_check_in_flight_per_user(settings: Settings, make_client: 
     client = make_client(settings)
     alice = register(client)["access"]
     bob = register(client, username="bob", email="bob@example.com")["access"]
-    mark = f"{settings.redis.prefix}hashing:{user_id(settings, 'alice')}"
+    mark = RedisKeys(settings.redis.prefix).hashing(user_id(settings, "alice"))
     sync_redis.set(mark, "another request", ex=30)
     busy = change(client, alice, USER["password"])
     assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"
@@ -90,7 +91,7 @@ def test_one_password_check_in_flight_per_user(settings: Settings, make_client: 
     sync_redis.delete(mark)
     assert change(client, alice, "wrong").status_code == 400
     assert change(client, alice, USER["password"]).status_code == 200
-    assert not list(sync_redis.scan_iter(match=f"{settings.redis.prefix}hashing:*"))
+    assert not list(sync_redis.scan_iter(match=RedisKeys(settings.redis.prefix).every("hashing")))
 
 
 def test_parallel_guesses_get_at_most_max_failures_verdicts(settings: Settings,
@@ -115,7 +116,7 @@ def test_parallel_guesses_get_at_most_max_failures_verdicts(settings: Settings,
     assert len(codes) == 16 and set(codes) <= {400, 429}
     assert codes.count(400) <= MAX
     assert all(r.headers["Retry-After"] for r in results if r.status_code == 429)
-    assert not list(sync_redis.scan_iter(match=f"{settings.redis.prefix}hashing:*"))
+    assert not list(sync_redis.scan_iter(match=RedisKeys(settings.redis.prefix).every("hashing")))
 
 
 def delete_account(client: httpx.Client, access: str, password: str) -> httpx.Response:
@@ -131,7 +132,7 @@ def test_account_deletion_checks_its_password_under_the_same_guard(
     client = make_client(settings.replace(lockout={"enabled": True, "max_failures": MAX,
                                                    "window": 600}))
     access = register(client)["access"]
-    mark = f"{settings.redis.prefix}hashing:{user_id(settings, 'alice')}"
+    mark = RedisKeys(settings.redis.prefix).hashing(user_id(settings, "alice"))
     sync_redis.set(mark, "another request", ex=30)
     busy = delete_account(client, access, USER["password"])
     assert busy.status_code == 429 and busy.headers["Retry-After"] == "1"

@@ -7,7 +7,6 @@ the newer ones (RESTORE ... REPLACE) after the change."""
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from contextlib import closing
 from typing import Any
@@ -19,6 +18,7 @@ import redis
 from support import USER, bearer, register
 
 from service.config import Settings
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 PROFILE = API + "profile/"
@@ -49,8 +49,8 @@ def keys_of(settings: Settings, *pairs: dict[str, Any]) -> list[str]:
     """The cached user row, the session index and the sessions of these token pairs."""
     p = settings.redis.prefix
     user_id = claims(pairs[0]["access"])["sub"]
-    return [f"{p}user:{user_id}", f"{p}user_sessions:{user_id}",
-            *(f"{p}session:{claims(each['access'])['sid']}" for each in pairs)]
+    return [RedisKeys(p).user(user_id), RedisKeys(p).user_sessions(user_id),
+            *(RedisKeys(p).session(claims(each["access"])['sid']) for each in pairs)]
 
 
 def login(client: httpx.Client, name: str = "alice", password: str = PASSWORD) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def make_admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis
     with closing(sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))) as db:
         db.execute("UPDATE users SET role = 'admin' WHERE id = ?", (claims(boss["access"])["sub"],))
         db.commit()
-    sync_redis.delete(f"{settings.redis.prefix}user:{claims(boss['access'])['sub']}")
+    sync_redis.delete(RedisKeys(settings.redis.prefix).user(claims(boss["access"])['sub']))
     return str(login(client, "boss")["access"])
 
 
@@ -104,9 +104,8 @@ def test_a_password_reset_survives_a_rollback(api: httpx.Client, settings: Setti
     tokens = register(api)
     snapshot = Snapshot(sync_redis, keys_of(settings, tokens))
     token = "a-reset-token"  # what send_reset stores: the digest, the user id and version
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    sync_redis.set(f"{settings.redis.prefix}reset:{digest}", f"{claims(tokens['access'])['sub']}:0",
-                   ex=600)
+    sync_redis.set(RedisKeys(settings.redis.prefix).reset(token),
+                   f"{claims(tokens['access'])['sub']}:0", ex=600)
     reset = api.post(API + "password-reset/confirm/", json={"token": token, "password": NEW,
                                                             "password2": NEW})
     assert reset.status_code == 200, reset.text
@@ -140,7 +139,7 @@ def test_a_role_change_survives_a_rollback(api: httpx.Client, settings: Settings
     bob = register(api, username="bob", email="bob@example.com")
     admin = make_admin(api, settings, sync_redis)
     bob_id = claims(bob["access"])["sub"]
-    user_key = f"{settings.redis.prefix}user:{bob_id}"
+    user_key = RedisKeys(settings.redis.prefix).user(bob_id)
     snapshot = Snapshot(sync_redis, keys_of(settings, bob))
     promoted = api.patch(f"{USERS}{bob_id}/", json={"role": "editor"}, headers=bearer(admin))
     assert promoted.status_code == 200, promoted.text
@@ -163,7 +162,7 @@ def test_a_token_newer_than_the_cached_row_heals_it(api: httpx.Client, settings:
     """After a rollback of the cached row alone, a Bearer request with a token minted after
     the change is answered from the database's row (not refused), and the cache is healed."""
     mine = register(api)
-    user_key = f"{settings.redis.prefix}user:{claims(mine['access'])['sub']}"
+    user_key = RedisKeys(settings.redis.prefix).user(claims(mine["access"])['sub'])
     snapshot = Snapshot(sync_redis, [user_key])
     fresh = api.post(API + "password/change/", headers=bearer(mine["access"]), json={
         "old_password": PASSWORD, "password": NEW, "password2": NEW}).json()

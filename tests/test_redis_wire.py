@@ -16,7 +16,16 @@ import redis
 from redis import exceptions as rx
 from support import free_port
 
-from service.store.redis_wire import RedisWire, Script, pack, pairs, reply_error
+from service.config import ConfigError
+from service.store.redis_wire import (
+    RedisWire,
+    Script,
+    UnsupportedURL,
+    check_url,
+    pack,
+    pairs,
+    reply_error,
+)
 
 T = TypeVar("T")
 
@@ -32,14 +41,14 @@ def run(redis_url: str, body: Callable[[RedisWire], Awaitable[T]], timeout: floa
     return asyncio.run(main())
 
 
-def test_commands_pipelines_and_transactions_round_trip(redis_url: str, redis_prefix: str,
+def test_commands_reads_and_transactions_round_trip(redis_url: str, redis_prefix: str,
                                                        sync_redis: redis.Redis) -> None:
     """Replies come back as redis-py's raw ones would; the keys land in the URL's database."""
     key = f"{redis_prefix}h"
 
     async def body(wire: RedisWire) -> list[Any]:
         return [await wire.execute("HSET", key, "a", "1", "é", "✓"),
-                await wire.pipeline(("HGET", key, "a"), ("HGETALL", key), ("EXPIRE", key, 60)),
+                await wire.read(("HGET", key, "a"), ("HGETALL", key), ("EXISTS", key)),
                 await wire.transaction(("HINCRBY", key, "a", 2), ("TTL", key)),
                 await wire.execute("GET", f"{redis_prefix}missing")]
 
@@ -58,14 +67,14 @@ def test_error_replies_raise_redis_py_exceptions(redis_url: str, redis_prefix: s
         await wire.execute("SET", key, "x", "EX", 60)
         seen = []
         for call in (wire.execute("HGET", key, "f"),
-                     wire.pipeline(("GET", key), ("LPUSH", key, "y")),
+                     wire.read(("GET", key), ("HGETALL", key)),
                      wire.transaction(("SET", f"{key}2", "y", "EX", 60), ("NOSUCHCOMMAND",))):
             try:
                 await call
             except rx.ResponseError as exc:
                 seen.append(type(exc).__name__ + ": " + str(exc).split(" ")[0])
         # The refused transaction ran nothing, and the connection is still in step.
-        seen.append(str(await wire.pipeline(("GET", f"{key}2"), ("GET", key))))
+        seen.append(str(await wire.read(("GET", f"{key}2"), ("GET", key))))
         return seen
 
     assert run(redis_url, body) == ["ResponseError: WRONGTYPE", "ResponseError: WRONGTYPE",
@@ -107,8 +116,8 @@ def test_concurrent_callers_share_one_connection_and_each_gets_its_own_reply(
         redis_url: str, redis_prefix: str) -> None:
     async def body(wire: RedisWire) -> tuple[list[Any], int]:
         replies = await asyncio.gather(*(
-            wire.pipeline(("ECHO", f"call-{i}"), ("INCR", f"{redis_prefix}n"),
-                          ("EXPIRE", f"{redis_prefix}n", 60))
+            wire.transaction(("ECHO", f"call-{i}"), ("INCR", f"{redis_prefix}n"),
+                             ("EXPIRE", f"{redis_prefix}n", 60))
             for i in range(300)))
         clients = await wire.execute("CLIENT", "LIST")
         ours = [line for line in clients.decode().splitlines() if "name=authsvc-api" in line
@@ -305,7 +314,7 @@ def test_a_read_is_asked_again_when_its_connection_breaks_under_it() -> None:
     A read (repeatable) gets its answer on a new connection; a write is not repeated."""
     async def main() -> list[str]:
         outcomes = []
-        for method in ("read", "pipeline"):
+        for method in ("read", "transaction"):
             connections: list[asyncio.StreamWriter] = []
 
             async def flaky(command: list[bytes], writer: asyncio.StreamWriter,
@@ -327,7 +336,7 @@ def test_a_read_is_asked_again_when_its_connection_breaks_under_it() -> None:
             await stop(wire, server)
         return outcomes
 
-    assert asyncio.run(main()) == ["read: ok", "pipeline: ConnectionError"]
+    assert asyncio.run(main()) == ["read: ok", "transaction: ConnectionError"]
 
 
 def test_a_read_does_not_retry_a_server_it_cannot_reach() -> None:
@@ -382,8 +391,8 @@ def test_empty_commands_and_batches_never_put_replies_out_of_step(redis_url: str
 
     async def body(wire: RedisWire) -> list[Any]:
         await wire.execute("SET", key, "value", "EX", 60)
-        results = await asyncio.gather(wire.execute(), wire.pipeline(), wire.transaction(),
-                                       wire.pipeline(("GET", key), ()), wire.execute("GET", key),
+        results = await asyncio.gather(wire.execute(), wire.read(), wire.transaction(),
+                                       wire.read(("GET", key), ()), wire.execute("GET", key),
                                        return_exceptions=True)
         return [r if not isinstance(r, Exception) else type(r).__name__ for r in results]
 
@@ -413,3 +422,37 @@ def test_close_is_final(redis_url: str) -> None:
 def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:
     assert pack([("SET", "k", 5), (b"\x00\r\n", "é")]) == (
         b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n5\r\n*2\r\n$3\r\n\x00\r\n\r\n$2\r\n\xc3\xa9\r\n")
+
+
+@pytest.mark.parametrize("url, named", [
+    ("rediss://cache.internal:6380/0?ssl_ca_certs=/etc/ca.pem", "ssl_ca_certs"),
+    ("rediss://cache.internal:6380/0?ssl_cert_reqs=none", "ssl_cert_reqs"),
+    ("rediss://u:pw@cache.internal/1?db=1&ssl_certfile=/c.pem", "ssl_certfile"),
+    ("redis://127.0.0.1:6379/0?socket_timeout=1", "socket_timeout"),
+    ("redis://127.0.0.1:6379/0?protocol=3", "protocol"),
+    ("redis://127.0.0.1:6379/0?no_such_option=", "no_such_option"),
+    ("unix:///tmp/redis.sock?client_name=x", "client_name"),
+    ("http://127.0.0.1:6379/0", "http://"),
+    ("redis://127.0.0.1:6379/0?db=x", "db"),
+])
+def test_a_url_the_wire_would_not_honour_is_refused_naming_what(url: str, named: str) -> None:
+    """redis-py (RQ) honours these and RedisWire would not: refused before any connection,
+    as a configuration error naming the setting and the option, never the password."""
+    with pytest.raises(UnsupportedURL) as refused:
+        check_url(url)
+    message = str(refused.value)
+    assert isinstance(refused.value, ConfigError)
+    assert message.startswith("[redis] url: ") and named in message and "\n" not in message
+    assert "pw" not in message.replace("password", "")
+    with pytest.raises(UnsupportedURL):
+        RedisWire(url, timeout=1)
+
+
+@pytest.mark.parametrize("url", [
+    "redis://127.0.0.1:6379/0", "redis://127.0.0.1", "redis://u:p%40ss@cache.internal:6380/3",
+    "rediss://cache.internal:6380/2", "redis://127.0.0.1:6379?db=4",
+    "unix:///tmp/redis.sock", "unix:///tmp/redis.sock?db=3",
+])
+def test_the_urls_the_wire_honours_are_accepted(url: str) -> None:
+    check_url(url)
+    RedisWire(url, timeout=1)

@@ -11,6 +11,7 @@ import redis
 from support import USER, bearer, register
 
 from service.config import Settings
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 NEW = "a brand new passphrase"
@@ -148,8 +149,8 @@ def test_session_keys_live_as_long_as_the_refresh_token(client: httpx.Client, se
                                                         sync_redis: redis.Redis) -> None:
     """Redis conventions: session keys expire with what they guard (refresh lifetime)."""
     tokens = register(client)
-    session_ttl = sync_redis.ttl(f"{settings.redis.prefix}session:{sid(tokens['access'])}")
-    index_ttl = sync_redis.ttl(f"{settings.redis.prefix}user_sessions:1")
+    session_ttl = sync_redis.ttl(RedisKeys(settings.redis.prefix).session(sid(tokens["access"])))
+    index_ttl = sync_redis.ttl(RedisKeys(settings.redis.prefix).user_sessions(1))
     lifetime = settings.jwt.refresh_ttl + settings.jwt.leeway
     assert lifetime - 5 <= session_ttl <= lifetime + 1
     assert lifetime - 5 <= index_ttl <= lifetime + 1
@@ -173,7 +174,7 @@ def test_logout_all_finds_a_session_renewed_by_a_password_change(
     outlive it, or logout-all (and "this wasn't me") would miss it. Simulated: the index
     from the login has expired by the time the password is changed."""
     tokens = register(client)
-    sync_redis.delete(f"{settings.redis.prefix}user_sessions:1")
+    sync_redis.delete(RedisKeys(settings.redis.prefix).user_sessions(1))
     fresh = client.post(API + "password/change/", headers=bearer(tokens["access"]), json={
         "old_password": USER["password"], "password": NEW, "password2": NEW}).json()
     assert client.post(API + "logout-all/", headers=bearer(fresh["access"])).status_code == 205

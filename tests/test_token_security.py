@@ -24,6 +24,7 @@ from rq import Queue
 from support import SECRET, USER, bearer, register, run_worker
 
 from service.config import Settings
+from service.store.keys import RedisKeys
 
 API = "/api/v1/auth/"
 T0 = 1_900_000_000
@@ -164,7 +165,7 @@ def assert_logout_refused(response: httpx.Response) -> None:
 
 
 def blacklist_key(settings: Settings, token: str) -> str:
-    return f"{settings.redis.prefix}blacklist:{claims(token)['jti']}"
+    return RedisKeys(settings.redis.prefix).blacklist(claims(token)['jti'])
 
 
 # -- the genuine article ------------------------------------------------------------------------
@@ -471,6 +472,6 @@ def test_token_minted_in_the_reset_second_is_judged_by_version(
         assert profile(api, after["access"]).status_code == 200
         assert refresh(api, after["refresh"]).status_code == 200
         # The cut-off lives with the user in the database: it survives losing Redis's cache.
-        user_keys = list(sync_redis.scan_iter(match=f"{settings.redis.prefix}user:*"))
+        user_keys = list(sync_redis.scan_iter(match=RedisKeys(settings.redis.prefix).every("user")))
         if user_keys:
             sync_redis.delete(*user_keys)

@@ -13,7 +13,18 @@ fails every call waiting on it; the next call connects again. A reply that does 
 within `timeout` seconds fails the connection the same way: after a lost reply the order of
 the remaining ones cannot be trusted.
 
-RQ (synchronous, in the worker and for enqueueing) keeps using redis-py.
+RQ (synchronous, in the worker and for enqueueing) keeps using redis-py, which honours more
+of a URL than this client does. Both read the same [redis] url, so check_url refuses what
+this client would ignore, and the service refuses it at startup: otherwise mail would work
+while every API request met a server it cannot reach (503).
+
+Supported: redis://, rediss:// and unix:// URLs with a user name and password, host and
+port, and the database as the path (`/3`) or the one query option `db`. rediss:// is TLS
+verified against the system's certificate authorities, the host name checked.
+Not supported (refused): every other query option, among them the TLS ones (ssl_ca_certs,
+ssl_cert_reqs, ssl_certfile, ssl_keyfile, ssl_check_hostname, ...: no private CA, no client
+certificate), socket and timeout options (the timeout is [redis] socket_timeout), protocol
+(RESP2 only), client_name; Sentinel and Cluster.
 """
 
 from __future__ import annotations
@@ -26,13 +37,20 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import hiredis
 from redis import exceptions as rx
 from redis.asyncio.connection import SSLConnection, parse_url
 
+from service.config import ConfigError
+
 Arg = str | bytes | int
 Command = Sequence[Arg]
+
+# What check_url lets through; see the module's docstring.
+_SCHEMES = ("redis", "rediss", "unix")
+_QUERY_OPTIONS = ("db",)
 
 # First probe after 60 s idle, then every 10 s; 3 unanswered probes end the connection.
 _KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
@@ -69,6 +87,29 @@ def text(value: Any) -> str:
 def pairs(flat: Sequence[Any]) -> dict[str, str]:
     """A flat field/value reply (HGETALL, a script's) as a dict of text."""
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+class UnsupportedURL(ConfigError):
+    """A [redis] url with a scheme or option RedisWire does not honour."""
+
+
+def check_url(url: str) -> None:
+    """Raise UnsupportedURL, naming the scheme or option, for a URL this client would not
+    honour in full (where redis-py, and so RQ, would)."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in _SCHEMES:
+        raise UnsupportedURL(f"[redis] url: the scheme {parsed.scheme or '(none)'}:// is not "
+                             "supported: use redis://, rediss:// or unix://")
+    for name in parse_qs(parsed.query, keep_blank_values=True):
+        if name not in _QUERY_OPTIONS:
+            raise UnsupportedURL(
+                f"[redis] url: the option {name} is not supported by the API's Redis client, "
+                "which honours only user, password, host, port and db (rediss://: TLS "
+                "verified against the system's certificate authorities)")
+    try:
+        parse_url(url)
+    except ValueError as exc:  # e.g. db=x
+        raise UnsupportedURL(f"[redis] url: {exc}") from None
 
 
 def pack(commands: Sequence[Command]) -> bytes:
@@ -201,9 +242,11 @@ class _Connection(asyncio.Protocol):
 
 
 class RedisWire:
-    """Redis commands for the API process, over one shared connection per event loop."""
+    """Redis commands for the API process, over one shared connection per event loop. The
+    URL must pass check_url (UnsupportedURL otherwise)."""
 
     def __init__(self, url: str, *, timeout: float, client_name: str = "authsvc-api") -> None:
+        check_url(url)
         self._options = parse_url(url)
         self._timeout = timeout
         self._client_name = client_name
@@ -219,10 +262,6 @@ class RedisWire:
         """One command; its reply, or its error raised."""
         (reply,) = await self._round_trip([command])
         return _raise_errors(reply)
-
-    async def pipeline(self, *commands: Command) -> list[Any]:
-        """Several commands in one round trip (not atomic); the first error is raised."""
-        return [_raise_errors(reply) for reply in await self._round_trip(commands)]
 
     async def read(self, *commands: Command) -> list[Any]:
         """Read-only commands in one round trip. If the connection breaks under them (a
