@@ -136,6 +136,11 @@ class PayloadTooLarge(AuthServiceError):
     status_code = 413
     detail = "Request body is too large."
 
+    def headers(self) -> dict[str, str]:
+        # The rest of the body is still on its way: the server drops it and closes, so a
+        # client must not send its next request on this connection (RFC 9112, 9.6).
+        return {"Connection": "close"}
+
 
 class UnsupportedMediaType(AuthServiceError):
     status_code = 415

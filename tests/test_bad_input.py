@@ -252,6 +252,8 @@ def test_body_over_64_kib_is_413(api: httpx.Client, alice: dict[str, Any], path:
     raw = padded(VALID[path], LIMIT + 1)
     response = send(api, alice, path, content=chunks(raw) if chunked else raw, headers=JSON)
     assert_detail(response, 413)
+    # The server drops the body's rest and closes: a request sent after it would be lost.
+    assert response.headers["connection"] == "close"
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])

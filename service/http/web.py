@@ -8,8 +8,6 @@ import json
 from typing import Any
 
 from starlette.background import BackgroundTask
-from starlette.datastructures import Headers
-from starlette.middleware.cors import CORSMiddleware as _StarletteCORS
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,15 +33,6 @@ def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | N
 
 def empty_response(status_code: int) -> Response:
     return Response(b"", status_code, headers=API_HEADERS)
-
-
-class CORSMiddleware(_StarletteCORS):
-    """Starlette's, plus API_HEADERS on the preflight answers it makes without the app."""
-
-    def preflight_response(self, request_headers: Headers) -> Response:
-        response = super().preflight_response(request_headers)
-        response.headers.update(API_HEADERS)
-        return response
 
 
 async def read_body(request: Request, limit: int) -> bytes:
