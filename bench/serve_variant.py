@@ -18,12 +18,14 @@ from service import app as app_module
 from service.app import create_app
 from service.config import load_settings
 from service.http.server import uvicorn_options
-from service.store.redis_wire import pairs
-from service.store.sessions import SessionStore
+from service.store.cache import parse_row
+from service.store.sessions import SessionStore, UserAndSession
 
 
-async def _user_only(self: SessionStore, user_id: int, sid: str) -> tuple[dict[str, str], bool]:
-    return pairs(await self.redis.execute("HGETALL", self._user_key(user_id))), True
+async def _user_only(self: SessionStore, user_id: int, sid: str) -> UserAndSession:
+    user, deleted = parse_row(user_id, await self.redis.execute("HGETALL",
+                                                                self._keys.user(user_id)))
+    return UserAndSession(user, deleted, True)
 
 
 def main() -> None:

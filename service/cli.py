@@ -28,9 +28,14 @@ log = logging.getLogger("authsvc")
 @functools.cache
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
+        if settings.redis.url != "embedded":
+            from service.store.redis_wire import check_url
+
+            check_url(settings.redis.url)  # what the API's Redis client would not honour
     except ConfigError as exc:
         sys.exit(f"authsvc: configuration error: {exc}")
+    return settings
 
 
 def _hide_password(url: str) -> str:
@@ -200,7 +205,8 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password_ha
 
     from service.app import database, redis_clients
     from service.core.identity import canonical_email, canonical_username
-    from service.store.redis_store import RedisStore
+    from service.store.cache import UserCache
+    from service.store.keys import RedisKeys
     from service.store.sessions import SessionStore
     from service.store.users import DuplicateUser, UserStore
 
@@ -218,8 +224,9 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password_ha
             # As register/ does: a new account starts with no sessions of its id. An id can
             # come round again (deleted before migration 0003, a restored backup), and an old
             # refresh token would otherwise renew into this account, with its role.
-            await SessionStore(wire, settings.redis.prefix, index_ttl=1).purge_user(user.id)
-            await RedisStore(wire, settings.redis.prefix, user_ttl=1).forget_user(user.id)
+            keys = RedisKeys(settings.redis.prefix)
+            await SessionStore(wire, keys, index_ttl=1).purge_user(user.id)
+            await UserCache(wire, keys, ttl=1).forget(user.id)
         except (OSError, RedisError) as exc:  # whole or not at all
             await users.delete(user.id)
             sys.exit(f"authsvc: Redis unreachable ({exc}): no user created")
@@ -244,6 +251,7 @@ async def _delete_user(settings: Settings, identifier: str) -> None:
 
     from service.app import database, redis_clients
     from service.core.deletion import delete_account
+    from service.store.keys import RedisKeys
     from service.store.sessions import SessionStore
     from service.store.users import UserStore
 
@@ -256,7 +264,7 @@ async def _delete_user(settings: Settings, identifier: str) -> None:
         user = await users.by_identifier(identifier)
         if user is None:
             sys.exit(f"authsvc: no user {identifier!r}")
-        sessions = SessionStore(wire, settings.redis.prefix,
+        sessions = SessionStore(wire, RedisKeys(settings.redis.prefix),
                                 index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
         try:
             await delete_account(users, sessions, user.id)
@@ -295,12 +303,13 @@ def _clear_abuse_counters(url: str, prefix: str) -> int:
     README's walk-through can be run again after a restart (production keeps them)."""
     from redis import Redis
 
-    glob = re.sub(r"([*?\[\]\\])", r"\\\1", prefix)
+    from service.store.keys import RedisKeys
+
+    names = RedisKeys(prefix)
     conn = Redis.from_url(url, socket_timeout=5)
     try:
-        # The key families of RedisStore.rate_key and RedisStore.lock_key.
-        keys = [k for family in ("rl:", "lock:")
-                for k in conn.scan_iter(match=f"{glob}{family}*", count=1000)]
+        keys = [k for pattern in (names.every("rl"), names.every("lock"))
+                for k in conn.scan_iter(match=pattern, count=1000)]
         if keys:
             conn.delete(*keys)
         return len(keys)

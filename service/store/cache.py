@@ -3,7 +3,9 @@ judged in one Redis round trip (key family `user`, see keys.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from service.store.keys import RedisKeys
 from service.store.redis_wire import RedisWire, Script, pairs
@@ -78,6 +80,15 @@ class CachedUser:
 
 
 
+def parse_row(user_id: int, flat: Sequence[Any]) -> tuple[CachedUser | None, bool]:
+    """A user-cache hash as read (a flat field/value reply): the row, None if absent,
+    incomplete or a deleted account's marker; and whether it is that marker."""
+    fields = pairs(flat)
+    if not fields:
+        return None, False
+    return CachedUser.from_fields(user_id, fields), GONE in fields
+
+
 class UserCache:
     """Cached user rows: filled by readers unless a writer got there first, overwritten by
     writers, healed when the database is found to be ahead."""
@@ -94,8 +105,7 @@ class UserCache:
     async def get(self, user_id: int) -> CachedUser | None:
         """The cached row; None if absent, incomplete or a deleted account's marker."""
         (flat,) = await self.redis.read(("HGETALL", self._keys.user(user_id)))
-        fields = pairs(flat)
-        return CachedUser.from_fields(user_id, fields) if fields else None
+        return parse_row(user_id, flat)[0]
 
     async def fill(self, user: CachedUser) -> None:
         """Cache a row read from the database, unless a writer got there first."""

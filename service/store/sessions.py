@@ -9,9 +9,9 @@ script, so two tabs refreshing with the same token at once cannot both win or lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from service.store.cache import GONE, CachedUser
+from service.store.cache import GONE, CachedUser, parse_row
 from service.store.keys import RedisKeys
 from service.store.redis_wire import RedisWire, Script, pairs, text
 
@@ -126,15 +126,6 @@ class UserAndSession(NamedTuple):
     alive: bool              # the session exists and belongs to the user
 
 
-def _cached(user_id: int, flat: list[Any]) -> tuple[CachedUser | None, bool]:
-    """A user-cache hash as read (flat field/value reply): the row, and whether it is a
-    deleted account's marker."""
-    fields = pairs(flat)
-    if not fields:
-        return None, False
-    return CachedUser.from_fields(user_id, fields), GONE in fields
-
-
 class SessionStore:
     """Sessions, each user's index of them, and the refresh-token blacklist."""
 
@@ -158,7 +149,7 @@ class SessionStore:
         still exists and belongs to that user."""
         flat, owner = await self.redis.read(("HGETALL", self._keys.user(user_id)),
                                             ("HGET", self._keys.session(sid), "uid"))
-        user, deleted = _cached(user_id, flat)
+        user, deleted = parse_row(user_id, flat)
         return UserAndSession(user, deleted, owner is not None and text(owner) == str(user_id))
 
     def _script_keys(self, user_id: int, sid: str, jti: str) -> list[str]:
@@ -192,7 +183,7 @@ class SessionStore:
         """End the session of a live refresh token and blacklist it; else say why not."""
         status, user = await self.redis.eval(_LOGOUT, self._script_keys(user_id, sid, jti),
                                              [user_id, jti, ver, blacklist_ttl])
-        return RefreshOutcome(text(status), _cached(user_id, user)[0])
+        return RefreshOutcome(text(status), parse_row(user_id, user)[0])
 
     async def set_current(self, user_id: int, sid: str, refresh_jti: str, now: float, exp: int,
                           ttl: int) -> None:
