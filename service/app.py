@@ -30,7 +30,7 @@ from service.local import embedded_redis
 from service.store import jwt_secret, sealed_links
 from service.store.mail import MailQueue
 from service.store.redis_store import RedisStore
-from service.store.redis_wire import RedisWire
+from service.store.redis_wire import RedisWire, check_url
 from service.store.sessions import SessionStore
 from service.store.sqlite_pool import SQLDatabase
 from service.store.users import UserStore
@@ -65,7 +65,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
     objects that every full collection would walk again, stalling all requests in flight
     (profile GET p99 52 ms -> 9 ms, bench/README.md). Not for tests, which build many apps
     in one process and must get their garbage back.
+
+    Raises ConfigError for a [redis] url the API's Redis client would not honour.
     """
+    if settings.redis.url != "embedded":
+        check_url(settings.redis.url)  # now, not at the first request (cli.py: before all)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -154,6 +154,23 @@ def test_a_bad_config_file_value_fails_naming_the_key(tmp_path: Path,
     assert len(said) == 1 and "[smtp] port" in said[0], done.stderr
 
 
+@pytest.mark.parametrize("command", [["serve"], ["worker", "--burst"], ["dev"], ["migrate"]])
+def test_a_redis_url_the_api_client_would_ignore_is_refused_in_one_line(
+        tmp_path: Path, cli_env: dict[str, str], command: list[str]) -> None:
+    """redis-py (RQ) honours ssl_ca_certs and RedisWire does not: mail would work and every
+    API request answer 503. Every command refuses the URL first, naming the option."""
+    url = "rediss://ops:s3cret@127.0.0.1:6380/0?ssl_ca_certs=/etc/ssl/private-ca.pem"
+    env = {**cli_env, "AUTH_REDIS_URL": url, "AUTH_SERVER_PORT": str(free_port())}
+    done = authsvc(tmp_path, env, *command)
+    assert done.returncode != 0
+    said = messages(done.stderr)
+    assert len(said) == 1, done.stderr
+    assert said[0].startswith("authsvc: configuration error: [redis] url: ") and (
+        "ssl_ca_certs" in said[0]), done.stderr
+    assert "s3cret" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "auth.db").exists()
+
+
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path, cli_env: dict[str, str]) -> None:
     """`serve` on an empty database exits non-zero telling the operator to run migrate."""
     done = authsvc(tmp_path, {**cli_env, "AUTH_SERVER_PORT": str(free_port())}, "serve")

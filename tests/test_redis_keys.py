@@ -5,10 +5,13 @@ builders."""
 from __future__ import annotations
 
 import hashlib
+import re
+import typing
+from pathlib import Path
 
 import pytest
 
-from service.store.keys import RedisKeys
+from service.store.keys import Family, RedisKeys
 
 KEYS = RedisKeys("auth:")
 
@@ -37,3 +40,10 @@ def test_every_key_family_keeps_its_deployed_name(built: str, written: str) -> N
 def test_a_family_pattern_matches_its_keys_only_even_under_a_glob_like_prefix() -> None:
     assert KEYS.every("user") == "auth:user:*"  # not auth:user_sessions:*
     assert RedisKeys("a*[b]?\\:").every("rl") == "a\\*\\[b\\]\\?\\\\:rl:*"
+
+
+def test_the_readme_key_schema_lists_every_family_and_no_other() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Redis key schema", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `auth:(\w+):", section, flags=re.MULTILINE))
+    assert listed == set(typing.get_args(Family))

@@ -16,7 +16,8 @@ import redis
 from redis import exceptions as rx
 from support import free_port
 
-from service.config import ConfigError
+from service.app import create_app
+from service.config import ConfigError, Settings
 from service.store.redis_wire import (
     RedisWire,
     Script,
@@ -456,3 +457,10 @@ def test_a_url_the_wire_would_not_honour_is_refused_naming_what(url: str, named:
 def test_the_urls_the_wire_honours_are_accepted(url: str) -> None:
     check_url(url)
     RedisWire(url, timeout=1)
+
+
+def test_the_app_refuses_such_a_url_when_it_is_built(settings: Settings) -> None:
+    """create_app, before its lifespan opens anything: what tests and bench build."""
+    url = "rediss://127.0.0.1:6380/0?ssl_cert_reqs=none"
+    with pytest.raises(ConfigError, match=r"^\[redis\] url: .*ssl_cert_reqs"):
+        create_app(settings.replace(redis={"url": url}))
