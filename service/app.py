@@ -28,8 +28,11 @@ from service.http.error_handler import error_handlers
 from service.http.routes import ROUTES
 from service.local import embedded_redis
 from service.store import jwt_secret, sealed_links
+from service.store.cache import UserCache
+from service.store.counters import LimitCounters
+from service.store.keys import RedisKeys
+from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
-from service.store.redis_store import RedisStore
 from service.store.redis_wire import RedisWire, check_url
 from service.store.sessions import SessionStore
 from service.store.sqlite_pool import SQLDatabase
@@ -79,20 +82,23 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         db = database(settings)
         await db.connect()
         hasher = PasswordHasher(settings.passwords)
-        store = RedisStore(async_redis, settings.redis.prefix, user_ttl=settings.jwt.refresh_ttl)
+        keys = RedisKeys(settings.redis.prefix)
+        cache = UserCache(async_redis, keys, ttl=settings.jwt.refresh_ttl)
+        links = OneTimeLinks(async_redis, keys)
+        counters = LimitCounters(async_redis, keys)
         users = UserStore(db)
-        sessions = SessionStore(async_redis, settings.redis.prefix,
+        sessions = SessionStore(async_redis, keys,
                                 index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
         mail = MailQueue(settings, sync_redis, sealed_links.link_key(secret))
-        limiter = RateLimiter(settings.rate_limit, store)
+        limiter = RateLimiter(settings.rate_limit, counters)
         app.state.service = AuthService(
-            settings, users, store, sessions, hasher, TokenCodec(settings.jwt, secret),
+            settings, users, cache, counters, sessions, hasher, TokenCodec(settings.jwt, secret),
             DeviceTokens(secret, settings.lockout.device_ttl), limiter,
-            Alerts(settings.alerts, store, mail), clock)
-        app.state.recovery = RecoveryService(settings, users, store, sessions, hasher, mail,
-                                             limiter)
+            Alerts(settings.alerts, links, mail), clock)
+        app.state.recovery = RecoveryService(settings, users, cache, links, sessions, hasher,
+                                             mail, limiter)
         app.state.deletion = AccountDeletion(users, sessions)
-        app.state.admin = AdminService(users, store, sessions, app.state.deletion)
+        app.state.admin = AdminService(users, cache, sessions, app.state.deletion)
         app.state.database = db
         app.state.redis = async_redis
         if freeze_heap:

@@ -25,8 +25,9 @@ from service.errors import (
     TokenInvalid,
     ValidationFailed,
 )
-from service.store.redis_store import CachedUser, RedisStore
-from service.store.sessions import GONE, RefreshOutcome, SessionInfo, SessionStore
+from service.store.cache import CachedUser, UserCache
+from service.store.counters import LimitCounters
+from service.store.sessions import RefreshOutcome, SessionInfo, SessionStore
 from service.store.users import DuplicateUser, TokenState, User, UserStore
 
 log = logging.getLogger("authsvc.services")
@@ -101,8 +102,9 @@ class Refreshed:
 
 
 class AuthService:
-    def __init__(self, settings: Settings, users: UserStore, store: RedisStore,
-                 sessions: SessionStore, hasher: PasswordHasher, codec: TokenCodec,
+    def __init__(self, settings: Settings, users: UserStore, cache: UserCache,
+                 counters: LimitCounters, sessions: SessionStore, hasher: PasswordHasher,
+                 codec: TokenCodec,
                  devices: DeviceTokens, limiter: RateLimiter, alerts: Alerts,
                  clock: Callable[[], float] = time.time) -> None:
         self._devices = devices
@@ -110,17 +112,18 @@ class AuthService:
         self._alerts = alerts
         self._s = settings
         self._users = users
-        self._store = store
+        self._cache = cache
+        self._counters = counters
         self._sessions = sessions
         self._hasher = hasher
         self._codec = codec
         self._clock = clock
-        self._one_hash = OneHashPerUser(store)
+        self._one_hash = OneHashPerUser(counters)
 
     async def health(self) -> None:
         """Raise if the database or Redis cannot be reached (mapped to 503)."""
         await self._users.ping()
-        await self._store.ping()
+        await self._cache.ping()
 
     # -- register / login ---------------------------------------------------------------
     async def register(self, data: RegisterInput, client: Client) -> Session:
@@ -145,7 +148,7 @@ class AuthService:
             # (the highest row deleted before migration 0003, a database restored from a
             # backup), and the sessions Redis holds under it would refresh into this account.
             await self._sessions.purge_user(user.id)
-            await self._store.put_user(cached(user))
+            await self._cache.put(cached(user))
             if self._s.auth.require_email_verification:
                 return Session(user, None)  # no tokens until the email is verified
             return Session(user, await self._start_session(cached(user), client))
@@ -174,9 +177,9 @@ class AuthService:
             raise InvalidCredentials()
         if self._s.lockout.enabled:
             if device:
-                await self._store.clear_failures(locks[0])
+                await self._counters.clear_failures(locks[0])
             else:
-                await self._store.give_back_attempts(locks)
+                await self._counters.give_back_attempts(locks)
         # Said only to someone who knows the password: it reveals nothing to a guesser.
         if self._s.auth.require_email_verification and not user.email_verified:
             raise EmailNotVerified()
@@ -187,7 +190,7 @@ class AuthService:
             await self._alerts.send(row, "new_device",
                                     f"When: {_when(now)}. From: {client.ip}, "
                                     f"{client.user_agent or 'unknown browser'}.")
-        await self._store.fill_user(row)
+        await self._cache.fill(row)
         device_token = (data.device_token if device and data.device_token
                         else self._devices.issue(user.id, now))
         return Session(user, await self._start_session(row, client), device_token)
@@ -211,7 +214,7 @@ class AuthService:
         lockout = self._s.lockout
         if not lockout.enabled:
             return False
-        counts = await self._store.reserve_attempts(locks, lockout.window, lockout.max_failures)
+        counts = await self._counters.reserve_attempts(locks, lockout.window, lockout.max_failures)
         if counts[0][0] > lockout.max_failures:
             raise LoginLocked(counts[0][1])
         return any(count > lockout.max_failures for count, _ in counts)
@@ -240,15 +243,14 @@ class AuthService:
             log.warning("user %s no longer exists: %s sessions ended", user_id, ended)
         return TokenInvalid("user_not_found", "User not found")
 
-    async def _user(self, user_id: int, fields: dict[str, str]) -> CachedUser:
+    async def _user(self, user_id: int, user: CachedUser | None) -> CachedUser:
         """The cached row (from the same round trip as the session check), else the database."""
-        user = CachedUser.from_fields(user_id, fields) if fields else None
         if user is None:
             row = await self._users.by_id(user_id)
             if row is None:
                 raise await self._missing(user_id)
             user = cached(row)
-            await self._store.fill_user(user)
+            await self._cache.fill(user)
         return user
 
     async def _reread(self, user_id: int) -> CachedUser:
@@ -257,7 +259,7 @@ class AuthService:
         if row is None:
             raise await self._missing(user_id)
         user = cached(row)
-        await self._store.replace_if_older(user)
+        await self._cache.replace_if_older(user)
         return user
 
     def _check_user(self, claims: Claims, user: CachedUser) -> None:
@@ -281,14 +283,14 @@ class AuthService:
         the row is behind the database (a Redis rollback): it is re-read and healed."""
         claims = self._codec.decode(access_token, ACCESS, self._clock())
         user_id = self._user_id(claims)
-        fields, alive = await self._sessions.user_and_alive(user_id, claims.sid)
-        if not alive and GONE in fields:  # a deleted account's dead session: no database read
+        seen = await self._sessions.user_and_alive(user_id, claims.sid)
+        if not seen.alive and seen.deleted:  # a deleted account's dead session: no database read
             raise TokenInvalid("session_ended", "Session has ended")
-        user = await self._user(user_id, fields)
+        user = await self._user(user_id, seen.user)
         if claims.ver > user.token_version:
             user = await self._reread(user_id)
         self._check_user(claims, user)
-        if not alive:
+        if not seen.alive:
             raise TokenInvalid("session_ended", "Session has ended")
         return Caller(user, claims.sid)
 
@@ -317,7 +319,7 @@ class AuthService:
             raise await self._missing(user_id)
         if state.is_active and claims.ver == state.token_version:
             return state
-        await self._store.drop_if_older(user_id, state.token_version, state.is_active,
+        await self._cache.drop_if_older(user_id, state.token_version, state.is_active,
                                         state.role)
         if not state.is_active:
             # Deactivation ended them; a Redis restored from a snapshot brought them back.
@@ -342,7 +344,7 @@ class AuthService:
         if outcome.status not in ("ok", "rotated", "grace"):
             alert = outcome.status == "reused" and self._alerts.enabled
             raise await self._refused(outcome, claims,
-                                      await self._user(user_id, {}) if alert else None)
+                                      await self._user(user_id, None) if alert else None)
         if outcome.status == "ok":
             # Never past the session's end (the refresh token's exp): issue 9.8.
             access, _ = self._codec.issue_access(sub=claims.sub, role=role, ver=ver,
@@ -366,7 +368,7 @@ class AuthService:
             user_id = self._user_id(claims)
             outcome = await self._sessions.logout(user_id, claims.sid, claims.jti, claims.ver,
                                                   self._ttl(claims.exp, now))
-            user = await self._user(user_id, outcome.user_fields)
+            user = await self._user(user_id, outcome.user)
             self._check_user(claims, user)
             if outcome.status != "ok":
                 raise await self._refused(outcome, claims, user)
@@ -403,7 +405,7 @@ class AuthService:
             locks = [f"reauth:{row.id}"]
             lockout = self._s.lockout
             if lockout.enabled:
-                ((attempts, left),) = await self._store.reserve_attempts(
+                ((attempts, left),) = await self._counters.reserve_attempts(
                     locks, lockout.window, lockout.max_failures)
                 if attempts > lockout.max_failures:
                     raise RateLimited(left)
@@ -411,7 +413,7 @@ class AuthService:
             if not result.valid:
                 raise ValidationFailed.on(field, message)
             if lockout.enabled:
-                await self._store.give_back_attempts(locks)
+                await self._counters.give_back_attempts(locks)
             yield row
 
     async def change_password(self, caller: Caller, data: PasswordChangeInput,
@@ -425,13 +427,13 @@ class AuthService:
             if problems:
                 raise ValidationFailed({"password": problems})
             new_hash = await self._hasher.hash(data.password)
-        await self._store.forget_user(row.id)
+        await self._cache.forget(row.id)
         changed = await self._users.set_password(row.id, new_hash, row.token_version)
         if changed is None:  # a reset or another change landed meanwhile: that one stands
             raise TokenInvalid("password_changed",
                                "The password was changed meanwhile").for_bearer()
         user = cached(changed)  # re-read: never publish fields read before the hashing
-        await self._store.put_user(user)
+        await self._cache.put(user)
         await self._sessions.end_all(row.id, keep=caller.sid)
         now = self._clock()
         pair = self._codec.issue_pair(sub=str(row.id), role=user.role, ver=user.token_version,
@@ -452,5 +454,5 @@ class AuthService:
         if row is None:  # the account was deleted meanwhile
             raise TokenInvalid("user_not_found", "User not found").for_bearer()
         updated = cached(row)
-        await self._store.put_user(updated)
+        await self._cache.put(updated)
         return updated

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from service.core.accounts import cached
 from service.core.deletion import AccountDeletion
 from service.errors import NotFound, PermissionDenied, ValidationFailed
-from service.store.redis_store import CachedUser, RedisStore
+from service.store.cache import CachedUser, UserCache
 from service.store.sessions import SessionStore
 from service.store.users import User, UserFilter, UserStore
 
@@ -40,10 +40,10 @@ class Page:
 
 
 class AdminService:
-    def __init__(self, users: UserStore, store: RedisStore, sessions: SessionStore,
+    def __init__(self, users: UserStore, cache: UserCache, sessions: SessionStore,
                  deletion: AccountDeletion) -> None:
         self._users = users
-        self._store = store
+        self._cache = cache
         self._sessions = sessions
         self._deletion = deletion
 
@@ -76,7 +76,7 @@ class AdminService:
         if user.id == actor.id and (active is False or role is not None):
             raise ValidationFailed.on("non_field_errors", SELF_LOCKOUT)
         if role is not None or active is not None:
-            await self._store.forget_user(user.id)  # fail closed before the database write
+            await self._cache.forget(user.id)  # fail closed before the database write
         if role is not None:
             await self._users.set_role_and_bump(user.id, role)
         if active is not None:
@@ -90,7 +90,7 @@ class AdminService:
     async def revoke_sessions(self, user_id: int) -> None:
         """Refuse every token of the user issued so far."""
         user = await self.get_user(user_id)
-        await self._store.forget_user(user.id)
+        await self._cache.forget(user.id)
         await self._users.bump_token_version(user.id)
         await self._sessions.end_all(user.id)
         await self._publish(user.id)
@@ -108,7 +108,7 @@ class AdminService:
         write landed between our read and our put (else our older row would stand)."""
         row = await self.get_user(user_id)
         for _ in range(3):
-            await self._store.put_user(cached(row))
+            await self._cache.put(cached(row))
             latest = await self.get_user(user_id)
             if latest == row:
                 break

@@ -6,16 +6,17 @@ import logging
 import secrets
 
 from service.config import AlertSettings
+from service.store.cache import CachedUser
+from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
-from service.store.redis_store import CachedUser, RedisStore
 
 log = logging.getLogger("authsvc.alerts")
 
 
 class Alerts:
-    def __init__(self, settings: AlertSettings, store: RedisStore, mail: MailQueue) -> None:
+    def __init__(self, settings: AlertSettings, links: OneTimeLinks, mail: MailQueue) -> None:
         self._s = settings
-        self._store = store
+        self._links = links
         self._mail = mail
 
     @property
@@ -28,7 +29,7 @@ class Alerts:
             return
         try:
             token = secrets.token_urlsafe(32)
-            await self._store.put_link("notme", token, user.id, self._s.link_ttl)
+            await self._links.put_link("notme", token, user.id, self._s.link_ttl)
             link = self._s.url_template.replace("{token}", token)
             await self._mail.send_security_alert(user.email, user.username, kind, detail, link)
         except Exception:

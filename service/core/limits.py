@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from service.config import RateLimitSettings
 from service.errors import RateLimited
-from service.store.redis_store import RedisStore
+from service.store.counters import LimitCounters
 from service.store.users import fold
 
 # The prefix one IPv6 host is usually given (RFC 6177 suggests /56 or /48 for sites, SLAAC
@@ -45,9 +45,9 @@ def device_key(device: str) -> str:
 
 
 class RateLimiter:
-    def __init__(self, settings: RateLimitSettings, store: RedisStore) -> None:
+    def __init__(self, settings: RateLimitSettings, counters: LimitCounters) -> None:
         self._s = settings
-        self._store = store
+        self._counters = counters
 
     async def check(self, scope: str, *keys: str) -> None:
         """Count one event of `scope` (login, register, password_reset) against each key in
@@ -56,7 +56,7 @@ class RateLimiter:
         if not self._s.enabled:
             return
         rate = getattr(self._s, scope)
-        counts = await self._store.hit(scope, list(keys), rate.window, rate.limit)
+        counts = await self._counters.hit(scope, list(keys), rate.window, rate.limit)
         over = [left for count, left in counts if count > rate.limit]
         if over:
             raise RateLimited(max(over))
@@ -64,7 +64,7 @@ class RateLimiter:
     async def mail_allowed(self, address: str, per_hour: int) -> bool:
         """Count one mail anyone can trigger to `address` (whatever [rate_limit] enabled
         says: it protects a mailbox, not the service); False past `per_hour` this hour."""
-        return await self._store.count_mail(fold(address), 3600) <= per_hour
+        return await self._counters.count_mail(fold(address), 3600) <= per_hour
 
 
 class HashInFlight(RateLimited):
@@ -82,17 +82,17 @@ class OneHashPerUser:
     hash pool and slow everyone's login. Held in Redis with a TTL, so a crashed process frees
     it by itself."""
 
-    def __init__(self, store: RedisStore, ttl: int = 60) -> None:
-        self._store = store
+    def __init__(self, counters: LimitCounters, ttl: int = 60) -> None:
+        self._counters = counters
         self._ttl = ttl
 
     @asynccontextmanager
     async def hold(self, user_id: int) -> AsyncIterator[None]:
         """Raises HashInFlight (429, Retry-After: 1) while another check of `user_id` runs."""
         owner = secrets.token_hex(8)
-        if not await self._store.take_flight(user_id, owner, self._ttl):
+        if not await self._counters.take_flight(user_id, owner, self._ttl):
             raise HashInFlight()
         try:
             yield
         finally:
-            await self._store.release_flight(user_id, owner)
+            await self._counters.release_flight(user_id, owner)

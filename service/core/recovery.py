@@ -12,8 +12,9 @@ from service.core.accounts import cached
 from service.core.limits import RateLimiter, client_key
 from service.core.passwords import PasswordHasher, policy_problems
 from service.errors import ValidationFailed
+from service.store.cache import UserCache
+from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
-from service.store.redis_store import RedisStore
 from service.store.sessions import SessionStore
 from service.store.users import UserStore
 
@@ -29,12 +30,13 @@ class ResetConfirmInput:
 
 
 class RecoveryService:
-    def __init__(self, settings: Settings, users: UserStore, store: RedisStore,
-                 sessions: SessionStore, hasher: PasswordHasher, mail: MailQueue,
-                 limiter: RateLimiter) -> None:
+    def __init__(self, settings: Settings, users: UserStore, cache: UserCache,
+                 links: OneTimeLinks, sessions: SessionStore, hasher: PasswordHasher,
+                 mail: MailQueue, limiter: RateLimiter) -> None:
         self._s = settings
         self._users = users
-        self._store = store
+        self._cache = cache
+        self._links = links
         self._sessions = sessions
         self._hasher = hasher
         self._mail = mail
@@ -66,7 +68,7 @@ class RecoveryService:
             if capped and not await self._may_mail(user.email):
                 return
             token = secrets.token_urlsafe(32)
-            await self._store.put_reset(token, user.id, user.token_version,
+            await self._links.put_reset(token, user.id, user.token_version,
                                         self._s.password_reset.ttl)
             link = self._s.password_reset.url_template.replace("{token}", token)
             job_id = await self._mail.send_password_reset(user.email, user.username, link)
@@ -75,10 +77,10 @@ class RecoveryService:
             log.exception("could not queue a password reset email")
 
     async def confirm_reset(self, data: ResetConfirmInput) -> None:
-        taken, ttl_left = await self._store.take_reset(data.token)
+        taken = await self._links.take_reset(data.token)
         if taken is None:
             raise ValidationFailed.on("token", BAD_TOKEN)
-        user_id, version = taken
+        user_id, version = taken.user_id, taken.version
         try:
             user = await self._users.by_id(user_id)
             if user is None or not user.is_active or user.token_version != version:
@@ -88,18 +90,18 @@ class RecoveryService:
             if problems:
                 raise ValidationFailed({"password": problems})
             new_hash = await self._hasher.hash(data.password)
-            await self._store.forget_user(user.id)
+            await self._cache.forget(user.id)
             changed = await self._users.set_password(user.id, new_hash, version)
             if changed is None:  # a change or another reset landed meanwhile
                 raise ValidationFailed.on("token", BAD_TOKEN)
         except ValidationFailed as exc:
             if exc.errors.keys() != {"token"}:  # a bad new password must not burn the link
-                await self._store.restore_reset(data.token, user_id, version, ttl_left)
+                await self._links.restore_reset(data.token, taken)
             raise
         except BaseException:
-            await self._store.restore_reset(data.token, user_id, version, ttl_left)
+            await self._links.restore_reset(data.token, taken)
             raise
-        await self._store.put_user(cached(changed))  # re-read after the write, never stale
+        await self._cache.put(cached(changed))  # re-read after the write, never stale
         await self._sessions.end_all(user.id)
         log.info("password reset for user %s", user.id)
 
@@ -114,7 +116,7 @@ class RecoveryService:
             if not await self._may_mail(user.email):
                 return
             token = secrets.token_urlsafe(32)
-            await self._store.put_link("verify", token, user.id,
+            await self._links.put_link("verify", token, user.id,
                                        self._s.auth.email_verification_ttl)
             link = self._s.auth.verify_url_template.replace("{token}", token)
             await self._mail.send_verification(user.email, user.username, link)
@@ -127,7 +129,7 @@ class RecoveryService:
         await self._limiter.check("password_reset", client_key(client_ip))
 
     async def verify_email(self, token: str) -> None:
-        user_id = await self._store.take_link("verify", token)
+        user_id = await self._links.take_link("verify", token)
         # A deleted account's link is dead (ids are never reused: it cannot reach another).
         if user_id is None or await self._users.by_id(user_id) is None:
             raise ValidationFailed.on("token", BAD_TOKEN)
@@ -140,7 +142,7 @@ class RecoveryService:
         mail skips the mail cap: the single-use link came from that mailbox, and a flood of
         reset requests must not silence the owner's way out."""
         await self._limiter.check("password_reset", client_key(client_ip))
-        user_id = await self._store.take_link("notme", token)
+        user_id = await self._links.take_link("notme", token)
         row = await self._users.by_id(user_id) if user_id is not None else None
         if row is None:
             raise ValidationFailed.on("token", BAD_TOKEN)

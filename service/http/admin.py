@@ -13,7 +13,7 @@ from service.core.admin import AdminService
 from service.http import admin_inputs
 from service.http.routes import AUTH_PREFIX, _both, bearer_caller
 from service.http.web import empty_response, json_body, json_response
-from service.store.redis_store import CachedUser
+from service.store.cache import CachedUser
 
 
 def _admin_service(request: Request) -> AdminService:

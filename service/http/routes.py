@@ -17,7 +17,7 @@ from service.core.tokens import TokenPair
 from service.errors import TokenInvalid
 from service.http import inputs as schemas
 from service.http.web import bearer_token, client_ip, empty_response, json_body, json_response
-from service.store.redis_store import CachedUser
+from service.store.cache import CachedUser
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
