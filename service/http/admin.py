@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 
 from service.core.admin import AdminService
 from service.http import admin_inputs
+from service.http.render import user_json
 from service.http.routes import AUTH_PREFIX, _both, bearer_caller
 from service.http.web import empty_response, json_body, json_response
 from service.store.redis_store import CachedUser
@@ -21,7 +22,7 @@ def _admin_service(request: Request) -> AdminService:
 
 
 async def _admin(request: Request) -> tuple[AdminService, CachedUser]:
-    """401 without a valid token, 403 unless the caller's current role is admin_inputs."""
+    """401 without a valid token, 403 unless the caller's current role is admin."""
     user = (await bearer_caller(request)).user
     AdminService.require_admin(user)
     return _admin_service(request), user
@@ -41,13 +42,13 @@ async def list_users(request: Request) -> Response:
         "count": page.count,
         "next": _page_link(request, query.page + 1) if page.has_next else None,
         "previous": _page_link(request, query.page - 1) if query.page > 1 else None,
-        "results": [admin_inputs.user_json(user) for user in page.users]})
+        "results": [user_json(user) for user in page.users]})
 
 
 async def user_detail(request: Request) -> Response:
     service, _ = await _admin(request)
     user = await service.get_user(admin_inputs.user_id(request.path_params["id"]))
-    return json_response(admin_inputs.user_json(user))
+    return json_response(user_json(user))
 
 
 async def user_update(request: Request) -> Response:
@@ -55,8 +56,8 @@ async def user_update(request: Request) -> Response:
     user_id = admin_inputs.user_id(request.path_params["id"])
     user = await service.get_user(user_id)  # 404 before 400, as DRF does
     patch = admin_inputs.patch_input(await json_body(request),
-                              request.app.state.settings.auth.known_roles())
-    return json_response(admin_inputs.user_json(await service.update_user(actor, user, patch)))
+                                     request.app.state.settings.auth.known_roles())
+    return json_response(user_json(await service.update_user(actor, user, patch)))
 
 
 async def user_delete(request: Request) -> Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from starlette.background import BackgroundTask
@@ -16,11 +15,10 @@ from service.core.deletion import AccountDeletion
 from service.core.health import Health
 from service.core.recovery import RecoveryService
 from service.core.sessions import Client, SessionService
-from service.core.tokens import TokenPair
 from service.errors import TokenInvalid
 from service.http import inputs
+from service.http.render import profile_json, session_json, tokens_json
 from service.http.web import bearer_token, client_ip, empty_response, json_body, json_response
-from service.store.redis_store import CachedUser
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -50,15 +48,6 @@ def _client(request: Request) -> Client:
     return Client(ip, request.headers.get("user-agent", "")[:256])
 
 
-def _profile(user: CachedUser) -> dict[str, str]:
-    return {"username": user.username, "email": user.email,
-            "display_name": user.display_name, "role": user.role}
-
-
-def _tokens(pair: TokenPair) -> dict[str, str]:
-    return {"refresh": pair.refresh, "access": pair.access}
-
-
 async def register(request: Request) -> Response:
     data = inputs.register_input(await json_body(request), request.app.state.settings)
     signed_in = await _accounts(request).register(data, _client(request))
@@ -66,7 +55,7 @@ async def register(request: Request) -> Response:
     body: dict[str, object] = {"user": {"username": user.username, "email": user.email,
                                         "display_name": user.display_name}}
     if signed_in.tokens is not None:  # none while the email awaits verification
-        body.update(_tokens(signed_in.tokens))
+        body.update(tokens_json(signed_in.tokens))
     verify = request.app.state.settings.auth.verify_emails
     send = BackgroundTask(_recovery(request).send_verification, user.email) if verify else None
     return json_response(body, 201, background=send)
@@ -86,7 +75,8 @@ async def login(request: Request) -> Response:
               f"Path={AUTH_PREFIX}login; HttpOnly; Secure; SameSite=Strict")
     assert signed_in.tokens is not None
     return json_response({"user": {"username": user.username, "email": user.email},
-                          **_tokens(signed_in.tokens), "device_token": signed_in.device_token},
+                          **tokens_json(signed_in.tokens),
+                          "device_token": signed_in.device_token},
                          headers={"Set-Cookie": cookie})
 
 
@@ -150,13 +140,14 @@ async def bearer_caller(request: Request) -> Caller:
 
 
 async def profile(request: Request) -> Response:
-    return json_response(_profile((await bearer_caller(request)).user))
+    return json_response(profile_json((await bearer_caller(request)).user))
 
 
 async def profile_update(request: Request) -> Response:
     caller = await bearer_caller(request)
     display_name = inputs.profile_patch_input(await json_body(request))
-    return json_response(_profile(await _accounts(request).update_profile(caller, display_name)))
+    updated = await _accounts(request).update_profile(caller, display_name)
+    return json_response(profile_json(updated))
 
 
 async def profile_delete(request: Request) -> Response:
@@ -169,16 +160,10 @@ async def profile_delete(request: Request) -> Response:
     return empty_response(204)
 
 
-def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat()
-
-
 async def sessions(request: Request) -> Response:
     caller = await bearer_caller(request)
     listed = await _sessions(request).list_sessions(caller)
-    return json_response([{"id": s.sid, "created": _iso(s.created),
-                           "last_used": _iso(s.last_used), "user_agent": s.user_agent,
-                           "ip": s.ip, "current": s.sid == caller.sid} for s in listed])
+    return json_response([session_json(session, caller.sid) for session in listed])
 
 
 async def session_delete(request: Request) -> Response:
