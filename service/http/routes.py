@@ -69,15 +69,18 @@ async def login(request: Request) -> Response:
                               request.cookies.get(DEVICE_COOKIE))
     signed_in = await _sessions(request).login(data, _client(request))
     user = signed_in.user
-    settings = request.app.state.settings
-    cookie = (f"{DEVICE_COOKIE}={signed_in.device_token}; "
-              f"Max-Age={settings.lockout.device_ttl}; "
-              f"Path={AUTH_PREFIX}login; HttpOnly; Secure; SameSite=Strict")
-    assert signed_in.tokens is not None
-    return json_response({"user": {"username": user.username, "email": user.email},
-                          **tokens_json(signed_in.tokens),
-                          "device_token": signed_in.device_token},
-                         headers={"Set-Cookie": cookie})
+    assert signed_in.tokens is not None and signed_in.device_token is not None
+    response = json_response({"user": {"username": user.username, "email": user.email},
+                              **tokens_json(signed_in.tokens),
+                              "device_token": signed_in.device_token})
+    # OWASP session cookies: never readable by scripts, never sent in the clear or by other
+    # sites, sent to login/ only. "Strict" as RFC 6265bis spells it: Starlette types the value
+    # lower-case but writes it as given.
+    response.set_cookie(DEVICE_COOKIE, signed_in.device_token,
+                        max_age=request.app.state.settings.lockout.device_ttl,
+                        path=f"{AUTH_PREFIX}login", secure=True, httponly=True,
+                        samesite="Strict")  # type: ignore[arg-type]
+    return response
 
 
 async def logout(request: Request) -> Response:
