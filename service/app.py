@@ -187,7 +187,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
                             **dict.fromkeys(UNAVAILABLE, _on_error)},
         lifespan=lifespan)
     # `/healthz/` would get a bare 307 from the router, without API_HEADERS: answer 404 instead
-    # (every API path is served with and without its trailing slash, see routes._both).
+    # (every API path is served with and without its trailing slash, see routes.slash_optional).
     app.router.redirect_slashes = False
     app.state.settings = settings
     return app

@@ -21,7 +21,7 @@ from service.store.redis_store import CachedUser, RedisStore
 from service.store.sessions import SessionStore
 from service.store.users import DuplicateUser, User, UserStore
 
-log = logging.getLogger("authsvc.services")
+log = logging.getLogger("authsvc.accounts")
 
 TAKEN = {"username": "A user with that username already exists.",
          "email": "A user with that email already exists."}

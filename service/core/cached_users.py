@@ -12,7 +12,7 @@ from service.store.redis_store import CachedUser, RedisStore
 from service.store.sessions import SessionStore
 from service.store.users import User, UserStore
 
-log = logging.getLogger("authsvc.services")
+log = logging.getLogger("authsvc.sessions")
 
 
 def cached(user: User) -> CachedUser:

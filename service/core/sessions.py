@@ -29,7 +29,7 @@ from service.store.redis_store import CachedUser, RedisStore
 from service.store.sessions import RefreshOutcome, SessionInfo, SessionStore
 from service.store.users import TokenState, User, UserStore
 
-log = logging.getLogger("authsvc.services")
+log = logging.getLogger("authsvc.sessions")
 
 
 @dataclass(frozen=True)

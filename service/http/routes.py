@@ -31,6 +31,10 @@ def _sessions(request: Request) -> SessionService:
     return request.app.state.sessions  # type: ignore[no-any-return]
 
 
+def _authenticator(request: Request) -> Authenticator:
+    return request.app.state.authenticator  # type: ignore[no-any-return]
+
+
 def _recovery(request: Request) -> RecoveryService:
     return request.app.state.recovery  # type: ignore[no-any-return]
 
@@ -136,8 +140,7 @@ async def password_reset_confirm(request: Request) -> Response:
 async def bearer_caller(request: Request) -> Caller:
     """The authenticated caller of a Bearer endpoint; 401 with WWW-Authenticate otherwise."""
     try:
-        authenticator: Authenticator = request.app.state.authenticator
-        return await authenticator.authenticate(bearer_token(request))
+        return await _authenticator(request).authenticate(bearer_token(request))
     except TokenInvalid as exc:
         raise exc.for_bearer() from None
 
@@ -211,8 +214,8 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
     return endpoint
 
 
-def _both(path: str, endpoint: Endpoint | Mapping[str, Endpoint],
-          methods: Sequence[str] = ()) -> list[BaseRoute]:
+def slash_optional(path: str, endpoint: Endpoint | Mapping[str, Endpoint],
+                   methods: Sequence[str] = ()) -> list[BaseRoute]:
     """Serve `path/` and `path` alike: API.md forbids a 404 for a missing trailing slash.
 
     `endpoint` is a handler for `methods`, or a handler per method: {"GET": ..., "PATCH": ...}."""
@@ -227,20 +230,20 @@ AUTH_PREFIX = "/api/v1/auth/"
 # The router tries routes in order, and no two paths overlap: the most requested come first
 # (a profile GET matched as the 11th route spent 5 % of its time in Route.matches).
 ROUTES: list[BaseRoute] = [
-    *_both(AUTH_PREFIX + "profile/", {"GET": profile, "PATCH": profile_update,
-                                      "DELETE": profile_delete}),
-    *_both(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
-    *_both(AUTH_PREFIX + "register/", register, ["POST"]),
-    *_both(AUTH_PREFIX + "login/", login, ["POST"]),
-    *_both(AUTH_PREFIX + "logout/", logout, ["POST"]),
-    *_both(AUTH_PREFIX + "password-reset/", password_reset, ["POST"]),
-    *_both(AUTH_PREFIX + "password-reset/confirm/", password_reset_confirm, ["POST"]),
-    *_both(AUTH_PREFIX + "sessions/", sessions, ["GET"]),
-    *_both(AUTH_PREFIX + "sessions/{sid}/", session_delete, ["DELETE"]),
-    *_both(AUTH_PREFIX + "logout-all/", logout_all, ["POST"]),
-    *_both(AUTH_PREFIX + "password/change/", password_change, ["POST"]),
-    *_both(AUTH_PREFIX + "security/not-me/", not_me, ["POST"]),
-    *_both(AUTH_PREFIX + "verify-email/", verify_email, ["POST"]),
-    *_both(AUTH_PREFIX + "verify-email/resend/", verify_email_resend, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "profile/", {"GET": profile, "PATCH": profile_update,
+                                               "DELETE": profile_delete}),
+    *slash_optional(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "register/", register, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "login/", login, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "logout/", logout, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "password-reset/", password_reset, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "password-reset/confirm/", password_reset_confirm, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "sessions/", sessions, ["GET"]),
+    *slash_optional(AUTH_PREFIX + "sessions/{sid}/", session_delete, ["DELETE"]),
+    *slash_optional(AUTH_PREFIX + "logout-all/", logout_all, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "password/change/", password_change, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "security/not-me/", not_me, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "verify-email/", verify_email, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "verify-email/resend/", verify_email_resend, ["POST"]),
     Route("/healthz", health, methods=["GET"]),
 ]
