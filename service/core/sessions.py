@@ -38,7 +38,7 @@ class LoginInput:
 
     identifier: str
     password: str
-    device_token: str | None = None
+    device_token: str | None
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Client:
     """Who is calling, as far as HTTP tells: recorded with the session it starts."""
 
     ip: str
-    user_agent: str = ""
+    user_agent: str
 
 
 @dataclass(frozen=True)
