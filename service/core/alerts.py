@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 
@@ -10,6 +11,11 @@ from service.store.mail import MailQueue
 from service.store.redis_store import CachedUser, RedisStore
 
 log = logging.getLogger("authsvc.alerts")
+
+
+def alert_time(timestamp: float) -> str:
+    """A moment as an alert email tells it to a person: minutes, in UTC."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class Alerts:
