@@ -12,14 +12,18 @@ from databases import Database
 from starlette.applications import Starlette
 
 from service.config import Settings, secret_bytes_needed
-from service.core.accounts import AuthService
+from service.core.accounts import AccountService
 from service.core.admin import AdminService
 from service.core.alerts import Alerts
+from service.core.authentication import Authenticator
+from service.core.cached_users import CachedUsers
 from service.core.deletion import AccountDeletion
 from service.core.devices import DeviceTokens
+from service.core.health import Health
 from service.core.limits import RateLimiter
 from service.core.passwords import PasswordHasher
 from service.core.recovery import RecoveryService
+from service.core.sessions import SessionService
 from service.core.tokens import TokenCodec
 from service.http import admin as admin_routes
 from service.http import docs
@@ -28,12 +32,9 @@ from service.http.error_handler import error_handlers
 from service.http.routes import ROUTES
 from service.local import embedded_redis
 from service.store import jwt_secret, sealed_links
-from service.store.cache import UserCache
-from service.store.counters import LimitCounters
-from service.store.keys import RedisKeys
-from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
-from service.store.redis_wire import RedisWire, check_url
+from service.store.redis_store import RedisStore
+from service.store.redis_wire import RedisWire
 from service.store.sessions import SessionStore
 from service.store.sqlite_pool import SQLDatabase
 from service.store.users import UserStore
@@ -68,11 +69,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
     objects that every full collection would walk again, stalling all requests in flight
     (profile GET p99 52 ms -> 9 ms, bench/README.md). Not for tests, which build many apps
     in one process and must get their garbage back.
-
-    Raises ConfigError for a [redis] url the API's Redis client would not honour.
     """
-    if settings.redis.url != "embedded":
-        check_url(settings.redis.url)  # now, not at the first request (cli.py: before all)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,25 +79,28 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         db = database(settings)
         await db.connect()
         hasher = PasswordHasher(settings.passwords)
-        keys = RedisKeys(settings.redis.prefix)
-        cache = UserCache(async_redis, keys, ttl=settings.jwt.refresh_ttl)
-        links = OneTimeLinks(async_redis, keys)
-        counters = LimitCounters(async_redis, keys)
+        store = RedisStore(async_redis, settings.redis.prefix, user_ttl=settings.jwt.refresh_ttl)
         users = UserStore(db)
-        sessions = SessionStore(async_redis, keys,
-                                index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
+        session_store = SessionStore(async_redis, settings.redis.prefix,
+                                     index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
         mail = MailQueue(settings, sync_redis, sealed_links.link_key(secret))
-        limiter = RateLimiter(settings.rate_limit, counters)
-        app.state.service = AuthService(
-            settings, users, cache, counters, sessions, hasher, TokenCodec(settings.jwt, secret),
+        limiter = RateLimiter(settings.rate_limit, store)
+        codec = TokenCodec(settings.jwt, secret)
+        rows = CachedUsers(users, store, session_store)
+        sessions = SessionService(
+            settings, users, store, session_store, hasher, codec,
             DeviceTokens(secret, settings.lockout.device_ttl), limiter,
-            Alerts(settings.alerts, links, mail), clock)
-        app.state.recovery = RecoveryService(settings, users, cache, links, sessions, hasher,
+            Alerts(settings.alerts, store, mail), rows, clock)
+        deletion = AccountDeletion(users, session_store)
+        app.state.authenticator = Authenticator(codec, session_store, rows, clock)
+        app.state.sessions = sessions
+        app.state.accounts = AccountService(settings, users, store, session_store, hasher,
+                                            limiter, sessions)
+        app.state.recovery = RecoveryService(settings, users, store, session_store, hasher,
                                              mail, limiter)
-        app.state.deletion = AccountDeletion(users, sessions)
-        app.state.admin = AdminService(users, cache, sessions, app.state.deletion)
-        app.state.database = db
-        app.state.redis = async_redis
+        app.state.deletion = deletion
+        app.state.admin = AdminService(users, store, session_store, deletion)
+        app.state.health = Health(users, store)
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -118,7 +118,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         exception_handlers=error_handlers(),
         lifespan=lifespan)
     # `/healthz/` would get a bare 307 from the router, without API_HEADERS: answer 404 instead
-    # (every API path is served with and without its trailing slash, see routes._both).
+    # (every API path is served with and without its trailing slash, see routes.slash_optional).
     app.router.redirect_slashes = False
     app.state.settings = settings
     return app

@@ -3,6 +3,8 @@ Bearer request so an ended session's access token is refused at once."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 import httpx
@@ -52,7 +54,11 @@ def test_each_login_is_a_session_listed_with_the_current_one_marked(client: http
     current = [row for row in rows if row["current"]]
     assert len(current) == 1 and current[0]["id"] == sid(second["access"])
     assert current[0]["user_agent"] == "Firefox/140" and current[0]["ip"] == "127.0.0.1"
-    assert {"created", "last_used"} <= set(current[0])
+    for field in ("created", "last_used"):  # RFC 3339 in UTC with `Z`, as users/ answers
+        moment = current[0][field]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", moment), moment
+        age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(moment)
+        assert abs(age.total_seconds()) < 60
     assert sid(first["access"]) == sid(first["refresh"])
 
 
@@ -165,7 +171,7 @@ def test_refresh_marks_the_session_used(settings: Settings, make_client: Any) ->
     renewed = client.post(API + "token/refresh/", json={"refresh": tokens["refresh"]})
     assert renewed.status_code == 200
     row = client.get(API + "sessions/", headers=bearer(tokens["access"])).json()[0]
-    assert row["last_used"] > row["created"]
+    assert (row["created"], row["last_used"]) == ("2033-05-18T03:33:20Z", "2033-05-18T03:43:20Z")
 
 
 def test_logout_all_finds_a_session_renewed_by_a_password_change(

@@ -1,11 +1,11 @@
 """The admin API's rules: who is an admin, listing users, changing role and active state,
-revoking every token of a user, deleting an account. Stores passed in, as in services.py."""
+revoking every token of a user, deleting an account. Stores passed in, as in accounts.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.core.accounts import cached
+from service.core.cached_users import cached
 from service.core.deletion import AccountDeletion
 from service.errors import NotFound, PermissionDenied, ValidationFailed
 from service.store.cache import CachedUser, UserCache

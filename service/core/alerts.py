@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 
@@ -11,6 +12,11 @@ from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
 
 log = logging.getLogger("authsvc.alerts")
+
+
+def alert_time(timestamp: float) -> str:
+    """A moment as an alert email tells it to a person: minutes, in UTC."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class Alerts:

@@ -10,7 +10,7 @@ the account is refused at once. Whole or not at all across the database and Redi
    marker only costs its requests a database read until it expires);
 3. every session ends and the marker stays as long as a token could live. A crash before
    this step leaves sessions in Redis, but every token of them is refused: the database
-   has no such user any more, and a refused token ends them all (services.AuthService).
+   has no such user any more, and a refused token ends them all (core.cached_users).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ PENDING_TTL = 120
 
 class AccountDeletion:
     """Deletes accounts. The caller checks who may: DELETE profile/ inside
-    AuthService.reauthenticated (the password, guarded like a login), the admin API by role."""
+    AccountService.reauthenticated (the password, guarded like a login), the admin API by role."""
 
     def __init__(self, users: UserStore, sessions: SessionStore) -> None:
         self._users = users

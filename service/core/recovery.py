@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from service.config import Settings
-from service.core.accounts import cached
+from service.core.cached_users import cached
 from service.core.limits import RateLimiter, client_key
 from service.core.passwords import PasswordHasher, policy_problems
 from service.errors import ValidationFailed

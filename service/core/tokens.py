@@ -58,6 +58,8 @@ class HmacSigner:
 
 @dataclass(frozen=True)
 class Claims:
+    """A token's claims, as verified by TokenCodec.decode (see the module's docstring)."""
+
     sub: str
     jti: str
     iat: int
@@ -67,18 +69,14 @@ class Claims:
     ver: int
     sid: str
 
-    def remaining(self, now: float, leeway: int) -> int:
-        """Whole seconds the token is still accepted (leeway included), at least 1: the TTL of
-        anything guarding it, so a revocation never expires before the token does."""
-        return max(1, int(self.exp + leeway - now) + 1)
-
 
 @dataclass(frozen=True)
 class TokenPair:
+    """A session's two tokens, with the refresh token's claims (its jti and exp are stored)."""
+
     access: str
     refresh: str
     refresh_claims: Claims
-    access_claims: Claims
 
 
 class TokenCodec:
@@ -128,12 +126,9 @@ class TokenCodec:
                    access_jti: str | None = None) -> TokenPair:
         refresh, refresh_claims = self.issue(REFRESH, sub=sub, role=role, ver=ver, sid=sid,
                                              now=now, exp=refresh_exp, jti=refresh_jti)
-        access, access_claims = self.issue_access(sub=sub, role=role, ver=ver, sid=sid, now=now,
-                                                  session_end=refresh_claims.exp, jti=access_jti)
-        return TokenPair(access, refresh, refresh_claims, access_claims)
-
-    def remaining(self, claims: Claims, now: float) -> int:
-        return claims.remaining(now, self._s.leeway)
+        access, _ = self.issue_access(sub=sub, role=role, ver=ver, sid=sid, now=now,
+                                      session_end=refresh_claims.exp, jti=access_jti)
+        return TokenPair(access, refresh, refresh_claims)
 
     def decode(self, token: str, expected_type: str, now: float) -> Claims:
         """Verify signature, algorithm, times and type; raise TokenInvalid with a reason."""

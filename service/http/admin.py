@@ -11,7 +11,8 @@ from starlette.routing import BaseRoute
 
 from service.core.admin import AdminService
 from service.http import admin_inputs
-from service.http.routes import AUTH_PREFIX, _both, bearer_caller
+from service.http.render import user_json
+from service.http.routes import AUTH_PREFIX, bearer_caller, slash_optional
 from service.http.web import empty_response, json_body, json_response
 from service.store.cache import CachedUser
 
@@ -20,8 +21,8 @@ def _admin_service(request: Request) -> AdminService:
     return request.app.state.admin  # type: ignore[no-any-return]
 
 
-async def _admin(request: Request) -> tuple[AdminService, CachedUser]:
-    """401 without a valid token, 403 unless the caller's current role is admin_inputs."""
+async def _as_admin(request: Request) -> tuple[AdminService, CachedUser]:
+    """401 without a valid token, 403 unless the caller's current role is admin."""
     user = (await bearer_caller(request)).user
     AdminService.require_admin(user)
     return _admin_service(request), user
@@ -34,39 +35,39 @@ def _page_link(request: Request, page: int) -> str:
 
 
 async def list_users(request: Request) -> Response:
-    service, _ = await _admin(request)
+    service, _ = await _as_admin(request)
     query = admin_inputs.list_query(request.query_params)
     page = await service.list_users(query)
     return json_response({
         "count": page.count,
         "next": _page_link(request, query.page + 1) if page.has_next else None,
         "previous": _page_link(request, query.page - 1) if query.page > 1 else None,
-        "results": [admin_inputs.user_json(user) for user in page.users]})
+        "results": [user_json(user) for user in page.users]})
 
 
 async def user_detail(request: Request) -> Response:
-    service, _ = await _admin(request)
+    service, _ = await _as_admin(request)
     user = await service.get_user(admin_inputs.user_id(request.path_params["id"]))
-    return json_response(admin_inputs.user_json(user))
+    return json_response(user_json(user))
 
 
 async def user_update(request: Request) -> Response:
-    service, actor = await _admin(request)
+    service, actor = await _as_admin(request)
     user_id = admin_inputs.user_id(request.path_params["id"])
     user = await service.get_user(user_id)  # 404 before 400, as DRF does
     patch = admin_inputs.patch_input(await json_body(request),
-                              request.app.state.settings.auth.known_roles())
-    return json_response(admin_inputs.user_json(await service.update_user(actor, user, patch)))
+                                     request.app.state.settings.auth.known_roles())
+    return json_response(user_json(await service.update_user(actor, user, patch)))
 
 
 async def user_delete(request: Request) -> Response:
-    service, actor = await _admin(request)
+    service, actor = await _as_admin(request)
     await service.delete_user(actor, admin_inputs.user_id(request.path_params["id"]))
     return empty_response(204)
 
 
 async def revoke_sessions(request: Request) -> Response:
-    service, _ = await _admin(request)
+    service, _ = await _as_admin(request)
     await service.revoke_sessions(admin_inputs.user_id(request.path_params["id"]))
     return empty_response(204)
 
@@ -74,8 +75,8 @@ async def revoke_sessions(request: Request) -> Response:
 USERS = AUTH_PREFIX + "users/"
 
 ADMIN_ROUTES: list[BaseRoute] = [
-    *_both(USERS, list_users, ["GET"]),
-    *_both(USERS + "{id}/", {"GET": user_detail, "PATCH": user_update,
-                             "DELETE": user_delete}),
-    *_both(USERS + "{id}/revoke-sessions/", revoke_sessions, ["POST"]),
+    *slash_optional(USERS, list_users, ["GET"]),
+    *slash_optional(USERS + "{id}/", {"GET": user_detail, "PATCH": user_update,
+                                      "DELETE": user_delete}),
+    *slash_optional(USERS + "{id}/revoke-sessions/", revoke_sessions, ["POST"]),
 ]

@@ -1,9 +1,8 @@
-"""The admin API's inputs and its user object: query parameters and PATCH bodies parsed into
-core's ListQuery and UserPatch, with DRF-shaped field errors; users rendered as JSON."""
+"""The admin API's inputs: query parameters and PATCH bodies parsed into core's ListQuery and
+UserPatch, with DRF-shaped field errors."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,7 +18,7 @@ from service.http.inputs import (
     ROLE_MAX,
     encodable,
 )
-from service.store.users import User, UserFilter
+from service.store.users import UserFilter
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -123,18 +122,3 @@ def patch_input(data: Mapping[str, Any], roles: Sequence[str]) -> UserPatch:
     if errors:
         raise ValidationFailed(errors)
     return UserPatch(role, is_active)
-
-
-def _iso(moment: dt.datetime) -> str:
-    """ISO 8601 in UTC with a `Z`, as DRF renders it; SQLite hands back naive UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    text = moment.astimezone(dt.UTC).isoformat()
-    return text.removesuffix("+00:00") + "Z"
-
-
-def user_json(user: User) -> dict[str, Any]:
-    """The admin API's user object; `id` is the tokens' `sub`, as an integer."""
-    return {"id": user.id, "username": user.username, "email": user.email,
-            "display_name": user.display_name, "role": user.role,
-            "is_active": user.is_active, "date_joined": _iso(user.date_joined)}

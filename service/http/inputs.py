@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from service.config import Settings
-from service.core.accounts import LoginInput, PasswordChangeInput, RegisterInput
+from service.core.accounts import PasswordChangeInput, RegisterInput
 from service.core.identity import (
     canonical_email,
     canonical_username,
@@ -15,6 +15,7 @@ from service.core.identity import (
 )
 from service.core.passwords import policy_problems
 from service.core.recovery import ResetConfirmInput
+from service.core.sessions import LoginInput
 from service.errors import MalformedRequest, UnsupportedMediaType, ValidationFailed
 from service.store.mail import EMAIL_MAX
 

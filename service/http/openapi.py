@@ -21,6 +21,8 @@ Json = dict[str, Any]
 
 AUTH = "/api/v1/auth/"
 JSON = "application/json"
+# Every moment the API answers with (http/render.py rfc3339).
+UTC_TIME = "RFC 3339, in UTC with `Z`."
 
 # Error responses by component name; several 401s differ only in when and which `code`.
 STATUS = {"BadRequest": "400", "InvalidCredentials": "401", "TokenRefused": "401",
@@ -168,7 +170,8 @@ def _response_schemas(s: Settings) -> Json:
         "TokenPair": _obj({"access": access, "refresh": refresh}, ["access", "refresh"]),
         "SessionList": {"type": "array", "items": _obj({
             "id": _string("The session id (the tokens' `sid` claim)."),
-            "created": _string(format="date-time"), "last_used": _string(format="date-time"),
+            "created": _string(UTC_TIME, format="date-time"),
+            "last_used": _string(UTC_TIME, format="date-time"),
             "user_agent": _string(), "ip": _string(),
             "current": {"type": "boolean", "description": "The session of this access token."},
         }, ["id", "created", "last_used", "user_agent", "ip", "current"])},
@@ -436,7 +439,7 @@ def _admin_schemas(s: Settings) -> Json:
                "description": "The user's id: the tokens' `sub` claim, as an integer."},
         "username": _string(), "email": _string(), "display_name": _string(),
         "role": _string(maxLength=ROLE_MAX), "is_active": {"type": "boolean"},
-        "date_joined": _string("ISO 8601, UTC.", format="date-time"),
+        "date_joined": _string(UTC_TIME, format="date-time"),
     }
     link = {"type": ["string", "null"], "format": "uri"}
     return {

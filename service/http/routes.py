@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from starlette.background import BackgroundTask
@@ -10,20 +9,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from service.core.accounts import AuthService, Caller, Client
+from service.core.accounts import AccountService
+from service.core.authentication import Authenticator, Caller
 from service.core.deletion import AccountDeletion
+from service.core.health import Health
 from service.core.recovery import RecoveryService
-from service.core.tokens import TokenPair
+from service.core.sessions import Client, SessionService
 from service.errors import TokenInvalid
-from service.http import inputs as schemas
+from service.http import inputs
+from service.http.render import profile_json, session_json, tokens_json
 from service.http.web import bearer_token, client_ip, empty_response, json_body, json_response
-from service.store.cache import CachedUser
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _service(request: Request) -> AuthService:
-    return request.app.state.service  # type: ignore[no-any-return]
+def _accounts(request: Request) -> AccountService:
+    return request.app.state.accounts  # type: ignore[no-any-return]
+
+
+def _sessions(request: Request) -> SessionService:
+    return request.app.state.sessions  # type: ignore[no-any-return]
+
+
+def _authenticator(request: Request) -> Authenticator:
+    return request.app.state.authenticator  # type: ignore[no-any-return]
 
 
 def _recovery(request: Request) -> RecoveryService:
@@ -43,24 +52,14 @@ def _client(request: Request) -> Client:
     return Client(ip, request.headers.get("user-agent", "")[:256])
 
 
-def _profile(user: CachedUser) -> dict[str, str]:
-    return {"username": user.username, "email": user.email,
-            "display_name": user.display_name, "role": user.role}
-
-
-def _tokens(pair: TokenPair) -> dict[str, str]:
-    return {"refresh": pair.refresh, "access": pair.access}
-
-
 async def register(request: Request) -> Response:
-    data = schemas.register_input(await json_body(request), request.app.state.settings)
-    service = _service(request)
-    session = await service.register(data, _client(request))
-    user = session.user
+    data = inputs.register_input(await json_body(request), request.app.state.settings)
+    signed_in = await _accounts(request).register(data, _client(request))
+    user = signed_in.user
     body: dict[str, object] = {"user": {"username": user.username, "email": user.email,
                                         "display_name": user.display_name}}
-    if session.tokens is not None:  # none while the email awaits verification
-        body.update(_tokens(session.tokens))
+    if signed_in.tokens is not None:  # none while the email awaits verification
+        body.update(tokens_json(signed_in.tokens))
     verify = request.app.state.settings.auth.verify_emails
     send = BackgroundTask(_recovery(request).send_verification, user.email) if verify else None
     return json_response(body, 201, background=send)
@@ -70,28 +69,33 @@ DEVICE_COOKIE = "authsvc_device"
 
 
 async def login(request: Request) -> Response:
-    data = schemas.login_input(await json_body(request), _max_password(request),
-                               request.cookies.get(DEVICE_COOKIE))
-    session = await _service(request).login(data, _client(request))
-    user = session.user
-    settings = request.app.state.settings
-    cookie = (f"{DEVICE_COOKIE}={session.device_token}; Max-Age={settings.lockout.device_ttl}; "
-              f"Path={AUTH_PREFIX}login; HttpOnly; Secure; SameSite=Strict")
-    assert session.tokens is not None
-    return json_response({"user": {"username": user.username, "email": user.email},
-                          **_tokens(session.tokens), "device_token": session.device_token},
-                         headers={"Set-Cookie": cookie})
+    data = inputs.login_input(await json_body(request), _max_password(request),
+                              request.cookies.get(DEVICE_COOKIE))
+    signed_in = await _sessions(request).login(data, _client(request))
+    user = signed_in.user
+    assert signed_in.tokens is not None and signed_in.device_token is not None
+    response = json_response({"user": {"username": user.username, "email": user.email},
+                              **tokens_json(signed_in.tokens),
+                              "device_token": signed_in.device_token})
+    # OWASP session cookies: never readable by scripts, never sent in the clear or by other
+    # sites, sent to login/ only. "Strict" as RFC 6265bis spells it: Starlette types the value
+    # lower-case but writes it as given.
+    response.set_cookie(DEVICE_COOKIE, signed_in.device_token,
+                        max_age=request.app.state.settings.lockout.device_ttl,
+                        path=f"{AUTH_PREFIX}login", secure=True, httponly=True,
+                        samesite="Strict")  # type: ignore[arg-type]
+    return response
 
 
 async def logout(request: Request) -> Response:
-    token = schemas.token_input(await json_body(request), "refresh_token")
-    await _service(request).logout(token)
+    token = inputs.token_input(await json_body(request), "refresh_token")
+    await _sessions(request).logout(token)
     return empty_response(205)
 
 
 async def token_refresh(request: Request) -> Response:
-    token = schemas.token_input(await json_body(request), "refresh")
-    refreshed = await _service(request).refresh(token)
+    token = inputs.token_input(await json_body(request), "refresh")
+    refreshed = await _sessions(request).refresh(token)
     body = {"access": refreshed.access}
     if refreshed.refresh is not None:
         body["refresh"] = refreshed.refresh
@@ -99,7 +103,7 @@ async def token_refresh(request: Request) -> Response:
 
 
 async def password_reset(request: Request) -> Response:
-    email = schemas.email_input(await json_body(request))
+    email = inputs.email_input(await json_body(request))
     service = _recovery(request)
     await service.request_reset(email, _client(request).ip)
     return json_response({"message": "Password reset link sent"},
@@ -107,13 +111,13 @@ async def password_reset(request: Request) -> Response:
 
 
 async def verify_email(request: Request) -> Response:
-    token = schemas.token_input(await json_body(request), "token")
+    token = inputs.token_input(await json_body(request), "token")
     await _recovery(request).verify_email(token)
     return json_response({"message": "Email verified"})
 
 
 async def verify_email_resend(request: Request) -> Response:
-    email = schemas.email_input(await json_body(request))
+    email = inputs.email_input(await json_body(request))
     service = _recovery(request)
     await service.request_verification(email, _client(request).ip)
     return json_response({"message": "Verification email sent"},
@@ -121,14 +125,14 @@ async def verify_email_resend(request: Request) -> Response:
 
 
 async def not_me(request: Request) -> Response:
-    token = schemas.token_input(await json_body(request), "token")
+    token = inputs.token_input(await json_body(request), "token")
     await _recovery(request).not_me(token, _client(request).ip)
     return json_response({"message": "Every session has ended; a password reset link has "
                                      "been sent"})
 
 
 async def password_reset_confirm(request: Request) -> Response:
-    data = schemas.reset_confirm_input(await json_body(request), _max_password(request))
+    data = inputs.reset_confirm_input(await json_body(request), _max_password(request))
     await _recovery(request).confirm_reset(data)
     return json_response({"message": "Password has been reset"})
 
@@ -136,64 +140,60 @@ async def password_reset_confirm(request: Request) -> Response:
 async def bearer_caller(request: Request) -> Caller:
     """The authenticated caller of a Bearer endpoint; 401 with WWW-Authenticate otherwise."""
     try:
-        return await _service(request).authenticate(bearer_token(request))
+        return await _authenticator(request).authenticate(bearer_token(request))
     except TokenInvalid as exc:
         raise exc.for_bearer() from None
 
 
 async def profile(request: Request) -> Response:
-    return json_response(_profile((await bearer_caller(request)).user))
+    return json_response(profile_json((await bearer_caller(request)).user))
 
 
 async def profile_update(request: Request) -> Response:
     caller = await bearer_caller(request)
-    display_name = schemas.profile_patch_input(await json_body(request))
-    return json_response(_profile(await _service(request).update_profile(caller, display_name)))
+    display_name = inputs.profile_patch_input(await json_body(request))
+    updated = await _accounts(request).update_profile(caller, display_name)
+    return json_response(profile_json(updated))
 
 
 async def profile_delete(request: Request) -> Response:
     caller = await bearer_caller(request)
-    password = schemas.account_delete_input(await json_body(request), _max_password(request))
+    password = inputs.account_delete_input(await json_body(request), _max_password(request))
     # The password is checked as password/change/ checks the old one: one hash in flight per
     # user, wrong passwords counted like failed logins.
-    async with _service(request).reauthenticated(caller, password, _client(request)):
+    async with _accounts(request).reauthenticated(caller, password, _client(request)):
         await _deletion(request).delete(caller.user.id)
     return empty_response(204)
 
 
-def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat()
-
-
 async def sessions(request: Request) -> Response:
     caller = await bearer_caller(request)
-    listed = await _service(request).list_sessions(caller)
-    return json_response([{"id": s.sid, "created": _iso(s.created),
-                           "last_used": _iso(s.last_used), "user_agent": s.user_agent,
-                           "ip": s.ip, "current": s.sid == caller.sid} for s in listed])
+    listed = await _sessions(request).list_sessions(caller)
+    return json_response([session_json(session, caller.sid) for session in listed])
 
 
 async def session_delete(request: Request) -> Response:
     caller = await bearer_caller(request)
-    await _service(request).end_session(caller, request.path_params["sid"])
+    await _sessions(request).end_session(caller, request.path_params["sid"])
     return empty_response(204)
 
 
 async def logout_all(request: Request) -> Response:
     caller = await bearer_caller(request)
-    await _service(request).logout_all(caller)
+    await _sessions(request).logout_all(caller)
     return empty_response(205)
 
 
 async def password_change(request: Request) -> Response:
     caller = await bearer_caller(request)
-    data = schemas.password_change_input(await json_body(request), _max_password(request))
-    pair = await _service(request).change_password(caller, data, _client(request))
+    data = inputs.password_change_input(await json_body(request), _max_password(request))
+    pair = await _accounts(request).change_password(caller, data, _client(request))
     return json_response({"access": pair.access, "refresh": pair.refresh})
 
 
 async def health(request: Request) -> Response:
-    await _service(request).health()
+    health_check: Health = request.app.state.health
+    await health_check.check()
     return json_response({"status": "ok"})
 
 
@@ -214,8 +214,8 @@ def by_method(handlers: Mapping[str, Endpoint]) -> Endpoint:
     return endpoint
 
 
-def _both(path: str, endpoint: Endpoint | Mapping[str, Endpoint],
-          methods: Sequence[str] = ()) -> list[BaseRoute]:
+def slash_optional(path: str, endpoint: Endpoint | Mapping[str, Endpoint],
+                   methods: Sequence[str] = ()) -> list[BaseRoute]:
     """Serve `path/` and `path` alike: API.md forbids a 404 for a missing trailing slash.
 
     `endpoint` is a handler for `methods`, or a handler per method: {"GET": ..., "PATCH": ...}."""
@@ -230,20 +230,20 @@ AUTH_PREFIX = "/api/v1/auth/"
 # The router tries routes in order, and no two paths overlap: the most requested come first
 # (a profile GET matched as the 11th route spent 5 % of its time in Route.matches).
 ROUTES: list[BaseRoute] = [
-    *_both(AUTH_PREFIX + "profile/", {"GET": profile, "PATCH": profile_update,
-                                      "DELETE": profile_delete}),
-    *_both(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
-    *_both(AUTH_PREFIX + "register/", register, ["POST"]),
-    *_both(AUTH_PREFIX + "login/", login, ["POST"]),
-    *_both(AUTH_PREFIX + "logout/", logout, ["POST"]),
-    *_both(AUTH_PREFIX + "password-reset/", password_reset, ["POST"]),
-    *_both(AUTH_PREFIX + "password-reset/confirm/", password_reset_confirm, ["POST"]),
-    *_both(AUTH_PREFIX + "sessions/", sessions, ["GET"]),
-    *_both(AUTH_PREFIX + "sessions/{sid}/", session_delete, ["DELETE"]),
-    *_both(AUTH_PREFIX + "logout-all/", logout_all, ["POST"]),
-    *_both(AUTH_PREFIX + "password/change/", password_change, ["POST"]),
-    *_both(AUTH_PREFIX + "security/not-me/", not_me, ["POST"]),
-    *_both(AUTH_PREFIX + "verify-email/", verify_email, ["POST"]),
-    *_both(AUTH_PREFIX + "verify-email/resend/", verify_email_resend, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "profile/", {"GET": profile, "PATCH": profile_update,
+                                               "DELETE": profile_delete}),
+    *slash_optional(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "register/", register, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "login/", login, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "logout/", logout, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "password-reset/", password_reset, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "password-reset/confirm/", password_reset_confirm, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "sessions/", sessions, ["GET"]),
+    *slash_optional(AUTH_PREFIX + "sessions/{sid}/", session_delete, ["DELETE"]),
+    *slash_optional(AUTH_PREFIX + "logout-all/", logout_all, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "password/change/", password_change, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "security/not-me/", not_me, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "verify-email/", verify_email, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "verify-email/resend/", verify_email_resend, ["POST"]),
     Route("/healthz", health, methods=["GET"]),
 ]

@@ -85,10 +85,6 @@ class User:
     date_joined: dt.datetime
     email_verified: bool = False
 
-    @property
-    def sub(self) -> str:
-        return str(self.id)
-
     @classmethod
     def from_row(cls, row: Any) -> User:
         m = row._mapping

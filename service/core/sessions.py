@@ -1,0 +1,246 @@
+"""Sessions and their tokens: login, refresh, logout, listing and ending sessions. Stores
+passed in; each session is a Redis record its two tokens name (sid)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.core.alerts import Alerts, alert_time
+from service.core.authentication import Caller
+from service.core.cached_users import CachedUsers, cached, check_token_user, user_id_of
+from service.core.devices import DeviceTokens
+from service.core.limits import RateLimiter, client_key, device_key, identifier_key
+from service.core.lockout import Lockout, login_counters
+from service.core.passwords import PasswordHasher
+from service.core.tokens import REFRESH, Claims, TokenCodec, TokenPair
+from service.errors import (
+    EmailNotVerified,
+    InvalidCredentials,
+    NotFound,
+    TokenInvalid,
+    ValidationFailed,
+)
+from service.store.redis_store import CachedUser, RedisStore
+from service.store.sessions import RefreshOutcome, SessionInfo, SessionStore
+from service.store.users import TokenState, User, UserStore
+
+log = logging.getLogger("authsvc.sessions")
+
+
+@dataclass(frozen=True)
+class LoginInput:
+    """A parsed login: username or email, password, and the device token if one was sent."""
+
+    identifier: str
+    password: str
+    device_token: str | None
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is calling, as far as HTTP tells: recorded with the session it starts."""
+
+    ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """What a login or a registration hands back: the user, the new session's tokens (none
+    while a new account's email awaits verification) and, for a login, the device token."""
+
+    user: CachedUser | User
+    tokens: TokenPair | None
+    device_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """A refresh's answer: a new access token, and its successor refresh token when rotating."""
+
+    access: str
+    refresh: str | None
+
+
+class SessionService:
+    """Starts, refreshes and ends sessions; the lockout and rate limits guard logins."""
+
+    def __init__(self, settings: Settings, users: UserStore, store: RedisStore,
+                 session_store: SessionStore, hasher: PasswordHasher, codec: TokenCodec,
+                 devices: DeviceTokens, limiter: RateLimiter, alerts: Alerts, rows: CachedUsers,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._s = settings
+        self._users = users
+        self._store = store
+        self._session_store = session_store
+        self._hasher = hasher
+        self._codec = codec
+        self._devices = devices
+        self._limiter = limiter
+        self._alerts = alerts
+        self._clock = clock
+        self._lockout = Lockout(settings.lockout, store)
+        self._rows = rows
+
+    # -- start ----------------------------------------------------------------------------
+    async def login(self, data: LoginInput, client: Client) -> SignIn:
+        """Check the password, guarded by rate limits and the lockout; start a session."""
+        # The client's own limit first: requests it refuses spend no identifier's budget.
+        await self._limiter.check("login", client_key(client.ip))
+        user = await self._users.by_identifier(data.identifier)
+        now = self._clock()
+        device = (self._devices.verify(data.device_token, user.id, now)
+                  if user is not None else None)
+        # OWASP device cookies: a known device has budgets of its own (rate and failures), so
+        # someone else's guesses at this identifier never lock its owner out of it.
+        await self._limiter.check("login", device_key(device) if device
+                                  else identifier_key(data.identifier))
+        counters = login_counters(data.identifier, user.id if user else None, device)
+        withheld = await self._lockout.reserve_login(counters)
+        # Unknown users cost the same hashing work as a wrong password.
+        result = await self._hasher.verify(user.password_hash if user else None, data.password)
+        if user is None or not result.valid or not user.is_active or withheld:
+            raise InvalidCredentials()
+        await self._lockout.login_succeeded(counters, known_device=bool(device))
+        # Said only to someone who knows the password: it reveals nothing to a guesser.
+        if self._s.auth.require_email_verification and not user.email_verified:
+            raise EmailNotVerified()
+        if result.new_hash:
+            await self._users.upgrade_hash(user.id, user.password_hash, result.new_hash)
+        row = cached(user)
+        if not device and self._alerts.enabled:
+            await self._alerts.send(row, "new_device",
+                                    f"When: {alert_time(now)}. From: {client.ip}, "
+                                    f"{client.user_agent or 'unknown browser'}.")
+        await self._store.fill_user(row)
+        device_token = (data.device_token if device and data.device_token
+                        else self._devices.issue(user.id, now))
+        return SignIn(user, await self.start(row, client), device_token)
+
+    async def start(self, user: CachedUser, client: Client) -> TokenPair:
+        """A new session of `user` and its first token pair."""
+        now = self._clock()
+        sid = uuid.uuid4().hex
+        pair = self._codec.issue_pair(sub=str(user.id), role=user.role, ver=user.token_version,
+                                      sid=sid, now=now)
+        exp = pair.refresh_claims.exp
+        await self._session_store.start(
+            sid=sid, user_id=user.id, refresh_jti=pair.refresh_claims.jti, now=now, exp=exp,
+            ttl=self._ttl(exp, now), user_agent=client.user_agent, ip=client.ip)
+        return pair
+
+    async def renew(self, user: CachedUser, sid: str) -> TokenPair:
+        """A fresh token pair and lifetime for session `sid` (after a password change)."""
+        now = self._clock()
+        pair = self._codec.issue_pair(sub=str(user.id), role=user.role, ver=user.token_version,
+                                      sid=sid, now=now)
+        exp = pair.refresh_claims.exp
+        await self._session_store.set_current(user.id, sid, pair.refresh_claims.jti, now, exp,
+                                              self._ttl(exp, now))
+        return pair
+
+    def _ttl(self, exp: int, now: float) -> int:
+        """Seconds a token expiring at `exp` is still accepted (leeway included)."""
+        return max(1, int(exp + self._s.jwt.leeway - now) + 1)
+
+    # -- refresh and end ------------------------------------------------------------------
+    async def refresh(self, token: str) -> Refreshed:
+        """A new access token for a refresh token (and its successor when rotating)."""
+        now = self._clock()
+        claims = self._codec.decode(token, REFRESH, now)
+        user_id = user_id_of(claims)
+        state = await self._token_state(user_id, claims)
+        ver, role = state.token_version, state.role
+        if self._s.jwt.rotate_refresh_tokens:
+            outcome = await self._session_store.rotate(
+                user_id, claims.sid, claims.jti, ver, role, now,
+                grace=self._s.jwt.rotation_grace, new_refresh_jti=uuid.uuid4().hex,
+                new_access_jti=uuid.uuid4().hex, blacklist_ttl=self._ttl(claims.exp, now))
+        else:
+            outcome = await self._session_store.use_refresh(user_id, claims.sid, claims.jti,
+                                                            ver, role, now)
+        if outcome.status not in ("ok", "rotated", "grace"):
+            alert = outcome.status == "reused" and self._alerts.enabled
+            raise await self._refused(outcome, claims,
+                                      await self._rows.read(user_id, {}) if alert else None)
+        if outcome.status == "ok":
+            # Never past the session's end (the refresh token's exp): issue 9.8.
+            access, _ = self._codec.issue_access(sub=claims.sub, role=role, ver=ver,
+                                                 sid=claims.sid, now=now,
+                                                 session_end=claims.exp)
+            return Refreshed(access, None)
+        # The successor keeps the original expiry (refreshing never extends a session), and
+        # is minted from the claims stored at rotation, so a racing tab gets the same pair.
+        pair = self._codec.issue_pair(
+            sub=claims.sub, role=role, ver=ver, sid=claims.sid,
+            now=outcome.rotated_at, refresh_exp=claims.exp, refresh_jti=outcome.refresh_jti,
+            access_jti=outcome.access_jti)
+        return Refreshed(pair.access, pair.refresh)
+
+    async def _token_state(self, user_id: int, claims: Claims) -> TokenState:
+        """The database's word on the token (issue 9.7), never the cache's: a Redis restored
+        from an older snapshot, or a failover that lost writes, must not bring back what a
+        password change or reset, a deactivation, a role change or a deletion ended. Each
+        refusal also heals what Redis brought back."""
+        state = await self._users.token_state(user_id)
+        if state is None:
+            raise await self._rows.missing(user_id)
+        if state.is_active and claims.ver == state.token_version:
+            return state
+        await self._store.drop_if_older(user_id, state.token_version, state.is_active,
+                                        state.role)
+        if not state.is_active:
+            # Deactivation ended them; a Redis restored from a snapshot brought them back.
+            await self._session_store.end_all(user_id)
+            raise TokenInvalid("user_inactive", "User is inactive")
+        raise TokenInvalid("password_changed", "Token was issued before the password was changed")
+
+    async def _refused(self, outcome: RefreshOutcome, claims: Claims,
+                       user: CachedUser | None) -> TokenInvalid:
+        if outcome.status == "reused":
+            log.warning("refresh token reuse for user %s: session %s ended (theft suspected)",
+                        claims.sub, claims.sid)
+            if user is not None:
+                await self._alerts.send(user, "token_reuse",
+                                        f"When: {alert_time(self._clock())}.")
+            return TokenInvalid("token_reused", "Token was already used: session ended")
+        if outcome.status == "revoked":
+            return TokenInvalid("token_revoked", "Token is blacklisted")
+        if outcome.status == "stale":
+            return TokenInvalid("password_changed",
+                                "Token was issued before the password was changed")
+        return TokenInvalid("session_ended", "Session has ended")
+
+    async def logout(self, token: str) -> None:
+        """End the token's session and blacklist it; 400 (on `refresh_token`) for anything
+        that cannot be revoked now."""
+        now = self._clock()
+        try:
+            claims = self._codec.decode(token, REFRESH, now)
+            user_id = user_id_of(claims)
+            outcome = await self._session_store.logout(user_id, claims.sid, claims.jti,
+                                                       claims.ver, self._ttl(claims.exp, now))
+            user = await self._rows.read(user_id, outcome.user_fields)
+            check_token_user(claims, user)
+            if outcome.status != "ok":
+                raise await self._refused(outcome, claims, user)
+        except TokenInvalid as exc:
+            raise ValidationFailed.on("refresh_token", exc.detail) from exc
+
+    async def logout_all(self, caller: Caller) -> int:
+        """End every session of the caller; how many there were."""
+        return await self._session_store.end_all(caller.user.id)
+
+    async def list_sessions(self, caller: Caller) -> list[SessionInfo]:
+        """The caller's live sessions, oldest first."""
+        return await self._session_store.list(caller.user.id)
+
+    async def end_session(self, caller: Caller, sid: str) -> None:
+        """End one of the caller's sessions; anyone else's (or none): 404."""
+        if not await self._session_store.end(caller.user.id, sid):
+            raise NotFound()
