@@ -32,9 +32,12 @@ from service.http.error_handler import error_handlers
 from service.http.routes import ROUTES
 from service.local import embedded_redis
 from service.store import jwt_secret, sealed_links
+from service.store.cache import UserCache
+from service.store.counters import LimitCounters
+from service.store.keys import RedisKeys
+from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
-from service.store.redis_store import RedisStore
-from service.store.redis_wire import RedisWire
+from service.store.redis_wire import RedisWire, check_url
 from service.store.sessions import SessionStore
 from service.store.sqlite_pool import SQLDatabase
 from service.store.users import UserStore
@@ -69,7 +72,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
     objects that every full collection would walk again, stalling all requests in flight
     (profile GET p99 52 ms -> 9 ms, bench/README.md). Not for tests, which build many apps
     in one process and must get their garbage back.
+
+    Raises ConfigError for a [redis] url the API's Redis client would not honour.
     """
+    if settings.redis.url != "embedded":
+        check_url(settings.redis.url)  # now, not at the first request (cli.py: before all)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -79,28 +86,31 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         db = database(settings)
         await db.connect()
         hasher = PasswordHasher(settings.passwords)
-        store = RedisStore(async_redis, settings.redis.prefix, user_ttl=settings.jwt.refresh_ttl)
+        keys = RedisKeys(settings.redis.prefix)
+        cache = UserCache(async_redis, keys, ttl=settings.jwt.refresh_ttl)
+        links = OneTimeLinks(async_redis, keys)
+        counters = LimitCounters(async_redis, keys)
         users = UserStore(db)
-        session_store = SessionStore(async_redis, settings.redis.prefix,
+        session_store = SessionStore(async_redis, keys,
                                      index_ttl=settings.jwt.refresh_ttl + settings.jwt.leeway + 1)
         mail = MailQueue(settings, sync_redis, sealed_links.link_key(secret))
-        limiter = RateLimiter(settings.rate_limit, store)
+        limiter = RateLimiter(settings.rate_limit, counters)
         codec = TokenCodec(settings.jwt, secret)
-        rows = CachedUsers(users, store, session_store)
+        rows = CachedUsers(users, cache, session_store)
         sessions = SessionService(
-            settings, users, store, session_store, hasher, codec,
+            settings, users, cache, counters, session_store, hasher, codec,
             DeviceTokens(secret, settings.lockout.device_ttl), limiter,
-            Alerts(settings.alerts, store, mail), rows, clock)
+            Alerts(settings.alerts, links, mail), rows, clock)
         deletion = AccountDeletion(users, session_store)
         app.state.authenticator = Authenticator(codec, session_store, rows, clock)
         app.state.sessions = sessions
-        app.state.accounts = AccountService(settings, users, store, session_store, hasher,
-                                            limiter, sessions)
-        app.state.recovery = RecoveryService(settings, users, store, session_store, hasher,
-                                             mail, limiter)
+        app.state.accounts = AccountService(settings, users, cache, counters, session_store,
+                                            hasher, limiter, sessions)
+        app.state.recovery = RecoveryService(settings, users, cache, links, session_store,
+                                             hasher, mail, limiter)
         app.state.deletion = deletion
-        app.state.admin = AdminService(users, store, session_store, deletion)
-        app.state.health = Health(users, store)
+        app.state.admin = AdminService(users, cache, session_store, deletion)
+        app.state.health = Health(users, cache)
         if freeze_heap:
             gc.collect()
             gc.freeze()

@@ -17,7 +17,8 @@ from service.core.passwords import PasswordHasher, policy_problems
 from service.core.sessions import Client, SessionService, SignIn
 from service.core.tokens import TokenPair
 from service.errors import TokenInvalid, ValidationFailed
-from service.store.redis_store import CachedUser, RedisStore
+from service.store.cache import CachedUser, UserCache
+from service.store.counters import LimitCounters
 from service.store.sessions import SessionStore
 from service.store.users import DuplicateUser, User, UserStore
 
@@ -51,18 +52,18 @@ class PasswordChangeInput:
 class AccountService:
     """Creates accounts and changes them on their owner's behalf."""
 
-    def __init__(self, settings: Settings, users: UserStore, store: RedisStore,
-                 session_store: SessionStore, hasher: PasswordHasher, limiter: RateLimiter,
-                 sessions: SessionService) -> None:
+    def __init__(self, settings: Settings, users: UserStore, cache: UserCache,
+                 counters: LimitCounters, session_store: SessionStore, hasher: PasswordHasher,
+                 limiter: RateLimiter, sessions: SessionService) -> None:
         self._s = settings
         self._users = users
-        self._store = store
+        self._cache = cache
         self._session_store = session_store
         self._hasher = hasher
         self._limiter = limiter
         self._sessions = sessions
-        self._one_hash = OneHashPerUser(store)
-        self._lockout = Lockout(settings.lockout, store)
+        self._one_hash = OneHashPerUser(counters)
+        self._lockout = Lockout(settings.lockout, counters)
 
     async def register(self, data: RegisterInput, client: Client) -> SignIn:
         """Uniqueness is judged here; every other error comes from inputs.register_input."""
@@ -86,7 +87,7 @@ class AccountService:
             # (the highest row deleted before migration 0003, a database restored from a
             # backup), and the sessions Redis holds under it would refresh into this account.
             await self._session_store.purge_user(user.id)
-            await self._store.put_user(cached(user))
+            await self._cache.put(cached(user))
             if self._s.auth.require_email_verification:
                 return SignIn(user, None)  # no tokens until the email is verified
             return SignIn(user, await self._sessions.start(cached(user), client))
@@ -131,13 +132,13 @@ class AccountService:
             if problems:
                 raise ValidationFailed({"password": problems})
             new_hash = await self._hasher.hash(data.password)
-        await self._store.forget_user(row.id)
+        await self._cache.forget(row.id)
         changed = await self._users.set_password(row.id, new_hash, row.token_version)
         if changed is None:  # a reset or another change landed meanwhile: that one stands
             raise TokenInvalid("password_changed",
                                "The password was changed meanwhile").for_bearer()
         user = cached(changed)  # re-read: never publish fields read before the hashing
-        await self._store.put_user(user)
+        await self._cache.put(user)
         await self._session_store.end_all(row.id, keep=caller.sid)
         pair = await self._sessions.renew(user, caller.sid)
         log.info("password changed for user %s", row.id)
@@ -153,5 +154,5 @@ class AccountService:
         if row is None:  # the account was deleted meanwhile
             raise TokenInvalid("user_not_found", "User not found").for_bearer()
         updated = cached(row)
-        await self._store.put_user(updated)
+        await self._cache.put(updated)
         return updated

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from service.core.cached_users import CachedUsers, check_token_user, user_id_of
 from service.core.tokens import ACCESS, TokenCodec
 from service.errors import TokenInvalid
-from service.store.redis_store import CachedUser
-from service.store.sessions import GONE, SessionStore
+from service.store.cache import CachedUser
+from service.store.sessions import SessionStore
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,13 @@ class Authenticator:
         the row is behind the database (a Redis rollback): it is re-read and healed."""
         claims = self._codec.decode(access_token, ACCESS, self._clock())
         user_id = user_id_of(claims)
-        fields, alive = await self._sessions.user_and_alive(user_id, claims.sid)
-        if not alive and GONE in fields:  # a deleted account's dead session: no database read
+        seen = await self._sessions.user_and_alive(user_id, claims.sid)
+        if not seen.alive and seen.deleted:  # a deleted account's dead session: no database read
             raise TokenInvalid("session_ended", "Session has ended")
-        user = await self._rows.read(user_id, fields)
+        user = await self._rows.read(user_id, seen.user)
         if claims.ver > user.token_version:
             user = await self._rows.reread(user_id)
         check_token_user(claims, user)
-        if not alive:
+        if not seen.alive:
             raise TokenInvalid("session_ended", "Session has ended")
         return Caller(user, claims.sid)

@@ -8,7 +8,7 @@ import logging
 
 from service.core.tokens import Claims
 from service.errors import TokenInvalid
-from service.store.redis_store import CachedUser, RedisStore
+from service.store.cache import CachedUser, UserCache
 from service.store.sessions import SessionStore
 from service.store.users import User, UserStore
 
@@ -26,9 +26,9 @@ class CachedUsers:
     """Reads a token's user from the cache or the database; a user with no row ends every
     session of its id."""
 
-    def __init__(self, users: UserStore, store: RedisStore, sessions: SessionStore) -> None:
+    def __init__(self, users: UserStore, cache: UserCache, sessions: SessionStore) -> None:
         self._users = users
-        self._store = store
+        self._cache = cache
         self._sessions = sessions
 
     async def missing(self, user_id: int) -> TokenInvalid:
@@ -39,16 +39,15 @@ class CachedUsers:
             log.warning("user %s no longer exists: %s sessions ended", user_id, ended)
         return TokenInvalid("user_not_found", "User not found")
 
-    async def read(self, user_id: int, fields: dict[str, str]) -> CachedUser:
-        """The cached row (`fields`, from the same round trip as the session check), else the
+    async def read(self, user_id: int, user: CachedUser | None) -> CachedUser:
+        """The cached row (`user`, from the same round trip as the session check), else the
         database's, which then fills the cache."""
-        user = CachedUser.from_fields(user_id, fields) if fields else None
         if user is None:
             row = await self._users.by_id(user_id)
             if row is None:
                 raise await self.missing(user_id)
             user = cached(row)
-            await self._store.fill_user(user)
+            await self._cache.fill(user)
         return user
 
     async def reread(self, user_id: int) -> CachedUser:
@@ -57,7 +56,7 @@ class CachedUsers:
         if row is None:
             raise await self.missing(user_id)
         user = cached(row)
-        await self._store.replace_if_older(user)
+        await self._cache.replace_if_older(user)
         return user
 
 

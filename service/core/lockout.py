@@ -6,7 +6,7 @@ from __future__ import annotations
 from service.config import LockoutSettings
 from service.core.limits import device_key, identifier_key
 from service.errors import LoginLocked, RateLimited
-from service.store.redis_store import RedisStore
+from service.store.counters import LimitCounters
 
 
 def login_counters(identifier: str, user_id: int | None, device: str | None) -> list[str]:
@@ -22,9 +22,9 @@ class Lockout:
     """Counts each password attempt before the hash is checked, and gives back the ones that
     succeed; off when [lockout] enabled is false."""
 
-    def __init__(self, settings: LockoutSettings, store: RedisStore) -> None:
+    def __init__(self, settings: LockoutSettings, counters: LimitCounters) -> None:
         self._s = settings
-        self._store = store
+        self._counters = counters
 
     async def reserve_login(self, counters: list[str]) -> bool:
         """Count the attempt before the hash is checked, so parallel guesses cannot all pass
@@ -35,7 +35,8 @@ class Lockout:
         account, and guessing through both never doubles the account's budget."""
         if not self._s.enabled:
             return False
-        counts = await self._store.reserve_attempts(counters, self._s.window, self._s.max_failures)
+        counts = await self._counters.reserve_attempts(counters, self._s.window,
+                                                       self._s.max_failures)
         if counts[0][0] > self._s.max_failures:
             raise LoginLocked(counts[0][1])
         return any(count > self._s.max_failures for count, _ in counts)
@@ -45,15 +46,15 @@ class Lockout:
         if not self._s.enabled:
             return
         if known_device:
-            await self._store.clear_failures(counters[0])
+            await self._counters.clear_failures(counters[0])
         else:
-            await self._store.give_back_attempts(counters)
+            await self._counters.give_back_attempts(counters)
 
     async def reserve_reauth(self, user_id: int) -> None:
         """Count a re-authentication attempt against the account; past max_failures: 429."""
         if not self._s.enabled:
             return
-        ((attempts, left),) = await self._store.reserve_attempts(
+        ((attempts, left),) = await self._counters.reserve_attempts(
             [_reauth(user_id)], self._s.window, self._s.max_failures)
         if attempts > self._s.max_failures:
             raise RateLimited(left)
@@ -61,7 +62,7 @@ class Lockout:
     async def reauth_succeeded(self, user_id: int) -> None:
         """The right password was no failure: un-count it."""
         if self._s.enabled:
-            await self._store.give_back_attempts([_reauth(user_id)])
+            await self._counters.give_back_attempts([_reauth(user_id)])
 
 
 def _reauth(user_id: int) -> str:

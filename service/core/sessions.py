@@ -25,7 +25,8 @@ from service.errors import (
     TokenInvalid,
     ValidationFailed,
 )
-from service.store.redis_store import CachedUser, RedisStore
+from service.store.cache import CachedUser, UserCache
+from service.store.counters import LimitCounters
 from service.store.sessions import RefreshOutcome, SessionInfo, SessionStore
 from service.store.users import TokenState, User, UserStore
 
@@ -70,13 +71,13 @@ class Refreshed:
 class SessionService:
     """Starts, refreshes and ends sessions; the lockout and rate limits guard logins."""
 
-    def __init__(self, settings: Settings, users: UserStore, store: RedisStore,
-                 session_store: SessionStore, hasher: PasswordHasher, codec: TokenCodec,
-                 devices: DeviceTokens, limiter: RateLimiter, alerts: Alerts, rows: CachedUsers,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, users: UserStore, cache: UserCache,
+                 counters: LimitCounters, session_store: SessionStore, hasher: PasswordHasher,
+                 codec: TokenCodec, devices: DeviceTokens, limiter: RateLimiter, alerts: Alerts,
+                 rows: CachedUsers, clock: Callable[[], float] = time.time) -> None:
         self._s = settings
         self._users = users
-        self._store = store
+        self._cache = cache
         self._session_store = session_store
         self._hasher = hasher
         self._codec = codec
@@ -84,7 +85,7 @@ class SessionService:
         self._limiter = limiter
         self._alerts = alerts
         self._clock = clock
-        self._lockout = Lockout(settings.lockout, store)
+        self._lockout = Lockout(settings.lockout, counters)
         self._rows = rows
 
     # -- start ----------------------------------------------------------------------------
@@ -117,7 +118,7 @@ class SessionService:
             await self._alerts.send(row, "new_device",
                                     f"When: {alert_time(now)}. From: {client.ip}, "
                                     f"{client.user_agent or 'unknown browser'}.")
-        await self._store.fill_user(row)
+        await self._cache.fill(row)
         device_token = (data.device_token if device and data.device_token
                         else self._devices.issue(user.id, now))
         return SignIn(user, await self.start(row, client), device_token)
@@ -167,7 +168,7 @@ class SessionService:
         if outcome.status not in ("ok", "rotated", "grace"):
             alert = outcome.status == "reused" and self._alerts.enabled
             raise await self._refused(outcome, claims,
-                                      await self._rows.read(user_id, {}) if alert else None)
+                                      await self._rows.read(user_id, None) if alert else None)
         if outcome.status == "ok":
             # Never past the session's end (the refresh token's exp): issue 9.8.
             access, _ = self._codec.issue_access(sub=claims.sub, role=role, ver=ver,
@@ -192,7 +193,7 @@ class SessionService:
             raise await self._rows.missing(user_id)
         if state.is_active and claims.ver == state.token_version:
             return state
-        await self._store.drop_if_older(user_id, state.token_version, state.is_active,
+        await self._cache.drop_if_older(user_id, state.token_version, state.is_active,
                                         state.role)
         if not state.is_active:
             # Deactivation ended them; a Redis restored from a snapshot brought them back.
@@ -225,7 +226,7 @@ class SessionService:
             user_id = user_id_of(claims)
             outcome = await self._session_store.logout(user_id, claims.sid, claims.jti,
                                                        claims.ver, self._ttl(claims.exp, now))
-            user = await self._rows.read(user_id, outcome.user_fields)
+            user = await self._rows.read(user_id, outcome.user)
             check_token_user(claims, user)
             if outcome.status != "ok":
                 raise await self._refused(outcome, claims, user)

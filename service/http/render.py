@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from service.core.tokens import TokenPair
-from service.store.redis_store import CachedUser
+from service.store.cache import CachedUser
 from service.store.sessions import SessionInfo
 from service.store.users import User
 
