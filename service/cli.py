@@ -9,18 +9,15 @@ import errno
 import functools
 import getpass
 import logging
-import os
 import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import typing
 from collections.abc import Iterator
 
-from service.config import ConfigError, Settings, env_key_names, load_settings, unknown_env_warnings
+from service.config import ConfigError, Settings, load_settings, unknown_env_warnings
 
 log = logging.getLogger("authsvc")
 
@@ -276,58 +273,10 @@ async def _delete_user(settings: Settings, identifier: str) -> None:
     print(f"deleted user {user.username} (id {user.id}): every session and token refused")
 
 
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _connect_host(host: str) -> str:
-    """Where a client on this machine reaches a server bound to `host`."""
-    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
-
-
-def _child_env() -> dict[str, str]:
-    """The environment for dev's own processes: AUTH_* names that are no setting were
-    warned about once, here, and are left out rather than warned about again."""
-    known = set(env_key_names())
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("AUTH_") or k in known or k in ("AUTH_CONFIG", "AUTH_DATA_DIR")
-            or k.startswith("AUTH_TEST_")}
-
-
-def _clear_abuse_counters(url: str, prefix: str) -> int:
-    """Dev owns its embedded Redis: rate-limit and lockout counters of earlier runs go, so the
-    README's walk-through can be run again after a restart (production keeps them)."""
-    from redis import Redis
-
-    from service.store.keys import RedisKeys
-
-    names = RedisKeys(prefix)
-    conn = Redis.from_url(url, socket_timeout=5)
-    try:
-        keys = [k for pattern in (names.every("rl"), names.every("lock"))
-                for k in conn.scan_iter(match=pattern, count=1000)]
-        if keys:
-            conn.delete(*keys)
-        return len(keys)
-    finally:
-        conn.close()
-
-
-class _DevStop(Exception):
-    """dev ends, saying why in one line."""
-
-
-# Start steps that fail for reasons outside the code: reported in one line, after cleanup.
-_START_FAILURES: tuple[type[BaseException], ...] = (OSError, RuntimeError,
-                                                    subprocess.CalledProcessError)
-
-
 def cmd_dev(args: argparse.Namespace) -> None:
     """Everything on embedded defaults in one command; Ctrl-C stops it all."""
+    from service.local import dev
+
     settings = _settings()
     problem = _port_problem(settings.server.host, settings.server.port)
     if problem:
@@ -347,90 +296,13 @@ def cmd_dev(args: argparse.Namespace) -> None:
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(log.info, "authsvc dev: stopped")
         try:
-            _run_dev(settings, cleanup, lambda: stopping)
-        except _DevStop as exc:
+            dev.run(settings, cleanup, lambda: stopping)
+        except dev.DevStop as exc:
             failure = f"authsvc dev: {exc}"
-        except _START_FAILURES as exc:
+        except dev.START_FAILURES as exc:
             failure = f"authsvc dev: {exc}"
     if failure:
         sys.exit(failure)
-
-
-def _run_dev(settings: Settings, cleanup: contextlib.ExitStack,
-             stopping: typing.Callable[[], bool]) -> None:
-    from redis.exceptions import RedisError
-
-    from service.local import embedded_redis, outbox
-
-    embedded = settings.redis.url == "embedded"
-    data_dir = settings.data_dir
-    if embedded:
-        if embedded_redis.is_running(data_dir):
-            log.warning("authsvc dev: an embedded Redis already runs in %s (left by an earlier "
-                        "run?): using it, and stopping it with the rest", data_dir.absolute())
-        cleanup.callback(embedded_redis.stop, data_dir)
-        url = embedded_redis.ensure_running(data_dir)
-        try:
-            cleared = _clear_abuse_counters(url, settings.redis.prefix)
-        except RedisError as exc:
-            raise _DevStop(f"the embedded Redis does not answer: {exc}") from exc
-        if cleared:
-            log.info("authsvc dev: cleared %d rate-limit/lockout counters of earlier runs",
-                     cleared)
-    if not _listening(settings.smtp.host, settings.smtp.port):
-        try:
-            catcher = outbox.start(data_dir / "outbox", settings)
-        except _START_FAILURES as exc:
-            raise _DevStop(f"cannot start the mail catcher on {settings.smtp.host}:"
-                           f"{settings.smtp.port} ([smtp] host/port): {exc}") from exc
-        cleanup.callback(catcher.stop)
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    cleanup.callback(_stop_children, children)
-    base = [sys.executable, "-m", "service.cli"]
-    env = _child_env()
-    children["API"] = subprocess.Popen([*base, "serve"], env=env)
-    children["worker"] = subprocess.Popen([*base, "worker"], env=env)
-    host, port = _connect_host(settings.server.host), settings.server.port
-    deadline = time.monotonic() + 60
-    while not _listening(host, port):  # announce the URL only once it answers
-        if stopping():
-            return
-        if children["API"].poll() is not None and not stopping():
-            raise _DevStop(f"the API exited with {children['API'].returncode} before it "
-                           "listened (see above)")
-        if time.monotonic() > deadline:
-            raise _DevStop(f"the API did not listen on {host}:{port} within 60 s")
-        time.sleep(0.1)
-    log.info("authsvc dev: API on http://%s:%s/api/v1/auth/ (docs: /api/v1/docs); "
-             "Ctrl-C stops everything", settings.server.host, port)
-    next_check = 0.0
-    while not stopping():
-        for name, child in children.items():
-            if child.poll() is not None and not stopping():  # not Ctrl-C reaching it first
-                raise _DevStop(f"the {name} process exited with {child.returncode}")
-        if embedded and time.monotonic() >= next_check:
-            next_check = time.monotonic() + 1
-            if not embedded_redis.is_running(data_dir):
-                log.warning("authsvc dev: the embedded Redis stopped: starting it again")
-                try:
-                    embedded_redis.ensure_running(data_dir)
-                except _START_FAILURES as exc:
-                    raise _DevStop(f"the embedded Redis stopped and did not start again: "
-                                   f"{exc}") from exc
-        time.sleep(0.2)
-
-
-def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + 15
-    for child in children.values():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def parser() -> argparse.ArgumentParser:

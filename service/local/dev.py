@@ -1,0 +1,143 @@
+"""`authsvc dev`: the embedded Redis, the mail catcher, the API and the worker, run together
+on embedded defaults until Ctrl-C, and stopped together whichever part fails."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from service.config import Settings, env_key_names
+from service.local import embedded_redis, outbox
+from service.store.keys import RedisKeys
+
+log = logging.getLogger("authsvc")
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _connect_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to `host`."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment for dev's own processes: AUTH_* names that are no setting were
+    warned about once, here, and are left out rather than warned about again."""
+    known = set(env_key_names())
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("AUTH_") or k in known or k in ("AUTH_CONFIG", "AUTH_DATA_DIR")
+            or k.startswith("AUTH_TEST_")}
+
+
+def _clear_abuse_counters(url: str, prefix: str) -> int:
+    """Dev owns its embedded Redis: rate-limit and lockout counters of earlier runs go, so the
+    README's walk-through can be run again after a restart (production keeps them)."""
+    names = RedisKeys(prefix)
+    conn = Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = [k for pattern in (names.every("rl"), names.every("lock"))
+                for k in conn.scan_iter(match=pattern, count=1000)]
+        if keys:
+            conn.delete(*keys)
+        return len(keys)
+    finally:
+        conn.close()
+
+
+class DevStop(Exception):
+    """dev ends, saying why in one line."""
+
+
+# Start steps that fail for reasons outside the code: reported in one line, after cleanup.
+START_FAILURES: tuple[type[BaseException], ...] = (OSError, RuntimeError,
+                                                    subprocess.CalledProcessError)
+
+
+def run(settings: Settings, cleanup: contextlib.ExitStack, stopping: Callable[[], bool]) -> None:
+    """Start the embedded Redis, the mail catcher, the API and the worker, each undone by
+    `cleanup`; return when `stopping()`, raise DevStop when a part fails."""
+    embedded = settings.redis.url == "embedded"
+    data_dir = settings.data_dir
+    if embedded:
+        if embedded_redis.is_running(data_dir):
+            log.warning("authsvc dev: an embedded Redis already runs in %s (left by an earlier "
+                        "run?): using it, and stopping it with the rest", data_dir.absolute())
+        cleanup.callback(embedded_redis.stop, data_dir)
+        url = embedded_redis.ensure_running(data_dir)
+        try:
+            cleared = _clear_abuse_counters(url, settings.redis.prefix)
+        except RedisError as exc:
+            raise DevStop(f"the embedded Redis does not answer: {exc}") from exc
+        if cleared:
+            log.info("authsvc dev: cleared %d rate-limit/lockout counters of earlier runs",
+                     cleared)
+    if not _listening(settings.smtp.host, settings.smtp.port):
+        try:
+            catcher = outbox.start(data_dir / "outbox", settings)
+        except START_FAILURES as exc:
+            raise DevStop(f"cannot start the mail catcher on {settings.smtp.host}:"
+                           f"{settings.smtp.port} ([smtp] host/port): {exc}") from exc
+        cleanup.callback(catcher.stop)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    cleanup.callback(_stop_children, children)
+    base = [sys.executable, "-m", "service.cli"]
+    env = _child_env()
+    children["API"] = subprocess.Popen([*base, "serve"], env=env)
+    children["worker"] = subprocess.Popen([*base, "worker"], env=env)
+    host, port = _connect_host(settings.server.host), settings.server.port
+    deadline = time.monotonic() + 60
+    while not _listening(host, port):  # announce the URL only once it answers
+        if stopping():
+            return
+        if children["API"].poll() is not None and not stopping():
+            raise DevStop(f"the API exited with {children['API'].returncode} before it "
+                           "listened (see above)")
+        if time.monotonic() > deadline:
+            raise DevStop(f"the API did not listen on {host}:{port} within 60 s")
+        time.sleep(0.1)
+    log.info("authsvc dev: API on http://%s:%s/api/v1/auth/ (docs: /api/v1/docs); "
+             "Ctrl-C stops everything", settings.server.host, port)
+    next_check = 0.0
+    while not stopping():
+        for name, child in children.items():
+            if child.poll() is not None and not stopping():  # not Ctrl-C reaching it first
+                raise DevStop(f"the {name} process exited with {child.returncode}")
+        if embedded and time.monotonic() >= next_check:
+            next_check = time.monotonic() + 1
+            if not embedded_redis.is_running(data_dir):
+                log.warning("authsvc dev: the embedded Redis stopped: starting it again")
+                try:
+                    embedded_redis.ensure_running(data_dir)
+                except START_FAILURES as exc:
+                    raise DevStop(f"the embedded Redis stopped and did not start again: "
+                                   f"{exc}") from exc
+        time.sleep(0.2)
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 15
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
