@@ -8,11 +8,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-from support import USER, bearer, register, run_worker
+from api import API, bearer, login, register
+from support import run_worker
 
 from service.config import Settings
-
-API = "/api/v1/auth/"
 
 
 def reset_token_from(message: Any) -> str:
@@ -46,10 +45,9 @@ def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any
     twice = client.post(API + "logout/", json={"refresh_token": created["refresh"]})
     assert twice.status_code == 400
 
-    login = client.post(API + "login/", json={"username_or_email": "ALICE@example.com",
-                                              "password": USER["password"]})
-    assert login.status_code == 200
-    old_refresh = login.json()["refresh"]
+    signed_in = login(client, "ALICE@example.com")
+    assert signed_in.status_code == 200
+    old_refresh = signed_in.json()["refresh"]
 
     asked = client.post(API + "password-reset/", json={"email": "alice@example.com"})
     assert asked.status_code == 200 and asked.json() == {"message": "Password reset link sent"}
@@ -69,10 +67,8 @@ def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any
 
     stale = client.post(API + "token/refresh/", json={"refresh": old_refresh})
     assert stale.status_code == 401 and stale.json()["reason"] == "password_changed"
-    assert client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": USER["password"]}).status_code == 401
-    assert client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": new_password}).status_code == 200
+    assert login(client).status_code == 401
+    assert login(client, "alice", new_password).status_code == 200
     reused = client.post(API + "password-reset/confirm/", json={
         "token": token, "password": "yet another passphrase",
         "password2": "yet another passphrase"})

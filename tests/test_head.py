@@ -12,16 +12,16 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from api import API, USER, bearer, login, register
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from support import USER, LiveServer, bearer, register
+from support import LiveServer
 
 from service.app import create_app
 from service.config import Settings
 from service.http.routes import by_method
 
-API = "/api/v1/auth/"
 # A body that every write endpoint would act on, had it run.
 WRITE = {"display_name": "HEADED", "is_active": False, "role": "admin", "password": "x" * 12,
          "password2": "x" * 12, "old_password": USER["password"], "new_password": "y" * 16,
@@ -59,10 +59,9 @@ def _admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis) ->
         db.execute("UPDATE users SET role = 'admin' WHERE username = ?", (USER["username"],))
         db.commit()
     sync_redis.delete(*sync_redis.scan_iter(match=settings.redis.prefix + "user:*"))
-    login = client.post(API + "login/", json={"username_or_email": USER["username"],
-                                              "password": USER["password"]})
-    assert login.status_code == 200, login.text
-    return str(login.json()["access"])
+    signed_in = login(client)
+    assert signed_in.status_code == 200, signed_in.text
+    return str(signed_in.json()["access"])
 
 
 def test_head_on_every_route_is_get_without_a_body_or_405_and_changes_nothing(

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from test_storage import with_store
 

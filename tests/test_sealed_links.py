@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 import redis
+from api import API, USER, login, register
 from rq import Queue
-from support import USER, register, run_worker
+from support import run_worker
 
 from service.config import Settings
 from service.store.sealed_links import UnsealError, link_key, seal, unseal
 
-API = "/api/v1/auth/"
 LINK = re.compile(r"https://app\.example/(?:reset|verify|not-me)\?token=[A-Za-z0-9_-]+")
 
 
@@ -93,8 +93,7 @@ def test_queued_mail_holds_no_live_link_and_the_links_still_work(
     settings = linking(settings)
     client = make_client(settings)
     register(client)  # the verification mail
-    assert client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": USER["password"]}).status_code == 200
+    assert login(client).status_code == 200
     assert client.post(API + "password-reset/", json={"email": USER["email"]}).status_code == 200
     job_ids = wait_for_jobs(settings, sync_redis, 3)
     queued = persisted(settings, sync_redis, job_ids)

@@ -14,8 +14,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from databases import Database
-from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from sqlalchemy.ext.asyncio import create_async_engine
+from support import migrated_sqlite
 
 from service.app import database
 from service.config import Settings
@@ -35,7 +35,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def migrated_url(database_url: str) -> str:
+def migrated_url(database_url: str, sqlite_template: Path) -> str:
+    path = migrate.sqlite_path(database_url)
+    if path is not None:
+        return migrated_sqlite(sqlite_template, path)
     migrate.upgrade(database_url)
     return database_url
 
