@@ -121,6 +121,14 @@ def client(settings: Settings, make_client: Any) -> httpx.Client:
     return make_client(settings)  # type: ignore[no-any-return]
 
 
+@pytest.fixture
+def served(settings: Settings) -> Iterator[tuple[Any, httpx.Client]]:
+    """The app itself (its routes, its state) and a client of it on a live server."""
+    app = create_app(settings)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        yield app, client
+
+
 @pytest.fixture(autouse=True)
 def no_unhandled_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """A crash is a bug: any request that reached the 500 handler fails the test."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -15,11 +16,13 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 import redis
 import uvicorn
+from rq import Queue
 
 from service.config import (
     AlertSettings,
@@ -130,6 +133,25 @@ def run_worker(settings: Settings, cwd: Path) -> subprocess.CompletedProcess[str
     return subprocess.run([sys.executable, "-m", "service.cli", "worker", "--burst"],
                           env=worker_env(settings), cwd=cwd, capture_output=True, text=True,
                           timeout=120)
+
+
+def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> list[str]:
+    """Mail is queued by a background task after the answer: wait, bounded, for `count` jobs
+    on the test app's queue; their ids."""
+    queue = Queue(settings.worker.queue, connection=connection)
+    deadline = time.monotonic() + 10
+    while queue.count < count:
+        assert time.monotonic() < deadline, f"{queue.count} of {count} mail jobs were queued"
+        time.sleep(0.02)
+    return list(queue.job_ids)
+
+
+def reset_token_from(message: EmailMessage) -> str:
+    """The token in the link of a password reset email."""
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"https?://\S+", text)
+    assert link, text
+    return parse_qs(urlparse(link.group(0)).query)["token"][0]
 
 
 def sql(settings: Settings, statement: str, *args: Any) -> list[sqlite3.Row]:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import httpx
 from api import API, bearer, login, register
-from support import run_worker
+from support import reset_token_from, run_worker
 
 from service.config import Settings
-
-
-def reset_token_from(message: Any) -> str:
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    link = re.search(r"https?://\S+", text)
-    assert link, text
-    return parse_qs(urlparse(link.group(0)).query)["token"][0]
 
 
 def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any,

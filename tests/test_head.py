@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
@@ -16,9 +15,7 @@ from api import API, USER, bearer, login, register
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from support import LiveServer
 
-from service.app import create_app
 from service.config import Settings
 from service.http.routes import by_method
 
@@ -43,13 +40,6 @@ def _redis(sync_redis: redis.Redis, prefix: str) -> dict[bytes, bytes]:
 
 def _state(settings: Settings, sync_redis: redis.Redis) -> tuple[object, object]:
     return _rows(settings), _redis(sync_redis, settings.redis.prefix)
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[Any, httpx.Client]]:
-    app = create_app(settings)
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield app, client
 
 
 def _admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> str:

@@ -21,7 +21,7 @@ from api import API, USER, assert_field_errors, login, register
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
-from support import Mailbox, free_port, run_worker, settle
+from support import Mailbox, free_port, run_worker, settle, wait_for_jobs
 
 from service.config import Rate, Settings, SmtpSettings
 from service.store.sealed_links import link_key, unseal
@@ -36,14 +36,6 @@ LINK = re.compile(r"https?://\S+")
 # -- helpers ----------------------------------------------------------------------------------
 def queue(settings: Settings, connection: redis.Redis) -> Queue:
     return Queue(settings.worker.queue, connection=connection)
-
-
-def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> None:
-    """The email is queued by a background task after the 200: wait for it, bounded."""
-    deadline = time.monotonic() + 10
-    while queue(settings, connection).count < count:
-        assert time.monotonic() < deadline, f"fewer than {count} reset emails were queued"
-        time.sleep(0.02)
 
 
 def drain(settings: Settings, cwd: Path, connection: redis.Redis) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,7 @@ from typing import Any
 import pytest
 import redis
 from api import API, USER, login, register
-from rq import Queue
-from support import run_worker
+from support import run_worker, wait_for_jobs
 
 from service.config import Settings
 from service.store.sealed_links import UnsealError, link_key, seal, unseal
@@ -30,16 +28,6 @@ def linking(settings: Settings) -> Settings:
               "verify_url_template": "https://app.example/verify?token={token}"},
         alerts={"enabled": True, "url_template": "https://app.example/not-me?token={token}"},
         password_reset={"url_template": "https://app.example/reset?token={token}"})
-
-
-def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> list[str]:
-    """Mail is queued by background tasks after the answer: wait for it, bounded."""
-    queue = Queue(settings.worker.queue, connection=connection)
-    deadline = time.monotonic() + 10
-    while queue.count < count:
-        assert time.monotonic() < deadline, f"{queue.count} of {count} mail jobs were queued"
-        time.sleep(0.02)
-    return list(queue.job_ids)
 
 
 def _values(connection: redis.Redis, key: bytes) -> list[bytes]:

@@ -4,7 +4,6 @@ the OpenAPI document; the docs page keeps its own, narrower CSP."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -40,13 +39,6 @@ def assert_page_headers(response: httpx.Response) -> None:
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, (where, csp)
     assert response.headers.get("x-content-type-options") == "nosniff", where
     assert response.headers.get("referrer-policy") == "no-referrer", where
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[Any, httpx.Client]]:
-    app = create_app(settings)
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield app, client
 
 
 def test_every_endpoint_answers_with_the_security_headers(client: httpx.Client) -> None:

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import httpx
 import jwt
@@ -21,8 +18,7 @@ import pytest
 import redis
 from api import API, USER, assert_refused, claims, logged_in, logout, profile, refresh, register
 from jwt.warnings import InsecureKeyLengthWarning
-from rq import Queue
-from support import SECRET, Clock, run_worker
+from support import SECRET, Clock, reset_token_from, run_worker, wait_for_jobs
 
 from service.config import Settings
 
@@ -386,22 +382,6 @@ def test_concurrent_rotations_of_one_token_get_one_successor(rotating: httpx.Cli
 
 
 # -- the per-user cut-off after a password reset -------------------------------------------------
-def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> None:
-    """The reset email is queued after the response (a background task): wait, bounded."""
-    queue = Queue(settings.worker.queue, connection=connection)
-    deadline = time.monotonic() + 10
-    while queue.count < count:
-        assert time.monotonic() < deadline, "the reset email was never queued"
-        time.sleep(0.02)
-
-
-def reset_token_from(message: Any) -> str:
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    link = re.search(r"https?://\S+", text)
-    assert link, text
-    return parse_qs(urlparse(link.group(0)).query)["token"][0]
-
-
 def test_token_minted_in_the_reset_second_is_judged_by_version(
         api: httpx.Client, alice: dict[str, Any], settings: Settings, smtp_server: Any,
         sync_redis: redis.Redis, tmp_path: Path) -> None:
