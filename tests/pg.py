@@ -4,6 +4,8 @@ The server is $AUTH_TEST_POSTGRES_URL, else the machine's 127.0.0.1:5432 (user p
 database `test`). We only ever connect to that database to CREATE and DROP our own
 `authsvc_test_<hex>` database; nobody else's tables are touched. When the server cannot be
 reached the tests that need it are skipped, saying so (an explicit URL that fails is an error).
+A plugin (conftest's `pytest_plugins`), so each pytest process (xdist worker) makes one database;
+imported into test modules, each module had its own session fixture and its own database.
 """
 
 from __future__ import annotations
