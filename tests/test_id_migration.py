@@ -23,13 +23,6 @@ PREVIOUS = "0002"
 JOINED = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'auth.db'}"
-    return str(request.getfixturevalue("empty_postgres"))
-
-
 def run(url: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """`body` on a plain connection, committed (no service code between us and the table)."""
     async def go() -> T:

@@ -26,14 +26,6 @@ T = TypeVar("T")
 HASH = "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHQ$aGFzaA"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database (no schema yet) on each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'auth.db'}"
-    return str(request.getfixturevalue("empty_postgres"))
-
-
 @pytest.fixture
 def migrated_url(database_url: str, sqlite_template: Path) -> str:
     path = migrate.sqlite_path(database_url)
