@@ -21,7 +21,7 @@ import httpx
 import pytest
 import redis
 from aiosmtpd.controller import Controller
-from support import LiveServer, Mailbox, app_settings, delete_prefixed, free_port
+from support import LiveServer, Mailbox, app_settings, delete_prefixed, free_port, migrated_template
 
 from service.app import create_app
 from service.config import (
@@ -29,6 +29,9 @@ from service.config import (
 )
 from service.local import embedded_redis
 
+# PostgreSQL's fixtures as a plugin: imported into each test module instead, a session-scoped
+# fixture is a different fixture per module, and each made its own database.
+pytest_plugins = ["pg"]
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = 9
 
@@ -81,10 +84,16 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
     controller.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session (per xdist worker); tests get copies of it."""
+    return migrated_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str, redis_prefix: str,
-             smtp_server: tuple[Mailbox, int]) -> Settings:
-    return app_settings(tmp_path, redis_url, redis_prefix, smtp_server[1])
+             smtp_server: tuple[Mailbox, int], sqlite_template: Path) -> Settings:
+    return app_settings(tmp_path, redis_url, redis_prefix, smtp_server[1], sqlite_template)
 
 
 @pytest.fixture
@@ -110,6 +119,14 @@ def make_client() -> Iterator[Any]:
 @pytest.fixture
 def client(settings: Settings, make_client: Any) -> httpx.Client:
     return make_client(settings)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[tuple[Any, httpx.Client]]:
+    """The app itself (its routes, its state) and a client of it on a live server."""
+    app = create_app(settings)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        yield app, client
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,12 @@
-"""PostgreSQL for tests: one throw-away database per session, dropped (WITH (FORCE)) at the end.
+"""PostgreSQL for tests: one throw-away database per session, dropped (WITH (FORCE)) at the end;
+`database_url`, an empty database on each backend (SQLite and this one).
 
 The server is $AUTH_TEST_POSTGRES_URL, else the machine's 127.0.0.1:5432 (user postgres,
 database `test`). We only ever connect to that database to CREATE and DROP our own
 `authsvc_test_<hex>` database; nobody else's tables are touched. When the server cannot be
 reached the tests that need it are skipped, saying so (an explicit URL that fails is an error).
+A plugin (conftest's `pytest_plugins`), so each pytest process (xdist worker) makes one database;
+imported into test modules, each module had its own session fixture and its own database.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -73,3 +77,11 @@ def empty_postgres(postgres_url: str) -> str:
     """The session's database with no schema in it (each test starts unmigrated)."""
     asyncio.run(execute(postgres_url, "DROP TABLE IF EXISTS users, alembic_version CASCADE"))
     return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database (no schema yet) on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'auth.db'}"
+    return str(request.getfixturevalue("empty_postgres"))

@@ -1,22 +1,28 @@
-"""Helpers the tests share: a real worker process, a registered user, auth headers."""
+"""What tests stand on: live servers, a real worker process, settings, SQL and Redis clean-up."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 import redis
 import uvicorn
+from rq import Queue
 
 from service.config import (
     AlertSettings,
@@ -34,6 +40,7 @@ from service.config import (
 from service.http.server import uvicorn_options
 from service.local.embedded_redis import SOCKET_NAME
 from service.store import migrate
+from service.store.datadir import private_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-" + "x" * 40
@@ -55,6 +62,16 @@ class Mailbox:
             return "451 Requested action aborted: try again later"
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
+
+
+class Clock:
+    """An app's injected clock: tests move time by assigning `now`."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def free_port() -> int:
@@ -118,21 +135,39 @@ def run_worker(settings: Settings, cwd: Path) -> subprocess.CompletedProcess[str
                           timeout=120)
 
 
-USER = {"username": "alice", "email": "alice@example.com", "password": "correct horse battery",
-        "password2": "correct horse battery", "display_name": "Alice"}
+def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> list[str]:
+    """Mail is queued by a background task after the answer: wait, bounded, for `count` jobs
+    on the test app's queue; their ids."""
+    queue = Queue(settings.worker.queue, connection=connection)
+    deadline = time.monotonic() + 10
+    while queue.count < count:
+        assert time.monotonic() < deadline, f"{queue.count} of {count} mail jobs were queued"
+        time.sleep(0.02)
+    return list(queue.job_ids)
 
 
-def register(client: httpx.Client, **overrides: Any) -> dict[str, Any]:
-    body = {**USER, **overrides}
-    if "password" in overrides and "password2" not in overrides:
-        body["password2"] = overrides["password"]
-    response = client.post("/api/v1/auth/register/", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+def reset_token_from(message: EmailMessage) -> str:
+    """The token in the link of a password reset email."""
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"https?://\S+", text)
+    assert link, text
+    return parse_qs(urlparse(link.group(0)).query)["token"][0]
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def sql(settings: Settings, statement: str, *args: Any) -> list[sqlite3.Row]:
+    """Run one statement on the test app's SQLite file and commit; its rows."""
+    with closing(sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(statement, args).fetchall()
+        db.commit()
+    return rows
+
+
+def user_row(settings: Settings, username: str = "alice") -> sqlite3.Row:
+    """The users row of `username`, which must exist."""
+    rows = sql(settings, "SELECT * FROM users WHERE username = ?", username)
+    assert rows, username
+    return rows[0]
 
 
 def settle(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
@@ -154,13 +189,29 @@ def settle(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
         time.sleep(0.05)
 
 
-def app_settings(tmp: Path, redis_url: str, prefix: str, smtp_port: int,
-                  smtp_timeout: int = 5) -> Settings:
+def migrated_template(directory: Path) -> Path:
+    """A SQLite file migrated to head, made once a session to be copied: running Alembic for
+    every test cost more than most tests do."""
+    path = directory / "migrated.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    with closing(sqlite3.connect(path)) as conn:  # everything in the main file, no -wal left
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def migrated_sqlite(template: Path, path: Path) -> str:
+    """A fresh migrated SQLite database at `path` (a copy of `template`, mode and all): its URL."""
+    private_dir(path.parent)
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
+def app_settings(tmp: Path, redis_url: str, prefix: str, smtp_port: int, template: Path,
+                 smtp_timeout: int = 5) -> Settings:
     """Settings for a test app on a fresh, migrated SQLite file and a key prefix of its own:
     cheap argon2, and rate limits, lockout, alerts and verification emails off (the tests
     of those switch them on)."""
-    database_url = f"sqlite:///{tmp / 'auth.db'}"
-    migrate.upgrade(database_url)
+    database_url = migrated_sqlite(template, tmp / "auth.db")
     return Settings(
         data_dir=tmp / "data",
         database=DatabaseSettings(url=database_url),

@@ -5,63 +5,42 @@ and email; ids are never reused; a row deleted in SQL by an operator refuses its
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import redis
-from support import USER, bearer, register
+from api import (
+    API,
+    PASSWORD,
+    PROFILE,
+    REFRESH,
+    USERS,
+    assert_refused,
+    bearer,
+    delete_profile,
+    login,
+    make_admin,
+    profile,
+    refresh,
+    register,
+    session_id_of,
+    user_id_of,
+)
+from support import sql
 
 from service.config import Settings
 from service.store.keys import RedisKeys
 
-API = "/api/v1/auth/"
-PROFILE = API + "profile/"
-REFRESH = API + "token/refresh/"
-USERS = API + "users/"
-PASSWORD = USER["password"]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def sql(settings: Settings, statement: str, *args: Any) -> list[Any]:
-    with closing(sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))) as db:
-        rows = db.execute(statement, args).fetchall()
-        db.commit()
-    return rows
-
-
-def sub(token: str) -> int:
-    return int(jwt.decode(token, options={"verify_signature": False})["sub"])
-
-
-def sid(token: str) -> str:
-    return str(jwt.decode(token, options={"verify_signature": False})["sid"])
-
-
-def login(client: httpx.Client, name: str = "alice", password: str = PASSWORD) -> httpx.Response:
-    return client.post(API + "login/", json={"username_or_email": name, "password": password})
-
-
-def delete_profile(client: httpx.Client, access: str, body: Any) -> httpx.Response:
-    return client.request("DELETE", PROFILE, json=body, headers=bearer(access))
-
-
-def refused(response: httpx.Response, *reasons: str) -> None:
-    assert response.status_code == 401, response.text
-    assert response.json()["code"] == "token_not_valid", response.text
-    assert response.json()["reason"] in reasons, response.text
 
 
 def assert_dead(client: httpx.Client, tokens: dict[str, Any]) -> None:
     """Both tokens of a pair refused, on a Bearer endpoint and on token/refresh/."""
-    refused(client.get(PROFILE, headers=bearer(tokens["access"])), "user_not_found",
-            "session_ended")
-    refused(client.post(REFRESH, json={"refresh": tokens["refresh"]}), "user_not_found")
+    assert_refused(profile(client, tokens["access"]), "user_not_found", "session_ended")
+    assert_refused(refresh(client, tokens["refresh"]), "user_not_found")
 
 
 def redis_keys(sync_redis: redis.Redis, settings: Settings, user_id: int,
@@ -76,16 +55,6 @@ def redis_keys(sync_redis: redis.Redis, settings: Settings, user_id: int,
     return found
 
 
-def make_admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> str:
-    """`boss`, promoted in the database, logged in: an admin access token."""
-    boss = register(client, username="boss", email="boss@example.com")
-    sql(settings, "UPDATE users SET role = 'admin' WHERE id = ?", sub(boss["access"]))
-    sync_redis.delete(RedisKeys(settings.redis.prefix).user(sub(boss["access"])))
-    answer = login(client, "boss")
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["access"])
-
-
 # -- DELETE profile/ ----------------------------------------------------------------------------
 
 def test_deleting_my_account_ends_every_token_and_frees_the_names(
@@ -95,23 +64,23 @@ def test_deleting_my_account_ends_every_token_and_frees_the_names(
     and the username and email can be registered again, under a new id."""
     first = register(client)
     second = login(client).json()
-    user_id = sub(first["access"])
+    user_id = user_id_of(settings, first["access"])
     gone = delete_profile(client, first["access"], {"password": PASSWORD})
     assert gone.status_code == 204 and gone.content == b"", gone.text
     assert gone.headers["Cache-Control"] == "no-store"
     for tokens in (first, second):
         assert_dead(client, tokens)
     assert sql(settings, "SELECT id FROM users WHERE id = ?", user_id) == []
-    assert redis_keys(sync_redis, settings, user_id, sid(first["access"]),
-                      sid(second["access"])) == []
+    assert redis_keys(sync_redis, settings, user_id, session_id_of(settings, first["access"]),
+                      session_id_of(settings, second["access"])) == []
     assert login(client).status_code == 401
     again = register(client)
-    assert sub(again["access"]) > user_id
+    assert user_id_of(settings, again["access"]) > user_id
     assert client.get(PROFILE, headers=bearer(again["access"])).status_code == 200
     for tokens in (first, second):  # the new account inherits nothing
         assert_dead(client, tokens)
     listed = client.get(API + "sessions/", headers=bearer(again["access"])).json()
-    assert [row["id"] for row in listed] == [sid(again["access"])]
+    assert [row["id"] for row in listed] == [session_id_of(settings, again["access"])]
 
 
 def test_a_wrong_password_deletes_nothing(client: httpx.Client, settings: Settings) -> None:
@@ -137,7 +106,7 @@ def test_pending_links_of_a_deleted_account_do_nothing(
     """A reset, verification or "this wasn't me" link mailed before the deletion is refused
     afterwards (400 on `token`), also once the email belongs to a new account."""
     tokens = register(client)
-    user_id = sub(tokens["access"])
+    user_id = user_id_of(settings, tokens["access"])
     keys = RedisKeys(settings.redis.prefix)
     # What send_reset, send_verification and an alert leave in Redis (keys by their digest).
     sync_redis.set(keys.reset("reset-link"), f"{user_id}:0", ex=600)
@@ -156,8 +125,9 @@ def test_pending_links_of_a_deleted_account_do_nothing(
         assert answer.status_code == 400 and set(answer.json()) == {"token"}, answer.text
     assert client.get(PROFILE, headers=bearer(again["access"])).status_code == 200
     assert login(client, "alice", new).status_code == 401
-    new_id = sub(again["access"])
-    assert sql(settings, "SELECT email_verified FROM users WHERE id = ?", new_id) == [(0,)]
+    new_id = user_id_of(settings, again["access"])
+    assert [tuple(row) for row in sql(settings, "SELECT email_verified FROM users WHERE id = ?",
+                                        new_id)] == [(0,)]
 
 
 # -- DELETE users/{id}/ -------------------------------------------------------------------------
@@ -167,15 +137,16 @@ def test_an_admin_deletes_an_account(client: httpx.Client, settings: Settings,
     """204; the user's tokens are refused at once and the row is gone (GET is a 404, a second
     DELETE too); the name is free again."""
     bob = register(client, username="bob", email="bob@example.com")
-    admin = make_admin(client, settings, sync_redis)
-    bob_id = sub(bob["access"])
+    admin = make_admin(client, settings, sync_redis)["access"]
+    bob_id = user_id_of(settings, bob["access"])
     gone = client.delete(f"{USERS}{bob_id}/", headers=bearer(admin))
     assert gone.status_code == 204 and gone.content == b"", gone.text
     assert_dead(client, bob)
     assert client.get(f"{USERS}{bob_id}/", headers=bearer(admin)).status_code == 404
     assert client.delete(f"{USERS}{bob_id}/", headers=bearer(admin)).status_code == 404
     assert client.delete(f"{USERS}nope/", headers=bearer(admin)).status_code == 404
-    assert sub(register(client, username="bob", email="bob@example.com")["access"]) > bob_id
+    again = register(client, username="bob", email="bob@example.com")
+    assert user_id_of(settings, again["access"]) > bob_id
 
 
 def test_an_admin_cannot_delete_themselves_and_users_cannot_delete_others(
@@ -183,10 +154,10 @@ def test_an_admin_cannot_delete_themselves_and_users_cannot_delete_others(
     """Deleting one's own account through the admin API is a 400 (`non_field_errors`: use
     DELETE profile/); a non-admin gets 403; nobody is deleted."""
     bob = register(client, username="bob", email="bob@example.com")
-    admin = make_admin(client, settings, sync_redis)
-    mine = client.delete(f"{USERS}{sub(admin)}/", headers=bearer(admin))
+    admin = make_admin(client, settings, sync_redis)["access"]
+    mine = client.delete(f"{USERS}{user_id_of(settings, admin)}/", headers=bearer(admin))
     assert mine.status_code == 400 and set(mine.json()) == {"non_field_errors"}, mine.text
-    other = client.delete(f"{USERS}{sub(admin)}/", headers=bearer(bob["access"]))
+    other = client.delete(f"{USERS}{user_id_of(settings, admin)}/", headers=bearer(bob["access"]))
     assert other.status_code == 403
     assert client.get(PROFILE, headers=bearer(admin)).status_code == 200
     assert len(sql(settings, "SELECT id FROM users")) == 2
@@ -201,15 +172,15 @@ def test_an_id_is_never_given_to_a_second_account(client: httpx.Client,
     ends its sessions."""
     register(client, username="bob", email="bob@example.com")
     alice = register(client)
-    alice_id = sub(alice["access"])
+    alice_id = user_id_of(settings, alice["access"])
     sql(settings, "DELETE FROM users WHERE id = ?", alice_id)
     carol = register(client, username="carol", email="carol@example.com")
-    assert sub(carol["access"]) == alice_id + 1
-    refused(client.post(REFRESH, json={"refresh": alice["refresh"]}), "user_not_found")
-    refused(client.get(PROFILE, headers=bearer(alice["access"])), "session_ended",
+    assert user_id_of(settings, carol["access"]) == alice_id + 1
+    assert_refused(client.post(REFRESH, json={"refresh": alice["refresh"]}), "user_not_found")
+    assert_refused(client.get(PROFILE, headers=bearer(alice["access"])), "session_ended",
             "user_not_found")
     listed = client.get(API + "sessions/", headers=bearer(carol["access"])).json()
-    assert [row["id"] for row in listed] == [sid(carol["access"])]
+    assert [row["id"] for row in listed] == [session_id_of(settings, carol["access"])]
 
 
 def test_an_id_given_again_carries_nothing_of_its_first_account(
@@ -221,15 +192,15 @@ def test_an_id_given_again_carries_nothing_of_its_first_account(
     were listed as the new account's. A new account starts with no sessions of its id."""
     register(client, username="bob", email="bob@example.com")
     alice = register(client)
-    alice_id = sub(alice["access"])
+    alice_id = user_id_of(settings, alice["access"])
     sql(settings, "DELETE FROM users WHERE id = ?", alice_id)
     sql(settings, "UPDATE sqlite_sequence SET seq = ? WHERE name = 'users'", alice_id - 1)
     carol = register(client, username="carol", email="carol@example.com")
-    assert sub(carol["access"]) == alice_id  # the id came round again
-    refused(client.post(REFRESH, json={"refresh": alice["refresh"]}), "session_ended")
-    refused(client.get(PROFILE, headers=bearer(alice["access"])), "session_ended")
+    assert user_id_of(settings, carol["access"]) == alice_id  # the id came round again
+    assert_refused(client.post(REFRESH, json={"refresh": alice["refresh"]}), "session_ended")
+    assert_refused(client.get(PROFILE, headers=bearer(alice["access"])), "session_ended")
     listed = client.get(API + "sessions/", headers=bearer(carol["access"])).json()
-    assert [row["id"] for row in listed] == [sid(carol["access"])]
+    assert [row["id"] for row in listed] == [session_id_of(settings, carol["access"])]
 
 
 def test_a_row_deleted_in_sql_refuses_its_tokens_once_the_cache_is_gone(
@@ -238,12 +209,12 @@ def test_a_row_deleted_in_sql_refuses_its_tokens_once_the_cache_is_gone(
     the access token reads the database, finds nobody, and every session of the id ends."""
     alice = register(client)
     other = login(client).json()
-    user_id = sub(alice["access"])
+    user_id = user_id_of(settings, alice["access"])
     sql(settings, "DELETE FROM users WHERE id = ?", user_id)
     sync_redis.delete(RedisKeys(settings.redis.prefix).user(user_id))
-    refused(client.get(PROFILE, headers=bearer(alice["access"])), "user_not_found")
-    assert redis_keys(sync_redis, settings, user_id, sid(alice["access"]),
-                      sid(other["access"])) == []
+    assert_refused(client.get(PROFILE, headers=bearer(alice["access"])), "user_not_found")
+    assert redis_keys(sync_redis, settings, user_id, session_id_of(settings, alice["access"]),
+                      session_id_of(settings, other["access"])) == []
     assert_dead(client, other)
 
 
@@ -253,7 +224,7 @@ def test_a_crash_before_the_row_is_deleted_leaves_the_account_whole(
     account works as before (its requests read the database meanwhile), and a later
     deletion completes."""
     tokens = register(client)
-    user_id = sub(tokens["access"])
+    user_id = user_id_of(settings, tokens["access"])
     key = RedisKeys(settings.redis.prefix).user(user_id)
     sync_redis.delete(key)
     sync_redis.hset(key, "gone", "1")
@@ -272,15 +243,15 @@ def test_a_crash_after_the_row_is_deleted_still_refuses_every_token(
     every token is refused all the same, and the first refusal ends the sessions."""
     tokens = register(client)
     other = login(client).json()
-    user_id = sub(tokens["access"])
+    user_id = user_id_of(settings, tokens["access"])
     key = RedisKeys(settings.redis.prefix).user(user_id)
     sync_redis.delete(key)
     sync_redis.hset(key, "gone", "1")
     sync_redis.expire(key, 120)
     sql(settings, "DELETE FROM users WHERE id = ?", user_id)
-    refused(client.get(PROFILE, headers=bearer(tokens["access"])), "user_not_found")
-    assert redis_keys(sync_redis, settings, user_id, sid(tokens["access"]),
-                      sid(other["access"])) == []
+    assert_refused(client.get(PROFILE, headers=bearer(tokens["access"])), "user_not_found")
+    assert redis_keys(sync_redis, settings, user_id, session_id_of(settings, tokens["access"]),
+                      session_id_of(settings, other["access"])) == []
     for each in (tokens, other):
         assert_dead(client, each)
 
@@ -305,7 +276,7 @@ def test_authsvc_delete_user_ends_every_session_at_once(
     (whose access tokens live on the cached row until they expire)."""
     tokens = register(client)
     other = login(client).json()
-    user_id = sub(tokens["access"])
+    user_id = user_id_of(settings, tokens["access"])
     unreachable = cli(settings, "delete-user", "alice", redis_url="redis://127.0.0.1:1/0")
     assert unreachable.returncode != 0 and "could not delete alice" in unreachable.stderr
     assert client.get(PROFILE, headers=bearer(tokens["access"])).status_code == 200
@@ -315,6 +286,6 @@ def test_authsvc_delete_user_ends_every_session_at_once(
     assert f"id {user_id}" in done.stdout
     for each in (tokens, other):
         assert_dead(client, each)
-    assert redis_keys(sync_redis, settings, user_id, sid(tokens["access"]),
-                      sid(other["access"])) == []
+    assert redis_keys(sync_redis, settings, user_id, session_id_of(settings, tokens["access"]),
+                      session_id_of(settings, other["access"])) == []
     assert sql(settings, "SELECT id FROM users") == []

@@ -12,11 +12,26 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import jwt
 import pytest
 import redis
-from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
-from support import USER, bearer, register
+from api import (
+    API,
+    PROFILE,
+    REFRESH,
+    USERS,
+    assert_field_errors,
+    assert_refused,
+    bearer,
+    claims,
+    login,
+    make_admin,
+    profile,
+    refresh,
+    register,
+    set_role,
+    user_id_of,
+)
+from support import migrated_sqlite, sql
 
 from service.app import database
 from service.config import Settings
@@ -24,8 +39,6 @@ from service.store import migrate
 from service.store.keys import RedisKeys
 from service.store.users import User, UserFilter, UserStore
 
-API = "/api/v1/auth/"
-USERS = API + "users/"
 EXTRA_ROLES = ("editor", "r" * 64, "Support Team ü 🐇")
 
 
@@ -33,53 +46,19 @@ EXTRA_ROLES = ("editor", "r" * 64, "Support Team ü 🐇")
 def settings(settings: Settings) -> Settings:
     """The test app, knowing some roles besides admin and user ([auth] extra_roles)."""
     return settings.replace(auth={"extra_roles": EXTRA_ROLES})
-PROFILE = API + "profile/"
-REFRESH = API + "token/refresh/"
-PASSWORD = USER["password"]
 SPENT = {"password_changed", "user_inactive"}
 T = TypeVar("T")
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
-def sql(settings: Settings, statement: str, *args: Any) -> list[sqlite3.Row]:
-    with closing(sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))) as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(statement, args).fetchall()
-        db.commit()
-    return rows
-
-
-def sub(token: str) -> int:
-    return int(jwt.decode(token, options={"verify_signature": False})["sub"])
-
-
-def make_user(client: httpx.Client, name: str, **overrides: Any) -> dict[str, Any]:
+def make_user(client: httpx.Client, settings: Settings, name: str,
+              **overrides: Any) -> dict[str, Any]:
     """Register `name` (email name@example.com); returns {id, access, refresh}."""
     created = register(client, **{"username": name, "email": f"{name}@example.com",
                                   **overrides})
-    return {"id": sub(created["access"]), "access": created["access"],
+    return {"id": user_id_of(settings, created["access"]), "access": created["access"],
             "refresh": created["refresh"]}
-
-
-def set_role(settings: Settings, sync_redis: redis.Redis, user_id: int, role: str) -> None:
-    """What `authsvc create-user --role` leaves behind: the row, with no cached copy."""
-    sql(settings, "UPDATE users SET role = ? WHERE id = ?", role, user_id)
-    sync_redis.delete(RedisKeys(settings.redis.prefix).user(user_id))
-
-
-def login(client: httpx.Client, name: str) -> httpx.Response:
-    return client.post(API + "login/", json={"username_or_email": name, "password": PASSWORD})
-
-
-def make_admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis,
-               name: str = "boss") -> dict[str, Any]:
-    """A user promoted to admin in the database, then logged in (tokens carry role admin)."""
-    user = make_user(client, name)
-    set_role(settings, sync_redis, user["id"], "admin")
-    answer = login(client, name)
-    assert answer.status_code == 200, answer.text
-    return {**user, "access": answer.json()["access"], "refresh": answer.json()["refresh"]}
 
 
 def insert_users(settings: Settings, count: int, *, role: str = "user",
@@ -113,25 +92,11 @@ def usernames(response: httpx.Response) -> list[str]:
     return [user["username"] for user in response.json()["results"]]
 
 
-def assert_refused(response: httpx.Response, reasons: set[str] = SPENT) -> None:
-    """401 token_not_valid with one of `reasons`."""
-    assert response.status_code == 401, response.text
-    body = response.json()
-    assert body["code"] == "token_not_valid" and body["reason"] in reasons, body
-
-
-def assert_spent(client: httpx.Client, access: str, refresh: str,
+def assert_spent(client: httpx.Client, access: str, refresh_token: str,
                  reasons: set[str] = SPENT) -> None:
     """Both tokens of a pair refused at once, on a Bearer endpoint and on token/refresh/."""
-    assert_refused(client.get(PROFILE, headers=bearer(access)), reasons)
-    assert_refused(client.post(REFRESH, json={"refresh": refresh}), reasons)
-
-
-def assert_field_errors(response: httpx.Response, *fields: str) -> None:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert set(body) == set(fields), body
-    assert all(isinstance(m, str) and m for f in fields for m in body[f]), body
+    assert_refused(profile(client, access), *reasons)
+    assert_refused(refresh(client, refresh_token), *reasons)
 
 
 def assert_detail(response: httpx.Response, status: int, detail: str | None = None) -> None:
@@ -156,7 +121,7 @@ def test_list_is_paged_in_drf_shape_ordered_by_id(client: httpx.Client, settings
     the link to page 1 drops `page`, as DRF's does; other query parameters are kept."""
     admin = make_admin(client, settings, sync_redis)
     for name in ["carol", "dave", "erin", "frank"]:
-        make_user(client, name)
+        make_user(client, settings, name)
     first = get(client, admin["access"], page_size=2)
     assert first.status_code == 200, first.text
     assert first.headers["cache-control"] == "no-store"
@@ -181,7 +146,7 @@ def test_user_object_carries_id_role_active_and_date_joined(
     """Issue 3: user objects carry `id` (the token's `sub`, an integer), `role`, `is_active`,
     `date_joined` (ISO 8601), besides username, email and display_name."""
     admin = make_admin(client, settings, sync_redis)
-    carol = make_user(client, "carol", display_name="Carol C.")
+    carol = make_user(client, settings, "carol", display_name="Carol C.")
     before = dt.datetime.now(dt.UTC)
     listed = get(client, admin["access"]).json()["results"][1]
     detail = get(client, admin["access"], f"{USERS}{carol['id']}/")
@@ -224,7 +189,7 @@ def test_filters_by_role_and_active_state(client: httpx.Client, settings: Settin
                                           sync_redis: redis.Redis) -> None:
     """Issue 3: filter by role and active state (`is_active=true|false`); filters combine."""
     admin = make_admin(client, settings, sync_redis)
-    carol, dave, _ = (make_user(client, n) for n in ["carol", "dave", "erin"])
+    carol, dave, _ = (make_user(client, settings, n) for n in ["carol", "dave", "erin"])
     set_role(settings, sync_redis, carol["id"], "editor")
     set_role(settings, sync_redis, dave["id"], "editor")
     assert patch(client, admin["access"], dave["id"], {"is_active": False}).status_code == 200
@@ -244,9 +209,9 @@ def test_search_is_a_case_insensitive_substring_with_literal_wildcards(
     """Issue 3 search on username, email and display_name; `%` and `_` match only
     themselves (LIKE wildcards escaped), as does the escape character."""
     admin = make_admin(client, settings, sync_redis)
-    make_user(client, "bob_smith", display_name="Robert")
-    make_user(client, "bobxsmith", display_name="100% Bob")
-    make_user(client, "Åsa", email="asa@lund.example", display_name="back\\slash/")
+    make_user(client, settings, "bob_smith", display_name="Robert")
+    make_user(client, settings, "bobxsmith", display_name="100% Bob")
+    make_user(client, settings, "Åsa", email="asa@lund.example", display_name="back\\slash/")
     token = admin["access"]
     assert usernames(get(client, token, search="BOB")) == ["bob_smith", "bobxsmith"]
     assert usernames(get(client, token, search="b_s")) == ["bob_smith"]
@@ -287,8 +252,8 @@ def test_everyone_but_an_admin_gets_403(client: httpx.Client, settings: Settings
                                         sync_redis: redis.Redis) -> None:
     """Issue 3 "Everyone else gets 403" (ASVS V4.1.1, V4.1.3): users and other roles,
     on every admin endpoint, for existing and unknown ids alike, and nothing changes."""
-    carol = make_user(client, "carol")
-    dave = make_user(client, "dave")
+    carol = make_user(client, settings, "carol")
+    dave = make_user(client, settings, "dave")
     set_role(settings, sync_redis, dave["id"], "staff")
     for who in (carol, dave):
         for target in (carol["id"], dave["id"], 999):
@@ -313,19 +278,19 @@ def test_no_token_is_401_not_authenticated(client: httpx.Client, settings: Setti
                                 headers=bearer(admin["access"][:-3] + "abc"))
         assert forged.status_code == 401 and forged.json()["code"] == "token_not_valid"
         refresh = client.request(method, path, json=body, headers=bearer(admin["refresh"]))
-        assert_refused(refresh, {"wrong_token_type"})
+        assert_refused(refresh, "wrong_token_type")
 
 
 def test_admin_is_judged_by_the_current_row_not_the_token_claim(
         client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
     """ASVS V4.1.2: a `role` claim decides nothing. A token minted as `user` works once the
     row says admin, and an admin token stops working the moment the row stops saying so."""
-    carol = make_user(client, "carol")
-    assert jwt.decode(carol["access"], options={"verify_signature": False})["role"] == "user"
+    carol = make_user(client, settings, "carol")
+    assert claims(settings, carol["access"])["role"] == "user"
     set_role(settings, sync_redis, carol["id"], "admin")
     assert get(client, carol["access"]).status_code == 200
     admin = make_admin(client, settings, sync_redis, "boss")
-    assert jwt.decode(admin["access"], options={"verify_signature": False})["role"] == "admin"
+    assert claims(settings, admin["access"])["role"] == "admin"
     set_role(settings, sync_redis, admin["id"], "user")
     assert_detail(get(client, admin["access"]), 403)
 
@@ -334,7 +299,7 @@ def test_paths_without_trailing_slash_are_served(client: httpx.Client, settings:
                                                  sync_redis: redis.Redis) -> None:
     """API.md: a request without the trailing slash is served the same, never a 404."""
     admin = make_admin(client, settings, sync_redis)
-    carol = make_user(client, "carol")
+    carol = make_user(client, settings, "carol")
     token = admin["access"]
     assert usernames(get(client, token, USERS.rstrip("/"))) == ["boss", "carol"]
     assert get(client, token, f"{USERS}{carol['id']}").json()["username"] == "carol"
@@ -364,7 +329,7 @@ def test_patch_refuses_a_role_nobody_configured(client: httpx.Client, settings: 
     """Issue 8: roles are a known set; `superuser` (or `Admin`) is a 400 on `role` in DRF's
     ChoiceField words, and changes nothing (no token refused, no row touched)."""
     admin = make_admin(client, settings, sync_redis)
-    carol = make_user(client, "carol")
+    carol = make_user(client, settings, "carol")
     for value in ["superuser", "Admin", "editors"]:
         response = patch(client, admin["access"], carol["id"], {"role": value})
         assert response.status_code == 400, response.text
@@ -388,7 +353,7 @@ def test_changing_the_role_refuses_the_users_tokens_at_once(
     database row and the Redis cache both hold the new role and token version; a fresh
     login carries the new role."""
     admin = make_admin(client, settings, sync_redis)
-    carol = make_user(client, "carol")
+    carol = make_user(client, settings, "carol")
     response = patch(client, admin["access"], carol["id"], {"role": "editor"})
     assert response.status_code == 200, response.text
     assert response.json()["role"] == "editor" and response.json()["id"] == carol["id"]
@@ -399,8 +364,7 @@ def test_changing_the_role_refuses_the_users_tokens_at_once(
     assert (cache[b"role"], cache[b"ver"]) == (b"editor", b"1")
     fresh = login(client, "carol")
     assert fresh.status_code == 200
-    assert jwt.decode(fresh.json()["access"], options={"verify_signature": False})[
-        "role"] == "editor"
+    assert claims(settings, fresh.json()["access"])["role"] == "editor"
     assert client.get(PROFILE, headers=bearer(fresh.json()["access"])).json()["role"] == "editor"
     assert get(client, admin["access"]).status_code == 200  # the admin's own tokens live on
 
@@ -411,7 +375,7 @@ def test_deactivating_refuses_tokens_and_login_until_reactivated(
     once and login answers like a wrong password (API.md); reactivation lets them log in
     again, while the tokens from before stay dead."""
     admin = make_admin(client, settings, sync_redis)
-    carol = make_user(client, "carol")
+    carol = make_user(client, settings, "carol")
     off = patch(client, admin["access"], carol["id"], {"is_active": False})
     assert off.status_code == 200 and off.json()["is_active"] is False
     assert_spent(client, carol["access"], carol["refresh"])
@@ -429,7 +393,7 @@ def test_revocation_survives_the_loss_of_the_redis_cache(
     """API.md: the cut-off lives with the user in the database, so a lost cache row does
     not bring the tokens back."""
     admin = make_admin(client, settings, sync_redis)
-    carol, dave = make_user(client, "carol"), make_user(client, "dave")
+    carol, dave = make_user(client, settings, "carol"), make_user(client, settings, "dave")
     assert patch(client, admin["access"], carol["id"], {"is_active": False}).status_code == 200
     assert revoke(client, admin["access"], dave["id"]).status_code == 204
     for user in (carol, dave):
@@ -442,7 +406,7 @@ def test_patch_of_nothing_changes_nothing(client: httpx.Client, settings: Settin
     """`{}`, unknown fields and values equal to the current ones change nothing, so the
     user's tokens stay valid."""
     admin = make_admin(client, settings, sync_redis)
-    carol = make_user(client, "carol")
+    carol = make_user(client, settings, "carol")
     for body in [{}, {"username": "mallory", "email": "m@evil.test"},
                  {"role": "user", "is_active": True}]:
         response = patch(client, admin["access"], carol["id"], body)
@@ -457,7 +421,7 @@ def test_patch_role_accepts_every_known_role(
         client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
     """Issue 8: `role` is one of the known roles: admin, self_register_roles, extra_roles."""
     admin = make_admin(client, settings, sync_redis)
-    carol = make_user(client, "carol")
+    carol = make_user(client, settings, "carol")
     for role in ["r" * 64, "user", "Support Team ü 🐇", "admin"]:
         response = patch(client, admin["access"], carol["id"], {"role": role})
         assert response.status_code == 200, response.text
@@ -470,7 +434,7 @@ def test_patch_refuses_bad_values_on_their_field(client: httpx.Client, settings:
                                                  sync_redis: redis.Redis) -> None:
     """Bad input is a 400 naming the field, never a 500, and changes nothing."""
     admin = make_admin(client, settings, sync_redis)
-    carol = make_user(client, "carol")
+    carol = make_user(client, settings, "carol")
     for value in ["", "   ", None, 5, True, ["admin"], "r" * 65, "ad\x00min"]:
         assert_field_errors(patch(client, admin["access"], carol["id"], {"role": value}), "role")
     surrogate = client.patch(f"{USERS}{carol['id']}/", content=b'{"role": "ad\\ud800"}',
@@ -518,7 +482,7 @@ def test_a_demoted_admin_loses_admin_access_at_once(
     boss = make_admin(client, settings, sync_redis, "boss")
     other = make_admin(client, settings, sync_redis, "other")
     assert patch(client, boss["access"], other["id"], {"role": "user"}).status_code == 200
-    assert_refused(get(client, other["access"]), {"password_changed"})
+    assert_refused(get(client, other["access"]), "password_changed")
     assert_detail(get(client, login(client, "other").json()["access"]), 403)
 
 
@@ -530,7 +494,7 @@ def test_revoke_sessions_refuses_every_earlier_token(client: httpx.Client, setti
     refresh token the user held is refused at once, other users' tokens are not, and the user
     can log in again."""
     admin = make_admin(client, settings, sync_redis)
-    carol, dave = make_user(client, "carol"), make_user(client, "dave")
+    carol, dave = make_user(client, settings, "carol"), make_user(client, settings, "dave")
     second = login(client, "carol").json()
     answer = revoke(client, admin["access"], carol["id"])
     assert answer.status_code == 204 and answer.content == b""
@@ -550,16 +514,18 @@ def test_an_admin_may_revoke_their_own_sessions(client: httpx.Client, settings: 
     """Revoking one's own sessions locks nobody out: the admin logs in again."""
     admin = make_admin(client, settings, sync_redis)
     assert revoke(client, admin["access"], admin["id"]).status_code == 204
-    assert_refused(get(client, admin["access"]), {"password_changed"})
+    assert_refused(get(client, admin["access"]), "password_changed")
     assert get(client, login(client, "boss").json()["access"]).status_code == 200
 
 
 # -- the store's queries, on SQLite and PostgreSQL ------------------------------------------------
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = (f"sqlite:///{tmp_path / 'auth.db'}" if request.param == "sqlite"
-           else str(request.getfixturevalue("empty_postgres")))
+def store_url(request: pytest.FixtureRequest, tmp_path: Path,
+              sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        return migrated_sqlite(sqlite_template, tmp_path / "auth.db")
+    url = str(request.getfixturevalue("empty_postgres"))
     migrate.upgrade(url)
     return url
 

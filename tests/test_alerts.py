@@ -11,12 +11,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-from support import USER, bearer, register, run_worker
+from api import API, bearer, login, register
+from support import run_worker
 
 from service.config import Settings
 from service.store.keys import RedisKeys
-
-API = "/api/v1/auth/"
 
 
 def alerting(settings: Settings) -> Settings:
@@ -36,11 +35,8 @@ def link_token(message: Any) -> str:
     return parse_qs(urlparse(link.group(0)).query)["token"][0]
 
 
-def login(client: httpx.Client, device: str | None = None) -> httpx.Response:
-    body = {"username_or_email": "alice", "password": USER["password"]}
-    if device:
-        body["device_token"] = device
-    return client.post(API + "login/", json=body, headers={"User-Agent": "Evil/1.0"})
+# Every sign-in here comes from one browser the alerts name.
+EVIL = {"User-Agent": "Evil/1.0"}
 
 
 def test_a_new_device_sign_in_is_mailed_and_a_known_one_is_not(
@@ -49,12 +45,12 @@ def test_a_new_device_sign_in_is_mailed_and_a_known_one_is_not(
     mailbox, _ = smtp_server
     client = make_client(alerting(settings))
     register(client)
-    first = login(client)
+    first = login(client, headers=EVIL)
     deliver(settings, tmp_path)
     alerts = [m for m in mailbox.messages if m["Subject"] == "New sign-in to your account"]
     assert len(alerts) == 1 and alerts[0]["To"] == "alice@example.com"
     assert "Evil/1.0" in alerts[0].get_body(preferencelist=("plain",)).get_content()
-    assert login(client, first.json()["device_token"]).status_code == 200
+    assert login(client, device=first.json()["device_token"], headers=EVIL).status_code == 200
     deliver(settings, tmp_path)
     assert sum(m["Subject"] == "New sign-in to your account" for m in mailbox.messages) == 1
 
@@ -66,7 +62,7 @@ def test_not_me_ends_every_session_and_mails_a_reset(
     mailbox, _ = smtp_server
     client = make_client(alerting(settings))
     mine = register(client)
-    login(client)
+    login(client, headers=EVIL)
     deliver(settings, tmp_path)
     token = link_token(mailbox.messages[-1])
     assert client.get(API + "security/not-me/", params={"token": token}).status_code == 405
@@ -105,7 +101,7 @@ def test_alerts_off_send_nothing(client: httpx.Client, settings: Settings, smtp_
     """[alerts] enabled = false: no alert mail."""
     mailbox, _ = smtp_server
     register(client)
-    login(client)
+    login(client, headers=EVIL)
     deliver(settings, tmp_path)
     assert mailbox.messages == []
 
@@ -121,7 +117,7 @@ def test_not_me_mails_its_reset_even_past_the_mail_cap(
     settings = alerting(settings).replace(password_reset={"max_mails_per_hour": 1})
     client = make_client(settings)
     register(client)
-    login(client)
+    login(client, headers=EVIL)
     for _ in range(3):
         assert client.post(API + "password-reset/",
                            json={"email": "alice@example.com"}).status_code == 200

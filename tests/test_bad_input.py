@@ -9,21 +9,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import LiveServer, app_settings, bearer, delete_prefixed, free_port, register, settle
+from api import API, PASSWORD, assert_field_errors, bearer, login, register
+from support import LiveServer, app_settings, delete_prefixed, free_port, settle
 
 from service.app import create_app
 from service.config import (
     Settings,
 )
 
-API = "/api/v1/auth/"
 JSON = {"Content-Type": "application/json"}
 LIMIT = 65536
-PASSWORD = "correct horse battery"
 
 # A body each endpoint accepts as well-formed; profile/ is PATCHed with a Bearer token.
 VALID: dict[str, dict[str, str]] = {
@@ -69,10 +69,12 @@ WRONG_TYPES = {"number": 12, "float": 1.5, "list": ["x"], "object": {"x": "y"}, 
 
 # -- one live server for the module ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[httpx.Client]:
+def api(tmp_path_factory: pytest.TempPathFactory, redis_url: str,
+        sqlite_template: Path) -> Iterator[httpx.Client]:
     tmp = tmp_path_factory.mktemp("bad-input")
     prefix = f"authtest-{uuid.uuid4().hex[:10]}:"
-    settings = app_settings(tmp, redis_url, prefix, free_port(), smtp_timeout=1)
+    settings = app_settings(tmp, redis_url, prefix, free_port(), sqlite_template,
+                            smtp_timeout=1)
     with LiveServer(create_app(settings)) as server, \
             httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
@@ -114,20 +116,6 @@ def assert_detail(response: httpx.Response, status: int) -> None:
     body = response.json()
     assert set(body) == {"detail"}, body
     assert isinstance(body["detail"], str) and body["detail"]
-
-
-def assert_field_errors(response: httpx.Response, *fields: str, only: bool = False) -> None:
-    """API.md error table: 400 `{"<field>": ["message", ...]}`."""
-    assert response.status_code == 400, (response.status_code, response.text)
-    body = response.json()
-    assert isinstance(body, dict) and "detail" not in body, body
-    for field in fields:
-        assert field in body, body
-    for messages in body.values():
-        assert isinstance(messages, list) and messages, body
-        assert all(isinstance(m, str) and m for m in messages), body
-    if only:
-        assert set(body) == set(fields), body
 
 
 def with_field(path: str, field: str, value: Any, *, paired: bool = True) -> dict[str, Any]:
@@ -186,7 +174,7 @@ def test_wrong_type_is_400_on_that_field(api: httpx.Client, alice: dict[str, Any
                                          field: str, kind: str) -> None:
     """API.md errors: a wrong type is invalid input, 400 {"<field>": [...]} on that field only."""
     body = with_field(path, field, WRONG_TYPES[kind], paired=False)
-    assert_field_errors(send(api, alice, path, json=body), field, only=True)
+    assert_field_errors(send(api, alice, path, json=body), field)
 
 
 @pytest.mark.parametrize("path, field", FIELDS, ids=FIELD_IDS)
@@ -195,7 +183,7 @@ def test_null_byte_in_a_string_is_400_on_that_field(api: httpx.Client, alice: di
     """API.md: null bytes are bad input, 400 on the field (OWASP ASVS 5.1.3 input validation)."""
     value = VALID[path][field]
     body = with_field(path, field, value[:2] + "\x00" + value[2:])
-    assert_field_errors(send(api, alice, path, json=body), field)
+    assert_field_errors(send(api, alice, path, json=body), field, only=False)
 
 
 @pytest.mark.parametrize("path, field", FIELDS, ids=FIELD_IDS)
@@ -203,7 +191,7 @@ def test_overlong_field_is_400_on_that_field(api: httpx.Client, alice: dict[str,
                                              field: str) -> None:
     """API.md: overlong fields (username/display_name 150, password 1024, email 254) are 400."""
     body = with_field(path, field, OVERLONG[field])
-    assert_field_errors(send(api, alice, path, json=body), field)
+    assert_field_errors(send(api, alice, path, json=body), field, only=False)
 
 
 SURROGATE_CASES = [pytest.param(path, field, id=f"{path}{field}") for path, field in FIELDS]
@@ -358,6 +346,6 @@ def test_register_with_valid_body_still_works(api: httpx.Client) -> None:
     created = api.post(API + "register/", json={**VALID["register/"], "username": name,
                                                 "email": f"{name}@example.com"})
     assert created.status_code == 201, created.text
-    login = api.post(API + "login/", json={"username_or_email": name, "password": PASSWORD})
-    assert login.status_code == 200 and set(login.json()) >= {"access", "refresh", "user"}
+    signed_in = login(api, name)
+    assert signed_in.status_code == 200 and set(signed_in.json()) >= {"access", "refresh", "user"}
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from pg import postgres_url, with_database  # noqa: F401  (fixtures)
+from api import API, login
+from pg import with_database
 from support import SECRET, free_port
 
 from service.config import Settings
@@ -24,7 +25,6 @@ from service.store import migrate
 from service.store.keys import RedisKeys
 
 ROOT = Path(__file__).resolve().parent.parent
-API = "/api/v1/auth/"
 PASSWORD = "a long and unusual passphrase"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
@@ -88,13 +88,12 @@ def test_created_admin_logs_in_with_an_admin_role(tmp_path: Path, cli_env: dict[
 
     served = settings.replace(database={"url": cli_env["AUTH_DATABASE_URL"]})
     client = make_client(served)
-    login = client.post(API + "login/", json={"username_or_email": "BOSS@example.com",
-                                              "password": PASSWORD})
-    assert login.status_code == 200, login.text
+    signed_in = login(client, "BOSS@example.com", PASSWORD)
+    assert signed_in.status_code == 200, signed_in.text
     codec = TokenCodec(served.jwt, SECRET)
     now = time.time()
-    assert codec.decode(login.json()["access"], ACCESS, now).role == "admin"
-    assert codec.decode(login.json()["refresh"], REFRESH, now).role == "admin"
+    assert codec.decode(signed_in.json()["access"], ACCESS, now).role == "admin"
+    assert codec.decode(signed_in.json()["refresh"], REFRESH, now).role == "admin"
 
 
 @pytest.mark.parametrize(("password", "problem"), [
@@ -228,10 +227,9 @@ def test_serve_answers_register_and_login_over_http(tmp_path: Path,
                 "username": "carol", "email": "carol@example.com", "password": PASSWORD,
                 "password2": PASSWORD})
             assert registered.status_code == 201, registered.text
-            login = http.post(API + "login/", json={"username_or_email": "carol",
-                                                    "password": PASSWORD})
-            assert login.status_code == 200, login.text
-            assert set(login.json()) >= {"user", "access", "refresh"}
+            signed_in = login(http, "carol", PASSWORD)
+            assert signed_in.status_code == 200, signed_in.text
+            assert set(signed_in.json()) >= {"user", "access", "refresh"}
         assert (tmp_path / "data" / "jwt-secret").exists()  # generated under ./data of the cwd
     finally:
         process.send_signal(signal.SIGTERM)

@@ -8,13 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from support import USER, bearer, register
+from api import API, USER, bearer, register
 
 from service.config import ConfigError, CorsSettings, Settings, load_settings
 
-API = "/api/v1/auth/"
 APP = "https://app.example.com"
-LOGIN = {"username_or_email": USER["username"], "password": USER["password"]}
 SECURITY = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
             "content-security-policy": "default-src 'none'; frame-ancestors 'none'"}
 

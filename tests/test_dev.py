@@ -20,12 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from api import API
 from support import free_port, valkey_pids
 
 from service.local import embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
-API = "/api/v1/auth/"
 PASSWORD = "a long and unusual passphrase"
 NEW_PASSWORD = "another long passphrase"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")

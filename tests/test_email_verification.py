@@ -13,8 +13,9 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from api import API, USER, login, register
 from rq import Queue
-from support import USER, register, run_worker
+from support import run_worker
 
 from service.app import database
 from service.config import Rate, Settings
@@ -24,7 +25,6 @@ from service.store.keys import RedisKeys
 from service.store.mail import queue_name
 from service.store.users import UserStore
 
-API = "/api/v1/auth/"
 SUBJECT = "Confirm your email address"
 
 
@@ -44,11 +44,6 @@ def mailed_token(settings: Settings, mailbox: Any, tmp_path: Path) -> str:
     return parse_qs(urlparse(link.group(0)).query)["t"][0]
 
 
-def login(client: httpx.Client) -> httpx.Response:
-    return client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": USER["password"]})
-
-
 def test_required_verification_gates_login(settings: Settings, make_client: Any,
                                            smtp_server: Any, tmp_path: Path) -> None:
     """Issue 3: register answers {user} only; login is 403 email_not_verified until verified."""
@@ -59,7 +54,7 @@ def test_required_verification_gates_login(settings: Settings, make_client: Any,
     refused = login(client)
     assert refused.status_code == 403
     assert refused.json() == {"detail": refused.json()["detail"], "code": "email_not_verified"}
-    wrong = client.post(API + "login/", json={"username_or_email": "alice", "password": "nope"})
+    wrong = login(client, "alice", "nope")
     assert wrong.status_code == 401  # the 403 is said only to someone who knows the password
     token = mailed_token(settings, smtp_server[0], tmp_path)
     verified = client.post(API + "verify-email/", json={"token": token})

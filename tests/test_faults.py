@@ -24,13 +24,13 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import redis
-from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
+from api import API, USER, bearer, login, register
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from starlette.requests import Request
 from starlette.routing import Route
-from support import USER, LiveServer, Mailbox, bearer, register, run_worker, settle, worker_env
+from support import LiveServer, Mailbox, run_worker, settle, worker_env
 
 from service.app import create_app
 from service.config import CorsSettings, Rate, RateLimitSettings, Settings
@@ -38,8 +38,6 @@ from service.local import embedded_redis
 from service.store import migrate
 from service.store.keys import RedisKeys
 
-API = "/api/v1/auth/"
-ALICE_LOGIN = {"username_or_email": USER["username"], "password": USER["password"]}
 CAROL = {**USER, "username": "carol", "email": "carol@example.com"}
 # Rate limits on (each request then needs Redis), far above what a test sends.
 GENEROUS = RateLimitSettings(enabled=True, login=Rate(1000, 60), register=Rate(1000, 60),
@@ -136,7 +134,7 @@ def test_redis_down_is_503_on_every_endpoint_that_checks_it_and_heals_by_itself(
     app = serve(redis_settings)
     client = app.client
     alice = sign_up(app)
-    revoked = client.post(API + "login/", json=ALICE_LOGIN).json()["refresh"]
+    revoked = login(client).json()["refresh"]
     assert client.post(API + "logout/", json={"refresh_token": revoked}).status_code == 205
 
     assert embedded_redis.stop(own_redis)
@@ -145,7 +143,7 @@ def test_redis_down_is_503_on_every_endpoint_that_checks_it_and_heals_by_itself(
         "refresh": lambda: client.post(API + "token/refresh/", json={"refresh": alice["refresh"]}),
         "refresh revoked": lambda: client.post(API + "token/refresh/", json={"refresh": revoked}),
         "logout": lambda: client.post(API + "logout/", json={"refresh_token": alice["refresh"]}),
-        "login": lambda: client.post(API + "login/", json=ALICE_LOGIN),
+        "login": lambda: login(client),
         "register": lambda: client.post(API + "register/", json=CAROL),
         "password reset": lambda: client.post(API + "password-reset/",
                                               json={"email": USER["email"]}),
@@ -193,13 +191,13 @@ def test_redis_that_stops_answering_is_503_not_a_hang(
     try:
         started = time.monotonic()
         assert_unavailable(client.get(API + "profile/", headers=bearer(alice["access"])))
-        assert_unavailable(client.post(API + "login/", json=ALICE_LOGIN))
+        assert_unavailable(login(client))
         waited = time.monotonic() - started
     finally:
         os.kill(pid, signal.SIGCONT)
     assert waited < 6, f"two requests on a silent Redis took {waited:.1f} s (timeout 1 s)"
     assert client.get(API + "profile/", headers=bearer(alice["access"])).status_code == 200
-    assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
+    assert login(client).status_code == 200
 
 
 def test_redis_refusing_writes_is_503_not_500(redis_settings: Settings,
@@ -210,7 +208,7 @@ def test_redis_refusing_writes_is_503_not_500(redis_settings: Settings,
     client = app.client
     sign_up(app)
     calls: list[Callable[[], httpx.Response]] = [
-        lambda: client.post(API + "login/", json=ALICE_LOGIN),
+        lambda: login(client),
         lambda: client.post(API + "register/", json=CAROL),
         lambda: client.post(API + "password-reset/", json={"email": USER["email"]}),
     ]
@@ -373,7 +371,7 @@ def with_host(url: str, host: str, port: int) -> str:
 
 
 @pytest.fixture
-def forwarded_pg(empty_postgres: str) -> Iterator[tuple[str, Forwarder]]:  # noqa: F811
+def forwarded_pg(empty_postgres: str) -> Iterator[tuple[str, Forwarder]]:
     """A migrated throw-away database, reached through a forwarder the test can cut."""
     migrate.upgrade(empty_postgres)
     target = urlsplit(empty_postgres)
@@ -405,14 +403,14 @@ def test_database_down_is_503_and_heals_by_itself(settings: Settings, serve: Ser
     forwarder.cut()
     _drop_cached_users(s)
     assert_unavailable(client.get(API + "profile/", headers=bearer(alice["access"])))
-    assert_unavailable(client.post(API + "login/", json=ALICE_LOGIN))
+    assert_unavailable(login(client))
     assert_unavailable(client.post(API + "register/", json=CAROL))
     assert_unavailable(client.get("/healthz"))
 
     forwarder.restore()
     assert client.get("/healthz").status_code == 200
     assert client.get(API + "profile/", headers=bearer(alice["access"])).status_code == 200
-    assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
+    assert login(client).status_code == 200
     assert client.post(API + "register/", json=CAROL).status_code == 201
 
 
@@ -428,20 +426,19 @@ def test_database_cut_in_the_middle_of_a_query_is_503(settings: Settings, serve:
 
     forwarder.freeze()
     answer: list[httpx.Response] = []
-    login = threading.Thread(target=lambda: answer.append(
-        client.post(API + "login/", json=ALICE_LOGIN)))
-    login.start()
+    signing_in = threading.Thread(target=lambda: answer.append(login(client)))
+    signing_in.start()
     deadline = time.monotonic() + 10
     while forwarder.held == 0:
         assert time.monotonic() < deadline, "the login never reached the database"
         time.sleep(0.01)
     forwarder.cut()
-    login.join(timeout=20)
+    signing_in.join(timeout=20)
     assert answer, "the login hung after its connection was cut"
     assert_unavailable(answer[0])
 
     forwarder.restore()
-    assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
+    assert login(client).status_code == 200
 
 
 @pytest.mark.postgres
@@ -456,12 +453,12 @@ def test_database_that_stops_answering_is_503_not_a_hang(
 
     forwarder.freeze()
     started = time.monotonic()
-    assert_unavailable(client.post(API + "login/", json=ALICE_LOGIN, timeout=10))
+    assert_unavailable(login(client, timeout=10))
     assert_unavailable(client.get("/healthz", timeout=10))
     assert time.monotonic() - started < 8
 
     forwarder.thaw()
-    assert client.post(API + "login/", json=ALICE_LOGIN).status_code == 200
+    assert login(client).status_code == 200
     assert client.get("/healthz").status_code == 200
 
 

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import httpx
-from support import USER, bearer, register, run_worker
+from api import API, bearer, login, register
+from support import reset_token_from, run_worker
 
 from service.config import Settings
-
-API = "/api/v1/auth/"
-
-
-def reset_token_from(message: Any) -> str:
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    link = re.search(r"https?://\S+", text)
-    assert link, text
-    return parse_qs(urlparse(link.group(0)).query)["token"][0]
 
 
 def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any,
@@ -46,10 +36,9 @@ def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any
     twice = client.post(API + "logout/", json={"refresh_token": created["refresh"]})
     assert twice.status_code == 400
 
-    login = client.post(API + "login/", json={"username_or_email": "ALICE@example.com",
-                                              "password": USER["password"]})
-    assert login.status_code == 200
-    old_refresh = login.json()["refresh"]
+    signed_in = login(client, "ALICE@example.com")
+    assert signed_in.status_code == 200
+    old_refresh = signed_in.json()["refresh"]
 
     asked = client.post(API + "password-reset/", json={"email": "alice@example.com"})
     assert asked.status_code == 200 and asked.json() == {"message": "Password reset link sent"}
@@ -69,10 +58,8 @@ def test_walk_through(client: httpx.Client, settings: Settings, smtp_server: Any
 
     stale = client.post(API + "token/refresh/", json={"refresh": old_refresh})
     assert stale.status_code == 401 and stale.json()["reason"] == "password_changed"
-    assert client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": USER["password"]}).status_code == 401
-    assert client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": new_password}).status_code == 200
+    assert login(client).status_code == 401
+    assert login(client, "alice", new_password).status_code == 200
     reused = client.post(API + "password-reset/confirm/", json={
         "token": token, "password": "yet another passphrase",
         "password2": "yet another passphrase"})

@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
 import httpx
 import pytest
 import redis
+from api import API, USER, bearer, make_admin, register
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from support import USER, LiveServer, bearer, register
 
-from service.app import create_app
 from service.config import Settings
 from service.http.routes import by_method
 
-API = "/api/v1/auth/"
 # A body that every write endpoint would act on, had it run.
 WRITE = {"display_name": "HEADED", "is_active": False, "role": "admin", "password": "x" * 12,
          "password2": "x" * 12, "old_password": USER["password"], "new_password": "y" * 16,
@@ -45,33 +42,13 @@ def _state(settings: Settings, sync_redis: redis.Redis) -> tuple[object, object]
     return _rows(settings), _redis(sync_redis, settings.redis.prefix)
 
 
-@pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[Any, httpx.Client]]:
-    app = create_app(settings)
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield app, client
-
-
-def _admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> str:
-    register(client)
-    path = settings.database.url.removeprefix("sqlite:///")
-    with closing(sqlite3.connect(path)) as db:
-        db.execute("UPDATE users SET role = 'admin' WHERE username = ?", (USER["username"],))
-        db.commit()
-    sync_redis.delete(*sync_redis.scan_iter(match=settings.redis.prefix + "user:*"))
-    login = client.post(API + "login/", json={"username_or_email": USER["username"],
-                                              "password": USER["password"]})
-    assert login.status_code == 200, login.text
-    return str(login.json()["access"])
-
-
 def test_head_on_every_route_is_get_without_a_body_or_405_and_changes_nothing(
         served: tuple[Any, httpx.Client], settings: Settings, sync_redis: redis.Redis) -> None:
     """Walks app.routes: HEAD with a write body, as an admin, on a real user and session.
     Where the route has GET, HEAD gets GET's status and headers and no body; elsewhere 405.
     The users table and every Redis key of the app are byte for byte what they were."""
     app, client = served
-    access = _admin(client, settings, sync_redis)
+    access = make_admin(client, settings, sync_redis, USER["username"])["access"]
     victim = register(client, username="victim", email="victim@example.com")
     victim_id = _rows(settings)[-1][0]
     auth = bearer(access)

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from test_storage import with_store
 
@@ -22,13 +21,6 @@ from service.store.users import TokenState, UserStore
 T = TypeVar("T")
 PREVIOUS = "0002"
 JOINED = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'auth.db'}"
-    return str(request.getfixturevalue("empty_postgres"))
 
 
 def run(url: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:

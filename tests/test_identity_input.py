@@ -20,8 +20,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
-from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
-from support import USER, Mailbox, free_port, run_worker
+from api import API, PASSWORD, USER, login
+from support import Mailbox, free_port, run_worker
 
 from service.app import database
 from service.config import Settings
@@ -31,8 +31,6 @@ from service.store.mail import MailQueue, plain_address
 from service.store.sealed_links import link_key
 from service.store.users import fold
 
-API = "/api/v1/auth/"
-PASSWORD = "correct horse battery"
 # Column sizes (service/store/users.py).
 COLUMNS = {"username": 150, "username_norm": 600, "email": 254, "email_norm": 1000}
 
@@ -124,9 +122,8 @@ def test_nasty_emails_are_judged_as_stored(backend_settings: Settings,
     emails = {row["email"] for row in rows}
     assert {"alice@example.com", "bob@example.com", "a.b@example.com"} <= emails
     # Every form of a stored address finds the account, through every way an email enters.
-    login = client.post(API + "login/", json={"username_or_email": "ＡＬＩＣＥ@example.com",
-                                              "password": PASSWORD})
-    assert login.status_code == 200, login.text
+    signed_in = login(client, "ＡＬＩＣＥ@example.com")
+    assert signed_in.status_code == 200, signed_in.text
 
 
 def _compatibility_characters() -> list[str]:
@@ -214,9 +211,8 @@ def test_existing_passwords_still_log_in_in_any_compatibility_form(client: httpx
                                                     "password2": fancy})
     assert created.status_code == 201, created.text
     for typed in (fancy, "correct horse battery 9"):
-        login = client.post(API + "login/", json={"username_or_email": "alice",
-                                                  "password": typed})
-        assert login.status_code == 200, login.text
+        signed_in = login(client, "alice", typed)
+        assert signed_in.status_code == 200, signed_in.text
 
 
 class Envelopes(Mailbox):

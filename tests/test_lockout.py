@@ -10,13 +10,12 @@ from typing import Any
 
 import httpx
 import redis
-from support import USER, register
+from api import USER, login, register
 
 from service.config import Settings
 from service.core.devices import DeviceTokens
 from service.store.keys import RedisKeys
 
-API = "/api/v1/auth/"
 MAX = 3
 
 
@@ -26,11 +25,8 @@ def locking(settings: Settings) -> Settings:
 
 def attempt(client: httpx.Client, who: str, password: str, device: str | None = None,
             cookie: str | None = None) -> httpx.Response:
-    body: dict[str, Any] = {"username_or_email": who, "password": password}
-    if device is not None:
-        body["device_token"] = device
     headers = {"Cookie": f"authsvc_device={cookie}"} if cookie else {}
-    return client.post(API + "login/", json=body, headers=headers)
+    return login(client, who, password, device=device, headers=headers)
 
 
 def test_failures_lock_unknown_devices_out_with_429(settings: Settings, make_client: Any) -> None:
@@ -196,9 +192,8 @@ def test_malformed_device_tokens_are_ignored_alike_for_real_and_unknown_users(
             assert attempt(client, who, "wrong", device=token).status_code == 401, token
             if "\n" in token:  # no header can carry it
                 continue
-            response = client.post(API + "login/",
-                                   json={"username_or_email": who, "password": "wrong"},
-                                   headers={"Cookie": b"authsvc_device=" + token.encode()})
+            response = login(client, who, "wrong",
+                             headers={"Cookie": b"authsvc_device=" + token.encode()})
             assert response.status_code == 401, token
         signed_in = attempt(client, "alice", USER["password"], device=token)
         assert signed_in.status_code == 200, token
@@ -209,8 +204,7 @@ def test_malformed_device_tokens_are_ignored_alike_for_real_and_unknown_users(
     for huge, status in (("1.a.1." + "é" * (room // 2), 401), ("1.a.1." + "é" * 100_000, 431)):
         for who in ("alice", "nobody"):
             cookie = {"Cookie": b"authsvc_device=" + huge.encode()}
-            assert client.post(API + "login/", json={"username_or_email": who, "password": "x"},
-                               headers=cookie).status_code == status
+            assert login(client, who, "x", headers=cookie).status_code == status
 
 
 def test_device_token_verification_never_raises() -> None:

@@ -12,20 +12,13 @@ import argon2
 import httpx
 import pytest
 import redis
-from support import USER, bearer, register
+from api import API, LOGIN, USER, bearer, login, register
 
 from service.config import Settings
 from service.store.keys import RedisKeys
 
-API = "/api/v1/auth/"
 # API.md's three, plus device_token (issue 3: OWASP device-cookie lockout).
 LOGIN_FIELDS = {"user", "refresh", "access", "device_token"}
-LOGIN = API + "login/"
-
-
-def login(client: httpx.Client, identifier: str,
-          password: str = USER["password"]) -> httpx.Response:
-    return client.post(LOGIN, json={"username_or_email": identifier, "password": password})
 
 
 def db_path(settings: Settings) -> str:
@@ -271,6 +264,6 @@ def test_unparseable_body_is_a_400_detail(client: httpx.Client) -> None:
 
 def test_null_byte_in_identifier_is_a_field_error(client: httpx.Client) -> None:
     """API.md Errors: null bytes are a 4xx with a clear message, never a 500."""
-    response = client.post(LOGIN, json={"username_or_email": "al\x00ice", "password": "p" * 10})
+    response = login(client, "al\x00ice", "p" * 10)
     assert response.status_code == 400
     assert set(response.json()) == {"username_or_email"}

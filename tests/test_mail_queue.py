@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 import redis
+from api import API, register
 from rq import Queue
-from support import Mailbox, app_settings, delete_prefixed, register, run_worker
+from support import Mailbox, app_settings, delete_prefixed, run_worker
 
 from service.config import Settings, WorkerSettings
 from service.store import mail
-
-API = "/api/v1/auth/"
 
 
 def test_the_queue_name_follows_the_prefix_unless_set() -> None:
@@ -40,14 +39,15 @@ def other_prefix(redis_url: str) -> Iterator[str]:
 
 def test_two_environments_on_one_redis_database_keep_their_mail_apart(
         tmp_path: Path, redis_url: str, redis_prefix: str, other_prefix: str,
-        smtp_server: tuple[Mailbox, int], sync_redis: redis.Redis, make_client: Any) -> None:
+        smtp_server: tuple[Mailbox, int], sync_redis: redis.Redis, make_client: Any,
+        sqlite_template: Path) -> None:
     """Two apps, two prefixes, one Redis database, [worker] queue left at its default: each
     enqueues to its own queue, and each environment's worker sends only its own mail."""
     mailbox, port = smtp_server
     envs = []
     for name, prefix in [("a", redis_prefix), ("b", other_prefix)]:
         (tmp_path / name).mkdir()
-        settings = app_settings(tmp_path / name, redis_url, prefix, port)
+        settings = app_settings(tmp_path / name, redis_url, prefix, port, sqlite_template)
         settings = settings.replace(worker=dataclasses.replace(
             settings.worker, queue=WorkerSettings.queue))  # the shipped default
         envs.append((name, settings, make_client(settings)))

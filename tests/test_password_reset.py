@@ -16,17 +16,17 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from api import API, USER, assert_field_errors, login, register
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
-from support import USER, Mailbox, free_port, register, run_worker, settle
+from support import Mailbox, free_port, run_worker, settle, wait_for_jobs
 
 from service.config import Rate, Settings, SmtpSettings
 from service.store.keys import RedisKeys
 from service.store.sealed_links import link_key, unseal
 from workers.mailer import password_reset_message
 
-API = "/api/v1/auth/"
 SENT = {"message": "Password reset link sent"}
 DONE = {"message": "Password has been reset"}
 NEW_PASSWORD = "a brand new passphrase"
@@ -36,14 +36,6 @@ LINK = re.compile(r"https?://\S+")
 # -- helpers ----------------------------------------------------------------------------------
 def queue(settings: Settings, connection: redis.Redis) -> Queue:
     return Queue(settings.worker.queue, connection=connection)
-
-
-def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> None:
-    """The email is queued by a background task after the 200: wait for it, bounded."""
-    deadline = time.monotonic() + 10
-    while queue(settings, connection).count < count:
-        assert time.monotonic() < deadline, f"fewer than {count} reset emails were queued"
-        time.sleep(0.02)
 
 
 def drain(settings: Settings, cwd: Path, connection: redis.Redis) -> str:
@@ -119,20 +111,6 @@ def confirm(client: httpx.Client, token: str, password: str = NEW_PASSWORD,
     return client.post(API + "password-reset/confirm/", json={
         "token": token, "password": password,
         "password2": password if password2 is None else password2})
-
-
-def assert_field_errors(response: httpx.Response, field: str) -> None:
-    """API.md errors: 400 {"<field>": ["message", ...]}."""
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert field in body and "detail" not in body, body
-    assert isinstance(body[field], list) and body[field]
-    assert all(isinstance(m, str) and m for m in body[field])
-
-
-def login_status(client: httpx.Client, password: str) -> int:
-    return client.post(API + "login/", json={"username_or_email": USER["username"],
-                                             "password": password}).status_code
 
 
 def reset_key(settings: Settings, token: str) -> str:
@@ -273,9 +251,9 @@ def test_token_is_single_use(client: httpx.Client, settings: Settings, smtp_serv
     token = mail_reset(client, settings, tmp_path, sync_redis, smtp_server[0])
     first = confirm(client, token)
     assert first.status_code == 200 and first.json() == DONE
-    assert_field_errors(confirm(client, token, "yet another passphrase"), "token")
-    assert login_status(client, NEW_PASSWORD) == 200
-    assert login_status(client, "yet another passphrase") == 401
+    assert_field_errors(confirm(client, token, "yet another passphrase"), "token", only=False)
+    assert login(client, password=NEW_PASSWORD).status_code == 200
+    assert login(client, password="yet another passphrase").status_code == 401
 
 
 def test_two_concurrent_confirms_with_one_token_exactly_one_wins(
@@ -300,8 +278,9 @@ def test_two_concurrent_confirms_with_one_token_exactly_one_wins(
         thread.join(timeout=30)
     assert sorted(r.status_code for r in results) == [200] + [400] * (racers - 1)
     for loser in (r for r in results if r.status_code == 400):
-        assert_field_errors(loser, "token")
-    winners = [i for i in range(racers) if login_status(client, f"racing passphrase {i}") == 200]
+        assert_field_errors(loser, "token", only=False)
+    winners = [i for i in range(racers)
+               if login(client, password=f"racing passphrase {i}").status_code == 200]
     assert len(winners) == 1
 
 
@@ -317,8 +296,8 @@ def test_expired_token_is_400_on_token(client: httpx.Client, settings: Settings,
     while sync_redis.exists(key):
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    assert_field_errors(confirm(client, token), "token")
-    assert login_status(client, USER["password"]) == 200
+    assert_field_errors(confirm(client, token), "token", only=False)
+    assert login(client, password=USER["password"]).status_code == 200
 
 
 def test_reset_key_is_a_hash_with_a_bounded_ttl(settings: Settings, make_client: Any,
@@ -356,12 +335,12 @@ def test_rejected_new_password_does_not_burn_the_token(
     register(client)
     token = mail_reset(client, settings, tmp_path, sync_redis, smtp_server[0])
     ttl_before = sync_redis.ttl(reset_key(settings, token))
-    assert_field_errors(confirm(client, token, password, password2), field)
+    assert_field_errors(confirm(client, token, password, password2), field, only=False)
     assert 0 < sync_redis.ttl(reset_key(settings, token)) <= ttl_before
-    assert login_status(client, USER["password"]) == 200  # nothing changed
+    assert login(client, password=USER["password"]).status_code == 200  # nothing changed
     retried = confirm(client, token)
     assert retried.status_code == 200 and retried.json() == DONE
-    assert login_status(client, NEW_PASSWORD) == 200
+    assert login(client, password=NEW_PASSWORD).status_code == 200
 
 
 def test_unencodable_new_password_is_400_and_does_not_burn_the_token(
@@ -375,7 +354,7 @@ def test_unencodable_new_password_is_400_and_does_not_burn_the_token(
     response = client.post(API + "password-reset/confirm/", content=body,
                            headers={"Content-Type": "application/json"})
     settle(client, caplog)
-    assert_field_errors(response, "password")
+    assert_field_errors(response, "password", only=False)
     assert confirm(client, token).status_code == 200
 
 
@@ -386,19 +365,18 @@ def test_reset_kills_other_reset_tokens_and_earlier_refresh_tokens(
     """API.md + OWASP ASVS 3.3.3: a reset ends earlier sessions and other reset tokens."""
     mailbox, _ = smtp_server
     sessions = [register(client)["refresh"]]
-    sessions.append(client.post(API + "login/", json={
-        "username_or_email": "alice", "password": USER["password"]}).json()["refresh"])
+    sessions.append(login(client).json()["refresh"])
     first = mail_reset(client, settings, tmp_path, sync_redis, mailbox)
     second = mail_reset(client, settings, tmp_path, sync_redis, mailbox)
     assert first != second
     assert confirm(client, second).status_code == 200
-    assert_field_errors(confirm(client, first, "yet another passphrase"), "token")
+    assert_field_errors(confirm(client, first, "yet another passphrase"), "token", only=False)
     for refresh in sessions:
         stale = client.post(API + "token/refresh/", json={"refresh": refresh})
         assert stale.status_code == 401 and stale.json()["code"] == "token_not_valid"
         assert stale.json()["reason"] == "password_changed"
-    assert login_status(client, USER["password"]) == 401
-    assert login_status(client, NEW_PASSWORD) == 200
+    assert login(client, password=USER["password"]).status_code == 401
+    assert login(client, password=NEW_PASSWORD).status_code == 200
 
 
 # -- SMTP trouble ---------------------------------------------------------------------------------

@@ -13,23 +13,24 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import jwt
 import redis
-from support import USER, bearer, register, run_worker
+from api import (
+    API,
+    PROFILE,
+    USER,
+    assert_field_errors,
+    assert_refused,
+    bearer,
+    claims,
+    login,
+    register,
+)
+from support import run_worker, user_row
 
 from service.config import Settings
 from service.store.keys import RedisKeys
 
-API = "/api/v1/auth/"
-PROFILE = API + "profile/"
 ALICE = {"username": "alice", "email": "alice@example.com", "display_name": "Alice",
          "role": "user"}
-
-
-def db_row(settings: Settings, username: str = "alice") -> sqlite3.Row:
-    with closing(sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))) as db:
-        db.row_factory = sqlite3.Row
-        row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
-    assert row is not None, username
-    return row  # type: ignore[no-any-return]
 
 
 def forget_cached_user(settings: Settings, sync_redis: redis.Redis, user_id: int) -> None:
@@ -39,29 +40,6 @@ def forget_cached_user(settings: Settings, sync_redis: redis.Redis, user_id: int
 def patch(client: httpx.Client, token: str, body: Any) -> httpx.Response:
     return client.patch(PROFILE, json=body, headers=bearer(token))
 
-
-def assert_token_refused(response: httpx.Response, reason: str | None = None) -> None:
-    """API.md Errors: 401 `{detail, code: token_not_valid, reason}` + WWW-Authenticate: Bearer."""
-    assert response.status_code == 401, response.text
-    body = response.json()
-    assert set(body) == {"detail", "code", "reason"}, body
-    assert body["code"] == "token_not_valid"
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert isinstance(body["reason"], str) and body["reason"]
-    if reason is not None:
-        assert body["reason"] == reason, body
-    assert response.headers["www-authenticate"].lower().startswith("bearer"), response.headers
-
-
-def assert_field_error(response: httpx.Response, field: str) -> None:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert set(body) == {field}, body
-    assert isinstance(body[field], list) and body[field]
-    assert all(isinstance(m, str) and m for m in body[field])
-
-
-# -- GET -------------------------------------------------------------------------------------
 
 def test_get_returns_the_profile(client: httpx.Client) -> None:
     """API.md #5: GET with Bearer -> 200 `{username, email, display_name}` (+ role)."""
@@ -96,36 +74,37 @@ def test_malformed_token_is_refused(client: httpx.Client) -> None:
     """API.md Errors: an invalid token -> 401 `token_not_valid` with a reason, on GET and PATCH."""
     register(client)
     for token in ["garbage", "a.b.c", "Bearer", "x" * 5000]:
-        assert_token_refused(client.get(PROFILE, headers=bearer(token)))
-        assert_token_refused(patch(client, token, {"display_name": "Mallory"}))
-    assert_token_refused(client.get(PROFILE, headers={"Authorization": "Bearer a b"}))
+        assert_refused(client.get(PROFILE, headers=bearer(token)))
+        assert_refused(patch(client, token, {"display_name": "Mallory"}))
+    assert_refused(client.get(PROFILE, headers={"Authorization": "Bearer a b"}))
 
 
-def test_altered_or_foreign_token_is_refused(client: httpx.Client) -> None:
+def test_altered_or_foreign_token_is_refused(client: httpx.Client, settings: Settings) -> None:
     """API.md: tokens altered in any byte, signed with another key, or `alg: none` -> 401."""
     access = register(client)["access"]
-    claims = jwt.decode(access, options={"verify_signature": False})
+    genuine = claims(settings, access)
     header, payload, signature = access.split(".")
     flipped = signature[:5] + ("A" if signature[5] != "A" else "B") + signature[6:]
-    forged_payload = jwt.encode({**claims, "role": "admin"}, "k" * 40).split(".")[1]
-    candidates = {
-        "bad_signature": [f"{header}.{payload}.{flipped}",
-                          f"{header}.{forged_payload}.{signature}",
-                          jwt.encode(claims, "another-secret-" + "y" * 40, algorithm="HS256")],
-        None: [jwt.encode(claims, None, algorithm="none")],
+    forged_payload = jwt.encode({**genuine, "role": "admin"}, "k" * 40).split(".")[1]
+    candidates: dict[tuple[str, ...], list[str]] = {
+        ("bad_signature",): [f"{header}.{payload}.{flipped}",
+                             f"{header}.{forged_payload}.{signature}",
+                             jwt.encode(genuine, "another-secret-" + "y" * 40,
+                                        algorithm="HS256")],
+        (): [jwt.encode(genuine, None, algorithm="none")],
     }
-    for reason, tokens in candidates.items():
+    for reasons, tokens in candidates.items():
         for token in tokens:
-            assert_token_refused(client.get(PROFILE, headers=bearer(token)), reason)
+            assert_refused(client.get(PROFILE, headers=bearer(token)), *reasons)
 
 
 def test_refresh_token_is_not_an_access_token(client: httpx.Client) -> None:
     """API.md: an access token is never accepted where a refresh token is expected, nor the
     other way round."""
     created = register(client)
-    assert_token_refused(client.get(PROFILE, headers=bearer(created["refresh"])),
+    assert_refused(client.get(PROFILE, headers=bearer(created["refresh"])),
                          "wrong_token_type")
-    assert_token_refused(patch(client, created["refresh"], {"display_name": "x"}),
+    assert_refused(patch(client, created["refresh"], {"display_name": "x"}),
                          "wrong_token_type")
 
 
@@ -138,8 +117,8 @@ def test_expired_access_token_is_refused(settings: Settings, make_client: Any) -
     t[0] += settings.jwt.access_ttl + settings.jwt.leeway - 1
     assert client.get(PROFILE, headers=bearer(access)).status_code == 200
     t[0] += 1
-    assert_token_refused(client.get(PROFILE, headers=bearer(access)), "token_expired")
-    assert_token_refused(patch(client, access, {"display_name": "x"}), "token_expired")
+    assert_refused(client.get(PROFILE, headers=bearer(access)), "token_expired")
+    assert_refused(patch(client, access, {"display_name": "x"}), "token_expired")
 
 
 def test_configured_access_ttl_is_honoured(settings: Settings, make_client: Any) -> None:
@@ -151,7 +130,7 @@ def test_configured_access_ttl_is_honoured(settings: Settings, make_client: Any)
     t[0] += 59
     assert client.get(PROFILE, headers=bearer(access)).status_code == 200
     t[0] += 1
-    assert_token_refused(client.get(PROFILE, headers=bearer(access)), "token_expired")
+    assert_refused(client.get(PROFILE, headers=bearer(access)), "token_expired")
 
 
 def test_access_token_from_before_a_password_reset_is_refused(
@@ -177,10 +156,9 @@ def test_access_token_from_before_a_password_reset_is_refused(
         "token": token, "password": new_password, "password2": new_password})
     assert confirmed.status_code == 200, confirmed.text
 
-    assert_token_refused(client.get(PROFILE, headers=bearer(old_access)), "password_changed")
-    assert_token_refused(patch(client, old_access, {"display_name": "x"}), "password_changed")
-    fresh = client.post(API + "login/", json={"username_or_email": "alice",
-                                              "password": new_password})
+    assert_refused(client.get(PROFILE, headers=bearer(old_access)), "password_changed")
+    assert_refused(patch(client, old_access, {"display_name": "x"}), "password_changed")
+    fresh = login(client, "alice", new_password)
     assert fresh.status_code == 200
     assert client.get(PROFILE, headers=bearer(fresh.json()["access"])).json() == ALICE
 
@@ -189,12 +167,12 @@ def test_access_token_of_a_deactivated_user_is_refused(
         client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> None:
     """API.md Errors: a token of an account that is no longer active is refused with 401."""
     access = register(client)["access"]
-    user_id = db_row(settings)["id"]
+    user_id = user_row(settings)["id"]
     with closing(sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))) as db:
         db.execute("UPDATE users SET is_active = 0 WHERE id = ?", (user_id,))
         db.commit()
     forget_cached_user(settings, sync_redis, user_id)
-    assert_token_refused(client.get(PROFILE, headers=bearer(access)))
+    assert_refused(client.get(PROFILE, headers=bearer(access)))
 
 
 # -- PATCH -----------------------------------------------------------------------------------
@@ -216,7 +194,7 @@ def test_patched_display_name_is_persisted(client: httpx.Client, settings: Setti
     cache of the user dropped, still sees it."""
     access = register(client)["access"]
     assert patch(client, access, {"display_name": "  Lewis's Alice  "}).status_code == 200
-    row = db_row(settings)
+    row = user_row(settings)
     assert row["display_name"] == "Lewis's Alice"
     forget_cached_user(settings, sync_redis, row["id"])
     fresh = make_client(settings)
@@ -241,7 +219,7 @@ def test_patch_with_empty_object_changes_nothing(client: httpx.Client,
     response = patch(client, access, {})
     assert response.status_code == 200, response.text
     assert response.json() == ALICE
-    assert db_row(settings)["display_name"] == "Alice"
+    assert user_row(settings)["display_name"] == "Alice"
 
 
 def test_patch_ignores_unknown_fields(client: httpx.Client) -> None:
@@ -251,8 +229,7 @@ def test_patch_ignores_unknown_fields(client: httpx.Client) -> None:
                                       "password": "hijack it now", "": None})
     assert response.status_code == 200, response.text
     assert response.json() == {**ALICE, "display_name": "Al"}
-    assert client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": USER["password"]}).status_code == 200
+    assert login(client).status_code == 200
 
 
 def test_patch_never_changes_username_email_or_role(client: httpx.Client, settings: Settings,
@@ -268,17 +245,14 @@ def test_patch_never_changes_username_email_or_role(client: httpx.Client, settin
     assert only_forbidden.status_code == 200
     assert only_forbidden.json() == {**ALICE, "display_name": "Still Alice"}
 
-    row = db_row(settings)
+    row = user_row(settings)
     assert (row["username"], row["email"], row["role"]) == ("alice", "alice@example.com", "user")
     forget_cached_user(settings, sync_redis, row["id"])
     assert client.get(PROFILE, headers=bearer(access)).json()["role"] == "user"
-    relogin = client.post(API + "login/", json={"username_or_email": "alice",
-                                                "password": USER["password"]})
+    relogin = login(client)
     assert relogin.status_code == 200
-    claims = jwt.decode(relogin.json()["access"], options={"verify_signature": False})
-    assert claims["role"] == "user"
-    assert client.post(API + "login/", json={"username_or_email": "mallory",
-                                             "password": USER["password"]}).status_code == 401
+    assert claims(settings, relogin.json()["access"])["role"] == "user"
+    assert login(client, "mallory").status_code == 401
 
 
 def test_patch_with_zero_byte_body_is_a_400(client: httpx.Client, settings: Settings) -> None:
@@ -289,7 +263,7 @@ def test_patch_with_zero_byte_body_is_a_400(client: httpx.Client, settings: Sett
         assert response.status_code == 400, (headers, response.text)
         body = response.json()
         assert set(body) == {"detail"} and isinstance(body["detail"], str) and body["detail"]
-    assert db_row(settings)["display_name"] == "Alice"
+    assert user_row(settings)["display_name"] == "Alice"
 
 
 def test_patch_refuses_null_overlong_or_non_string_display_name(client: httpx.Client,
@@ -297,8 +271,8 @@ def test_patch_refuses_null_overlong_or_non_string_display_name(client: httpx.Cl
     """API.md: `display_name` is a string of 0-150 characters; `null` is a 400."""
     access = register(client)["access"]
     for value in [None, "x" * 151, 42, True, ["Al"], {"name": "Al"}, "nul\x00byte"]:
-        assert_field_error(patch(client, access, {"display_name": value}), "display_name")
-    assert db_row(settings)["display_name"] == "Alice"
+        assert_field_errors(patch(client, access, {"display_name": value}), "display_name")
+    assert user_row(settings)["display_name"] == "Alice"
 
 
 def test_patch_with_unparseable_or_non_object_body(client: httpx.Client) -> None:

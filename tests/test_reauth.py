@@ -11,12 +11,11 @@ from typing import Any
 
 import httpx
 import redis
-from support import USER, bearer, register
+from api import API, USER, bearer, login, register
 
 from service.config import Rate, Settings
 from service.store.keys import RedisKeys
 
-API = "/api/v1/auth/"
 NEW = "a brand new passphrase"
 MAX = 3
 
@@ -47,8 +46,7 @@ def test_wrong_old_passwords_are_counted_like_failed_logins(settings: Settings,
     assert locked.status_code == 429 and set(locked.json()) == {"detail"}
     assert 1 <= int(locked.headers["Retry-After"]) <= 600
     assert change(client, access, USER["password"]).status_code == 429
-    assert client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": USER["password"]}).status_code == 200
+    assert login(client).status_code == 200
 
 
 def test_a_right_old_password_is_no_failure(settings: Settings, make_client: Any) -> None:

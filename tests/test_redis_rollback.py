@@ -7,24 +7,28 @@ the newer ones (RESTORE ... REPLACE) after the change."""
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 import redis
-from support import USER, bearer, register
+from api import (
+    API,
+    PASSWORD,
+    PROFILE,
+    REFRESH,
+    USERS,
+    assert_refused,
+    bearer,
+    claims,
+    logged_in,
+    make_admin,
+    register,
+)
 
 from service.config import Settings
 from service.store.keys import RedisKeys
 
-API = "/api/v1/auth/"
-PROFILE = API + "profile/"
-REFRESH = API + "token/refresh/"
-USERS = API + "users/"
-PASSWORD = USER["password"]
 NEW = "a brand new passphrase"
 
 
@@ -41,36 +45,12 @@ class Snapshot:
             self.redis.restore(key, max(ttl, 0), dump, replace=True)
 
 
-def claims(token: str) -> dict[str, Any]:
-    return jwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
-
-
 def keys_of(settings: Settings, *pairs: dict[str, Any]) -> list[str]:
     """The cached user row, the session index and the sessions of these token pairs."""
     p = settings.redis.prefix
-    user_id = claims(pairs[0]["access"])["sub"]
+    user_id = claims(settings, pairs[0]["access"])["sub"]
     return [RedisKeys(p).user(user_id), RedisKeys(p).user_sessions(user_id),
-            *(RedisKeys(p).session(claims(each["access"])['sid']) for each in pairs)]
-
-
-def login(client: httpx.Client, name: str = "alice", password: str = PASSWORD) -> dict[str, Any]:
-    answer = client.post(API + "login/", json={"username_or_email": name, "password": password})
-    assert answer.status_code == 200, answer.text
-    return answer.json()  # type: ignore[no-any-return]
-
-
-def refused(response: httpx.Response, reason: str) -> None:
-    assert response.status_code == 401, response.text
-    assert response.json()["reason"] == reason, response.text
-
-
-def make_admin(client: httpx.Client, settings: Settings, sync_redis: redis.Redis) -> str:
-    boss = register(client, username="boss", email="boss@example.com")
-    with closing(sqlite3.connect(settings.database.url.removeprefix("sqlite:///"))) as db:
-        db.execute("UPDATE users SET role = 'admin' WHERE id = ?", (claims(boss["access"])["sub"],))
-        db.commit()
-    sync_redis.delete(RedisKeys(settings.redis.prefix).user(claims(boss["access"])['sub']))
-    return str(login(client, "boss")["access"])
+            *(RedisKeys(p).session(claims(settings, each["access"])["sid"]) for each in pairs)]
 
 
 @pytest.fixture(params=[False, True], ids=["plain", "rotating"])
@@ -86,14 +66,14 @@ def test_a_password_change_survives_a_rollback(api: httpx.Client, settings: Sett
     refused (`password_changed`), which heals the cached row, so its access token is refused
     too. The session that changed the password goes on with its fresh tokens."""
     mine = register(api)
-    other = login(api)
+    other = logged_in(api)
     snapshot = Snapshot(sync_redis, keys_of(settings, mine, other))
     changed = api.post(API + "password/change/", headers=bearer(mine["access"]), json={
         "old_password": PASSWORD, "password": NEW, "password2": NEW})
     assert changed.status_code == 200, changed.text
     snapshot.restore()
-    refused(api.post(REFRESH, json={"refresh": other["refresh"]}), "password_changed")
-    refused(api.get(PROFILE, headers=bearer(other["access"])), "password_changed")
+    assert_refused(api.post(REFRESH, json={"refresh": other["refresh"]}), "password_changed")
+    assert_refused(api.get(PROFILE, headers=bearer(other["access"])), "password_changed")
     fresh = changed.json()
     assert api.get(PROFILE, headers=bearer(fresh["access"])).status_code == 200
 
@@ -104,14 +84,14 @@ def test_a_password_reset_survives_a_rollback(api: httpx.Client, settings: Setti
     tokens = register(api)
     snapshot = Snapshot(sync_redis, keys_of(settings, tokens))
     token = "a-reset-token"  # what send_reset stores: the digest, the user id and version
-    sync_redis.set(RedisKeys(settings.redis.prefix).reset(token),
-                   f"{claims(tokens['access'])['sub']}:0", ex=600)
+    owner = claims(settings, tokens["access"])["sub"]
+    sync_redis.set(RedisKeys(settings.redis.prefix).reset(token), f"{owner}:0", ex=600)
     reset = api.post(API + "password-reset/confirm/", json={"token": token, "password": NEW,
                                                             "password2": NEW})
     assert reset.status_code == 200, reset.text
     snapshot.restore()
-    refused(api.post(REFRESH, json={"refresh": tokens["refresh"]}), "password_changed")
-    refused(api.get(PROFILE, headers=bearer(tokens["access"])), "password_changed")
+    assert_refused(api.post(REFRESH, json={"refresh": tokens["refresh"]}), "password_changed")
+    assert_refused(api.get(PROFILE, headers=bearer(tokens["access"])), "password_changed")
 
 
 def test_a_deactivation_survives_a_rollback(api: httpx.Client, settings: Settings,
@@ -119,14 +99,14 @@ def test_a_deactivation_survives_a_rollback(api: httpx.Client, settings: Setting
     """A deactivated user's sessions come back with the snapshot: the refresh is refused
     (`user_inactive`) and the sessions end again."""
     bob = register(api, username="bob", email="bob@example.com")
-    admin = make_admin(api, settings, sync_redis)
+    admin = make_admin(api, settings, sync_redis)["access"]
     bob_keys = keys_of(settings, bob)
     snapshot = Snapshot(sync_redis, bob_keys)
-    bob_id = claims(bob["access"])["sub"]
+    bob_id = claims(settings, bob["access"])["sub"]
     off = api.patch(f"{USERS}{bob_id}/", json={"is_active": False}, headers=bearer(admin))
     assert off.status_code == 200, off.text
     snapshot.restore()
-    refused(api.post(REFRESH, json={"refresh": bob["refresh"]}), "user_inactive")
+    assert_refused(api.post(REFRESH, json={"refresh": bob["refresh"]}), "user_inactive")
     assert sync_redis.exists(bob_keys[2]) == 0  # the session restored by the rollback ended
     assert api.get(PROFILE, headers=bearer(bob["access"])).status_code == 401
 
@@ -137,22 +117,22 @@ def test_a_role_change_survives_a_rollback(api: httpx.Client, settings: Settings
     new role is renewed with the database's role even while the cache holds the old row,
     and the cache is healed."""
     bob = register(api, username="bob", email="bob@example.com")
-    admin = make_admin(api, settings, sync_redis)
-    bob_id = claims(bob["access"])["sub"]
+    admin = make_admin(api, settings, sync_redis)["access"]
+    bob_id = claims(settings, bob["access"])["sub"]
     user_key = RedisKeys(settings.redis.prefix).user(bob_id)
     snapshot = Snapshot(sync_redis, keys_of(settings, bob))
     promoted = api.patch(f"{USERS}{bob_id}/", json={"role": "editor"}, headers=bearer(admin))
     assert promoted.status_code == 200, promoted.text
     snapshot.restore()
-    refused(api.post(REFRESH, json={"refresh": bob["refresh"]}), "password_changed")
-    fresh = login(api, "bob")
-    assert claims(fresh["access"])["role"] == "editor"
+    assert_refused(api.post(REFRESH, json={"refresh": bob["refresh"]}), "password_changed")
+    fresh = logged_in(api, "bob")
+    assert claims(settings, fresh["access"])["role"] == "editor"
     assert sync_redis.hget(user_key, "role") == b"editor"
     snapshot.restore()  # the old cached row (role user) written back once more
     assert sync_redis.hget(user_key, "role") == b"user"
     renewed = api.post(REFRESH, json={"refresh": fresh["refresh"]})
     assert renewed.status_code == 200, renewed.text
-    assert claims(renewed.json()["access"])["role"] == "editor"
+    assert claims(settings, renewed.json()["access"])["role"] == "editor"
     profile = api.get(PROFILE, headers=bearer(renewed.json()["access"]))
     assert profile.status_code == 200 and profile.json()["role"] == "editor"
 
@@ -162,7 +142,7 @@ def test_a_token_newer_than_the_cached_row_heals_it(api: httpx.Client, settings:
     """After a rollback of the cached row alone, a Bearer request with a token minted after
     the change is answered from the database's row (not refused), and the cache is healed."""
     mine = register(api)
-    user_key = RedisKeys(settings.redis.prefix).user(claims(mine["access"])['sub'])
+    user_key = RedisKeys(settings.redis.prefix).user(claims(settings, mine["access"])["sub"])
     snapshot = Snapshot(sync_redis, [user_key])
     fresh = api.post(API + "password/change/", headers=bearer(mine["access"]), json={
         "old_password": PASSWORD, "password": NEW, "password2": NEW}).json()
@@ -170,7 +150,7 @@ def test_a_token_newer_than_the_cached_row_heals_it(api: httpx.Client, settings:
     assert sync_redis.hget(user_key, "ver") == b"0"
     assert api.get(PROFILE, headers=bearer(fresh["access"])).status_code == 200
     assert sync_redis.hget(user_key, "ver") == b"1"
-    refused(api.get(PROFILE, headers=bearer(mine["access"])), "password_changed")
+    assert_refused(api.get(PROFILE, headers=bearer(mine["access"])), "password_changed")
 
 
 def test_a_deletion_survives_a_rollback(api: httpx.Client, settings: Settings,
@@ -178,13 +158,13 @@ def test_a_deletion_survives_a_rollback(api: httpx.Client, settings: Settings,
     """A deleted account's keys come back with the snapshot: its refresh is refused
     (`user_not_found`) and every session it brought back ends."""
     tokens = register(api)
-    other = login(api)
+    other = logged_in(api)
     keys = keys_of(settings, tokens, other)
     snapshot = Snapshot(sync_redis, keys)
     gone = api.request("DELETE", PROFILE, json={"password": PASSWORD},
                        headers=bearer(tokens["access"]))
     assert gone.status_code == 204, gone.text
     snapshot.restore()
-    refused(api.post(REFRESH, json={"refresh": other["refresh"]}), "user_not_found")
+    assert_refused(api.post(REFRESH, json={"refresh": other["refresh"]}), "user_not_found")
     assert [key for key in keys[1:] if sync_redis.exists(key)] == []
-    refused(api.get(PROFILE, headers=bearer(tokens["access"])), "session_ended")
+    assert_refused(api.get(PROFILE, headers=bearer(tokens["access"])), "session_ended")

@@ -8,12 +8,10 @@ from contextlib import closing
 from typing import Any
 
 import httpx
-from support import USER, bearer, register
+from api import API, REGISTER, USER, assert_field_errors, bearer, register
+from support import user_row
 
 from service.config import Settings
-
-API = "/api/v1/auth/"
-REGISTER = API + "register/"
 
 
 def post(client: httpx.Client, **overrides: Any) -> httpx.Response:
@@ -22,26 +20,6 @@ def post(client: httpx.Client, **overrides: Any) -> httpx.Response:
     if "password" in overrides and "password2" not in overrides:
         body["password2"] = overrides["password"]
     return client.post(REGISTER, json=body)
-
-
-def field_errors(response: httpx.Response) -> dict[str, list[str]]:
-    """The body of a 400, checked to be DRF's `{field: [message, ...]}` shape."""
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert isinstance(body, dict) and body, body
-    for field, messages in body.items():
-        assert isinstance(messages, list) and messages, (field, messages)
-        assert all(isinstance(m, str) and m for m in messages), (field, messages)
-    return body  # type: ignore[no-any-return]
-
-
-def db_row(settings: Settings, username: str) -> sqlite3.Row:
-    path = settings.database.url.removeprefix("sqlite:///")
-    with closing(sqlite3.connect(path)) as db:
-        db.row_factory = sqlite3.Row
-        row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
-    assert row is not None, username
-    return row  # type: ignore[no-any-return]
 
 
 # -- success ---------------------------------------------------------------------------------
@@ -124,12 +102,12 @@ def test_empty_display_name_is_accepted(client: httpx.Client) -> None:
 def test_role_outside_the_self_registrable_list_is_refused(client: httpx.Client) -> None:
     """API.md: a role not among the self-registrable ones is a 400 on `role`."""
     for role in ["moderator", "User", "superuser", "staff"]:
-        assert set(field_errors(post(client, role=role))) == {"role"}, role
+        assert_field_errors(post(client, role=role), "role")
 
 
 def test_nobody_registers_as_admin(client: httpx.Client, settings: Settings) -> None:
     """API.md "Nobody can register as admin" (OWASP ASVS V4.1.3 least privilege / escalation)."""
-    errors = field_errors(post(client, role="admin"))
+    errors = assert_field_errors(post(client, role="admin"), only=False)
     assert set(errors) == {"role"}
     path = settings.database.url.removeprefix("sqlite:///")
     with closing(sqlite3.connect(path)) as db:
@@ -140,13 +118,13 @@ def test_admin_is_refused_even_next_to_other_allowed_roles(settings: Settings,
                                                            make_client: Any) -> None:
     """API.md "Nobody can register as admin", whatever else self_register_roles lists."""
     client = make_client(settings.replace(auth={"self_register_roles": ("user", "editor")}))
-    assert set(field_errors(post(client, role="admin"))) == {"role"}
+    assert_field_errors(post(client, role="admin"), "role")
 
 
 def test_role_of_wrong_type_or_blank_is_refused(client: httpx.Client) -> None:
     """API.md: `role` is optional, but when sent it must be a self-registrable role name."""
     for role in [None, "", 7, ["user"]]:
-        assert set(field_errors(post(client, role=role))) == {"role"}, role
+        assert_field_errors(post(client, role=role), "role")
 
 
 # -- usernames -------------------------------------------------------------------------------
@@ -165,20 +143,20 @@ def test_username_outside_the_allowed_set_is_refused(client: httpx.Client) -> No
     """API.md: usernames allow only letters, digits and `. _ - +` (no `@`), 1-150 characters."""
     for username in ["alice@example", "@", "al ice", "al!ce", "a/b", "a:b", "smile😀",
                      "tab\tin", "a" * 151, "＠alice", "a\u200bb"]:
-        errors = field_errors(post(client, username=username))
+        errors = assert_field_errors(post(client, username=username), only=False)
         assert set(errors) == {"username"}, username
 
 
 def test_username_blank_null_or_not_a_string_is_refused(client: httpx.Client) -> None:
     """API.md: a username is 1-150 characters; anything else is a 400 on `username`."""
     for username in ["", "   ", None, 42, ["alice"]]:
-        assert set(field_errors(post(client, username=username))) == {"username"}, username
+        assert_field_errors(post(client, username=username), "username")
 
 
 def test_missing_fields_are_each_reported(client: httpx.Client) -> None:
     """API.md Errors: 400 `{"<field>": [...]}` for every required field that is absent."""
     response = client.post(REGISTER, json={})
-    assert set(field_errors(response)) == {"username", "email", "password", "password2"}
+    assert_field_errors(response, "username", "email", "password", "password2")
 
 
 def test_username_stays_within_150_characters_after_normalisation(client: httpx.Client) -> None:
@@ -187,7 +165,7 @@ def test_username_stays_within_150_characters_after_normalisation(client: httpx.
     if response.status_code == 201:
         assert len(response.json()["user"]["username"]) <= 150
     else:
-        assert set(field_errors(response)) == {"username"}
+        assert_field_errors(response, "username")
 
 
 # -- uniqueness after NFKC + case folding ----------------------------------------------------
@@ -196,14 +174,16 @@ def test_username_taken_after_nfkc_and_case_folding(client: httpx.Client) -> Non
     """API.md: usernames are unique after Unicode NFKC normalisation and case folding."""
     register(client)
     for username in ["alice", "Alice", "ALICE", "ａｌｉｃｅ", "ＡＬＩＣＥ", " alice "]:
-        errors = field_errors(post(client, username=username, email="other@example.com"))
+        errors = assert_field_errors(post(client, username=username, email="other@example.com"),
+                                     only=False)
         assert set(errors) == {"username"}, username
 
 
 def test_canonically_equivalent_usernames_are_one_username(client: httpx.Client) -> None:
     """API.md: uniqueness after NFKC: composed and decomposed accents are the same name."""
     register(client, username="José", email="jose@example.com")
-    errors = field_errors(post(client, username="Jose\u0301", email="other@example.com"))
+    errors = assert_field_errors(post(client, username="Jose\u0301", email="other@example.com"),
+                                 only=False)
     assert set(errors) == {"username"}
 
 
@@ -213,7 +193,7 @@ def test_invisible_marks_do_not_make_a_second_alice(client: httpx.Client) -> Non
     register(client)
     for i, username in enumerate(["alice\ufe0f", "alice\u034f"]):
         response = post(client, username=username, email=f"spoof{i}@example.com")
-        assert set(field_errors(response)) == {"username"}, username
+        assert_field_errors(response, "username")
 
 
 def test_email_taken_after_nfkc_and_case_folding(client: httpx.Client) -> None:
@@ -221,14 +201,15 @@ def test_email_taken_after_nfkc_and_case_folding(client: httpx.Client) -> None:
     register(client)
     for email in ["alice@example.com", "ALICE@EXAMPLE.COM", "Alice@Example.com",
                   "ａｌｉｃｅ@example.com"]:
-        errors = field_errors(post(client, username="alice2", email=email))
+        errors = assert_field_errors(post(client, username="alice2", email=email), only=False)
         assert set(errors) == {"email"}, email
 
 
 def test_both_taken_are_reported_together(client: httpx.Client) -> None:
     """API.md Errors: a duplicate username and email are both reported, each on its field."""
     register(client)
-    errors = field_errors(post(client, username="ALICE", email="ALICE@example.com"))
+    errors = assert_field_errors(post(client, username="ALICE", email="ALICE@example.com"),
+                                 only=False)
     assert set(errors) == {"username", "email"}
 
 
@@ -236,7 +217,7 @@ def test_email_is_stored_lower_cased(client: httpx.Client, settings: Settings) -
     """API.md "email is stored lower-cased"."""
     created = register(client, username="bob", email="Bob.Smith@Example.COM")
     assert created["user"]["email"] == "bob.smith@example.com"
-    assert db_row(settings, "bob")["email"] == "bob.smith@example.com"
+    assert user_row(settings, "bob")["email"] == "bob.smith@example.com"
 
 
 def test_fullwidth_username_is_stored_normalised(client: httpx.Client,
@@ -244,7 +225,7 @@ def test_fullwidth_username_is_stored_normalised(client: httpx.Client,
     """API.md: uniqueness is judged on the NFKC form; fullwidth input is stored as NFKC."""
     created = register(client, username="ｂｏｂ", email="bob@example.com")
     assert created["user"]["username"] == "bob"
-    assert db_row(settings, "bob")["username_norm"] == "bob"
+    assert user_row(settings, "bob")["username_norm"] == "bob"
 
 
 def test_concurrent_registrations_of_one_username_create_one_user(
@@ -275,7 +256,7 @@ def test_concurrent_registrations_of_one_username_create_one_user(
     assert codes == [201] + [400] * 9, [(r.status_code, r.text) for r in responses]
     for response in responses:
         if response.status_code == 400:
-            assert set(field_errors(response)) == {"username"}, response.text
+            assert_field_errors(response, "username")
     path = settings.database.url.removeprefix("sqlite:///")
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1
@@ -285,7 +266,7 @@ def test_concurrent_registrations_of_one_username_create_one_user(
 
 def test_password_shorter_than_minimum_is_refused(client: httpx.Client) -> None:
     """API.md / NIST SP 800-63B 5.1.1.2: at least 8 characters."""
-    assert set(field_errors(post(client, password="q7#vLm2"))) == {"password"}
+    assert_field_errors(post(client, password="q7#vLm2"), "password")
 
 
 def test_password_of_exactly_minimum_length_is_accepted(client: httpx.Client) -> None:
@@ -296,7 +277,7 @@ def test_password_of_exactly_minimum_length_is_accepted(client: httpx.Client) ->
 def test_minimum_length_is_configurable(settings: Settings, make_client: Any) -> None:
     """API.md [passwords] min_length (Rev. 4 asks 15 where the password is the only factor)."""
     client = make_client(settings.replace(passwords={"min_length": 15}))
-    assert set(field_errors(post(client, password="fourteen chars"))) == {"password"}
+    assert_field_errors(post(client, password="fourteen chars"), "password")
     assert post(client, password="fifteen chars!!").status_code == 201
 
 
@@ -307,14 +288,14 @@ def test_password_of_1024_characters_is_accepted(client: httpx.Client) -> None:
 
 def test_password_over_1024_characters_is_refused(client: httpx.Client) -> None:
     """API.md: passwords are at most 1024 characters."""
-    errors = field_errors(post(client, password="x7" * 512 + "y"))
+    errors = assert_field_errors(post(client, password="x7" * 512 + "y"), only=False)
     assert "password" in errors and set(errors) <= {"password", "password2"}
 
 
 def test_common_password_is_refused(client: httpx.Client) -> None:
     """API.md / NIST SP 800-63B 5.1.1.2: not in a common-password list (case ignored)."""
     for password in ["password123", "PASSWORD123", "iloveyou", "qwerty123", "Letmein1"]:
-        errors = field_errors(post(client, password=password))
+        errors = assert_field_errors(post(client, password=password), only=False)
         assert set(errors) == {"password"}, password
         assert any("common" in m for m in errors["password"]), errors
 
@@ -322,14 +303,15 @@ def test_common_password_is_refused(client: httpx.Client) -> None:
 def test_password_equal_to_username_is_refused(client: httpx.Client) -> None:
     """API.md / NIST SP 800-63B 5.1.1.2 (context-specific words): not equal to the username."""
     for password in ["alicealice", "AliceAlice", "ＡＬＩＣＥＡＬＩＣＥ"]:
-        errors = field_errors(post(client, username="alicealice", password=password))
+        errors = assert_field_errors(post(client, username="alicealice", password=password),
+                                     only=False)
         assert set(errors) == {"password"}, password
 
 
 def test_password_equal_to_email_is_refused(client: httpx.Client) -> None:
     """API.md / NIST SP 800-63B 5.1.1.2 (context-specific words): not equal to the email."""
     for password in ["alice@example.com", "ALICE@Example.com"]:
-        assert set(field_errors(post(client, password=password))) == {"password"}, password
+        assert_field_errors(post(client, password=password), "password")
 
 
 def test_no_composition_rules(client: httpx.Client) -> None:
@@ -344,20 +326,21 @@ def test_no_composition_rules(client: httpx.Client) -> None:
 
 def test_seven_unicode_code_points_are_too_short(client: httpx.Client) -> None:
     """NIST SP 800-63B 5.1.1.2: length counts code points (7 emoji are 7, not 28 bytes)."""
-    assert set(field_errors(post(client, password="🔑" * 7))) == {"password"}
+    assert_field_errors(post(client, password="🔑" * 7), "password")
 
 
 def test_password2_mismatch_is_refused(client: httpx.Client) -> None:
     """API.md "password2 must equal password": a 400 on `password2`."""
-    errors = field_errors(post(client, password="correct horse battery",
-                               password2="correct horse battery "))
+    errors = assert_field_errors(post(client, password="correct horse battery",
+                               password2="correct horse battery "), only=False)
     assert set(errors) == {"password2"}
 
 
 def test_password_blank_null_or_not_a_string_is_refused(client: httpx.Client) -> None:
     """API.md Errors: invalid input is a 400 on the field, never a 500."""
     for password in ["", None, 12345678, ["correct horse battery"]]:
-        errors = field_errors(post(client, password=password, password2=password))
+        errors = assert_field_errors(post(client, password=password, password2=password),
+                                     only=False)
         assert "password" in errors and set(errors) <= {"password", "password2"}, password
 
 
@@ -366,7 +349,7 @@ def test_password_blank_null_or_not_a_string_is_refused(client: httpx.Client) ->
 def test_display_name_null_overlong_or_not_a_string_is_refused(client: httpx.Client) -> None:
     """API.md: `display_name` is a string of 0-150 characters (`null` is a 400)."""
     for display_name in [None, "x" * 151, 5, {"first": "Al"}]:
-        errors = field_errors(post(client, display_name=display_name))
+        errors = assert_field_errors(post(client, display_name=display_name), only=False)
         assert set(errors) == {"display_name"}, display_name
 
 
@@ -377,14 +360,13 @@ def test_input_errors_on_every_field_are_reported_together(client: httpx.Client)
     response = client.post(REGISTER, json={
         "username": "no spaces allowed", "email": "not-an-email", "password": "abc def ghi",
         "password2": "something else", "display_name": None, "role": None})
-    assert set(field_errors(response)) == {"username", "email", "password2", "display_name",
-                                           "role"}
+    assert_field_errors(response, "username", "email", "password2", "display_name", "role")
 
 
 def test_policy_errors_are_reported_with_format_errors(client: httpx.Client) -> None:
     """API.md Errors (DRF shape): all field errors together, policy ones included."""
     response = post(client, username="bad@name", password="short", role="admin")
-    assert set(field_errors(response)) == {"username", "password", "role"}
+    assert_field_errors(response, "username", "password", "role")
 
 
 def test_policy_errors_are_reported_together(client: httpx.Client) -> None:
@@ -392,7 +374,7 @@ def test_policy_errors_are_reported_together(client: httpx.Client) -> None:
     register(client)
     response = post(client, username="Alice", email="new@example.com", password="password123",
                     role="admin")
-    assert set(field_errors(response)) == {"username", "password", "role"}
+    assert_field_errors(response, "username", "password", "role")
 
 
 # -- malformed requests ----------------------------------------------------------------------

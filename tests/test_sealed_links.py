@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from rq import Queue
-from support import USER, register, run_worker
+from api import API, USER, login, register
+from support import run_worker, wait_for_jobs
 
 from service.config import Settings
 from service.store.sealed_links import UnsealError, link_key, seal, unseal
 
-API = "/api/v1/auth/"
 LINK = re.compile(r"https://app\.example/(?:reset|verify|not-me)\?token=[A-Za-z0-9_-]+")
 
 
@@ -30,16 +28,6 @@ def linking(settings: Settings) -> Settings:
               "verify_url_template": "https://app.example/verify?token={token}"},
         alerts={"enabled": True, "url_template": "https://app.example/not-me?token={token}"},
         password_reset={"url_template": "https://app.example/reset?token={token}"})
-
-
-def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> list[str]:
-    """Mail is queued by background tasks after the answer: wait for it, bounded."""
-    queue = Queue(settings.worker.queue, connection=connection)
-    deadline = time.monotonic() + 10
-    while queue.count < count:
-        assert time.monotonic() < deadline, f"{queue.count} of {count} mail jobs were queued"
-        time.sleep(0.02)
-    return list(queue.job_ids)
 
 
 def _values(connection: redis.Redis, key: bytes) -> list[bytes]:
@@ -93,8 +81,7 @@ def test_queued_mail_holds_no_live_link_and_the_links_still_work(
     settings = linking(settings)
     client = make_client(settings)
     register(client)  # the verification mail
-    assert client.post(API + "login/", json={"username_or_email": "alice",
-                                             "password": USER["password"]}).status_code == 200
+    assert login(client).status_code == 200
     assert client.post(API + "password-reset/", json={"email": USER["email"]}).status_code == 200
     job_ids = wait_for_jobs(settings, sync_redis, 3)
     queued = persisted(settings, sync_redis, job_ids)

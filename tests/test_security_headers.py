@@ -4,26 +4,24 @@ the OpenAPI document; the docs page keeps its own, narrower CSP."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from api import API, bearer, login, register
 from starlette.requests import Request
 from starlette.routing import Route
-from support import USER, LiveServer, bearer, register, settle
+from support import LiveServer, settle
 
 from service.app import create_app
 from service.config import Rate, RateLimitSettings, Settings
 
-API = "/api/v1/auth/"
 JSON_HEADERS = {
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
     "referrer-policy": "no-referrer",
 }
-LOGIN = {"username_or_email": USER["username"], "password": USER["password"]}
 
 
 def assert_json_headers(response: httpx.Response) -> None:
@@ -43,25 +41,18 @@ def assert_page_headers(response: httpx.Response) -> None:
     assert response.headers.get("referrer-policy") == "no-referrer", where
 
 
-@pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[Any, httpx.Client]]:
-    app = create_app(settings)
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield app, client
-
-
 def test_every_endpoint_answers_with_the_security_headers(client: httpx.Client) -> None:
     """Every answer of the contract, successes (token bodies included) and errors alike, carries
     Cache-Control: no-store, nosniff, a deny-all CSP and no-referrer (ASVS 8.2.1, 14.4)."""
     alice = register(client)
-    login = client.post(API + "login/", json=LOGIN)
+    signed_in = login(client)
     answers = [
-        login,
+        signed_in,
         client.get(API + "profile/", headers=bearer(alice["access"])),
         client.head(API + "profile/", headers=bearer(alice["access"])),
         client.patch(API + "profile/", headers=bearer(alice["access"]), json={}),
         client.post(API + "token/refresh/", json={"refresh": alice["refresh"]}),
-        client.post(API + "logout/", json={"refresh_token": login.json()["refresh"]}),
+        client.post(API + "logout/", json={"refresh_token": signed_in.json()["refresh"]}),
         client.post(API + "password-reset/", json={"email": "nobody@example.com"}),
         client.post(API + "password-reset/confirm/",
                     json={"token": "x", "password": "p" * 12, "password2": "p" * 12}),
@@ -117,8 +108,8 @@ def test_docs_page_keeps_its_own_csp(client: httpx.Client) -> None:
 def test_rate_limited_answer_carries_the_headers(settings: Settings, make_client: Any) -> None:
     """429 with Retry-After is an API answer like any other (ASVS 14.4)."""
     client = make_client(settings.replace(rate_limit=RateLimitSettings(login=Rate(1, 60))))
-    client.post(API + "login/", json=LOGIN)
-    response = client.post(API + "login/", json=LOGIN)
+    login(client)
+    response = login(client)
     assert response.status_code == 429 and int(response.headers["retry-after"]) > 0
     assert_json_headers(response)
 

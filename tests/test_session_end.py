@@ -5,28 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import jwt
 import pytest
-from support import USER, bearer, register
+from api import API, USER, bearer, expiry, login, register
+from support import Clock
 
 from service.config import Settings
 
-API = "/api/v1/auth/"
 T0 = 1_900_000_000
 ACCESS_TTL = 3600
 REFRESH_TTL = 86400
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def exp(token: str) -> int:
-    return int(jwt.decode(token, options={"verify_signature": False})["exp"])
 
 
 @pytest.mark.parametrize("rotate", [False, True])
@@ -37,15 +24,15 @@ def test_a_refresh_near_the_session_end_mints_no_token_past_it(
     clock = Clock(T0)
     client = make_client(settings.replace(jwt={"rotate_refresh_tokens": rotate}), clock=clock)
     tokens = register(client)
-    session_end = exp(tokens["refresh"])
+    session_end = expiry(settings, tokens["refresh"])
     assert session_end == T0 + REFRESH_TTL
     clock.now = session_end - 600
     answer = client.post(API + "token/refresh/", json={"refresh": tokens["refresh"]})
     assert answer.status_code == 200, answer.text
     access = answer.json()["access"]
-    assert exp(access) == session_end
+    assert expiry(settings, access) == session_end
     if rotate:
-        assert exp(answer.json()["refresh"]) == session_end
+        assert expiry(settings, answer.json()["refresh"]) == session_end
     clock.now = session_end - 1
     assert client.get(API + "profile/", headers=bearer(access)).status_code == 200
     clock.now = session_end + 60  # past the leeway: access and refresh alike are over
@@ -61,7 +48,7 @@ def test_a_refresh_early_in_the_session_keeps_the_full_access_lifetime(
     tokens = register(client)
     clock.now = T0 + 100
     access = client.post(API + "token/refresh/", json={"refresh": tokens["refresh"]}).json()
-    assert exp(access["access"]) == T0 + 100 + ACCESS_TTL
+    assert expiry(settings, access["access"]) == T0 + 100 + ACCESS_TTL
 
 
 def test_login_and_password_change_never_mint_past_the_session_when_access_outlives_refresh(
@@ -72,10 +59,9 @@ def test_login_and_password_change_never_mint_past_the_session_when_access_outli
     client = make_client(settings.replace(jwt={"access_ttl": 7200, "refresh_ttl": 1800}),
                          clock=clock)
     registered = register(client)
-    logged_in = client.post(API + "login/", json={"username_or_email": USER["username"],
-                                                  "password": USER["password"]}).json()
+    logged_in = login(client).json()
     new = "a brand new passphrase"
     changed = client.post(API + "password/change/", headers=bearer(logged_in["access"]), json={
         "old_password": USER["password"], "password": new, "password2": new}).json()
     for pair in (registered, logged_in, changed):
-        assert exp(pair["access"]) == exp(pair["refresh"]) == T0 + 1800
+        assert expiry(settings, pair["access"]) == expiry(settings, pair["refresh"]) == T0 + 1800

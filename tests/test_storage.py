@@ -14,8 +14,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from databases import Database
-from pg import empty_postgres, postgres_url  # noqa: F401  (fixtures)
 from sqlalchemy.ext.asyncio import create_async_engine
+from support import migrated_sqlite
 
 from service.app import database
 from service.config import Settings
@@ -26,16 +26,11 @@ T = TypeVar("T")
 HASH = "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHQ$aGFzaA"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database (no schema yet) on each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'auth.db'}"
-    return str(request.getfixturevalue("empty_postgres"))
-
-
 @pytest.fixture
-def migrated_url(database_url: str) -> str:
+def migrated_url(database_url: str, sqlite_template: Path) -> str:
+    path = migrate.sqlite_path(database_url)
+    if path is not None:
+        return migrated_sqlite(sqlite_template, path)
     migrate.upgrade(database_url)
     return database_url
 

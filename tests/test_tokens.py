@@ -7,12 +7,14 @@ import json
 
 import jwt
 import pytest
+from api import claims
 
-from service.config import JwtSettings
+from service.config import JwtSettings, Settings
 from service.core.tokens import ACCESS, REFRESH, TokenCodec
 from service.errors import TokenInvalid
 
 SECRET = "k" * 64
+SIGNED_WITH = Settings().replace(jwt={"secret": SECRET})  # what codec() signs with
 NOW = 1_800_000_000.0
 
 
@@ -62,14 +64,14 @@ def test_wrong_key_is_refused() -> None:
 
 def test_alg_none_is_refused() -> None:
     token, _claims = codec().issue(ACCESS, sub="1", role="admin", ver=0, sid="s", now=NOW)
-    payload = jwt.decode(token, options={"verify_signature": False})
+    payload = claims(SIGNED_WITH, token)
     unsigned = jwt.encode(payload, None, algorithm="none")
     assert reason(lambda: codec().decode(unsigned, ACCESS, NOW)) == "bad_signature"
 
 
 def test_other_hmac_algorithm_is_refused_when_pinned() -> None:
-    payload = jwt.decode(codec().issue(ACCESS, sub="1", role="u", ver=0, sid="s", now=NOW)[0],
-                         options={"verify_signature": False})
+    payload = claims(SIGNED_WITH,
+                     codec().issue(ACCESS, sub="1", role="u", ver=0, sid="s", now=NOW)[0])
     forged = jwt.encode(payload, SECRET, algorithm="HS512")
     assert reason(lambda: codec().decode(forged, ACCESS, NOW)) == "bad_signature"
 

@@ -129,10 +129,14 @@ def _request_schemas(s: Settings) -> Json:
             "old_password": _string(minLength=1, maxLength=s.passwords.max_length),
             "password": new_password, "password2": password2,
         }, ["old_password", "password", "password2"]),
-        "NotMeRequest": _obj({"token": _string("The token from the email's link.", minLength=1,
-                                               maxLength=TOKEN_MAX)}, ["token"]),
+        "NotMeRequest": _obj({"token": _string("The token from the security alert's link.",
+                                               minLength=1, maxLength=TOKEN_MAX)}, ["token"]),
+        "VerifyEmailRequest": _obj({"token": _string("The token from the verification email's "
+                                                     "link.", minLength=1, maxLength=TOKEN_MAX)},
+                                   ["token"]),
         "LogoutRequest": _obj({"refresh_token": _ref("schemas", "Jwt")}, ["refresh_token"]),
         "PasswordResetRequest": _obj({"email": _ref("schemas", "Email")}, ["email"]),
+        "ResendVerificationRequest": _obj({"email": _ref("schemas", "Email")}, ["email"]),
         "PasswordResetConfirmRequest": _obj({
             "token": _string("The token from the reset link.", minLength=1,
                              maxLength=RESET_TOKEN_MAX),
@@ -409,14 +413,15 @@ def _security_paths(s: Settings) -> Json:
             "`[auth] verify_emails` is on). Single use; an unknown, used or expired token is a "
             "400 on `token`.",
             {"200": _response('`{"message": "Email verified"}`', _ref("schemas", "Message"))},
-            body="NotMeRequest", errors=("BadRequest", "ServiceUnavailable"), tag="sessions")},
+            body="VerifyEmailRequest", errors=("BadRequest", "ServiceUnavailable"),
+            tag="sessions")},
         AUTH + "verify-email/resend/": {"post": _operation(
             "resendVerification", "Send the verification email again",
             "Answers the same 200 whether or not the email is known or already verified."
             + _throttle(s, "password_reset", None)[0] + _mail_cap(s),
             {"200": _response('`{"message": "Verification email sent"}`',
                               _ref("schemas", "Message"))},
-            body="PasswordResetRequest",
+            body="ResendVerificationRequest",
             errors=("BadRequest", *_throttle(s, "password_reset", None)[1],
                     "ServiceUnavailable"), tag="sessions")},
         AUTH + "security/not-me/": {"post": _operation(
