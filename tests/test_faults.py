@@ -313,16 +313,18 @@ class Forwarder:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.transports.add(writer.transport)
+        ends = [writer]
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
+            ends.append(up_writer)
+            self.transports.add(up_writer.transport)
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer),
+                                 return_exceptions=True)
         except OSError:
-            writer.transport.abort()
-            return
-        self.transports.add(up_writer.transport)
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer),
-                             return_exceptions=True)
-        for w in (writer, up_writer):
-            w.transport.abort()
+            pass
+        finally:  # also when close() cancels it: no stream is left for the collector to warn of
+            for end in ends:
+                end.transport.abort()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
@@ -355,9 +357,16 @@ class Forwarder:
     def thaw(self) -> None:
         self.loop.call_soon_threadsafe(self.flowing.set)
 
-    def close(self) -> None:
+    async def _shutdown(self) -> None:
         if self.server is not None:
-            self.cut()
+            await self._cut()
+        handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    def close(self) -> None:
+        self._run(self._shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()

@@ -346,6 +346,12 @@ def stall_reading(port: int, requests: int = 2000) -> socket.socket:
     return sock
 
 
+def stalled_protocols(server: LiveServer) -> list[object]:
+    """The server's connections whose answer waits for the client to read."""
+    return [p for p in server.server.server_state.connections
+            if p in getattr(type(p), "stalled", {})]
+
+
 def test_clients_that_never_read_their_answers_do_not_hold_the_server(
         settings: Settings) -> None:
     """Slow reading: connections that pipeline requests and never read the answers stalled
@@ -358,7 +364,11 @@ def test_clients_that_never_read_their_answers_do_not_hold_the_server(
     with LiveServer(app) as server:
         stalled = [stall_reading(server.port) for _ in range(3)]
         try:
-            time.sleep(0.5)  # every answer in progress waits to be written
+            # Every answer in progress waits to be written (on a loaded machine, not at once).
+            deadline = time.monotonic() + 15
+            while len(stalled_protocols(server)) < 3:
+                assert time.monotonic() < deadline, "the answers never filled the buffers"
+                time.sleep(0.05)
             newcomer = httpx.get(server.url + "/healthz", timeout=15)
             assert newcomer.status_code == 200, newcomer.text
             time.sleep(1.5)  # past send_timeout: all are gone, none waits to be evicted
