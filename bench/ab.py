@@ -5,7 +5,9 @@ variants take turns for ROUNDS rounds on the same database and Redis, and the ra
 medians is reported.
   python bench/ab.py profile with without    what the per-request session check costs
   python bench/ab.py refresh with nopool     what reusing SQLite connections saves
-Options: [--seconds 10] [--rounds 3]
+  python bench/ab.py profile with with --b-tree ../old-checkout
+                                             this tree against another commit (its own .venv)
+Options: [--seconds 10] [--rounds 3] [--b-tree DIR]
 """
 
 from __future__ import annotations
@@ -46,11 +48,14 @@ def environment(data: Path) -> dict[str, str]:
     return env
 
 
-def serve(variant: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def serve(variant: str, env: dict[str, str],
+          tree: Path = ROOT) -> tuple[subprocess.Popen[bytes], str]:
+    """`variant` of bench/serve_variant.py, from `tree` (a checkout with its own .venv)."""
     port = free_port()
-    process = subprocess.Popen(["taskset", "-c", "0", sys.executable,
-                                str(ROOT / "bench" / "serve_variant.py"), variant, str(port)],
-                               env=env)
+    python = sys.executable if tree == ROOT else str(tree / ".venv" / "bin" / "python")
+    process = subprocess.Popen(["taskset", "-c", "0", python,
+                                str(tree / "bench" / "serve_variant.py"), variant, str(port)],
+                               env={**env, "PYTHONPATH": str(tree)})
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -89,7 +94,11 @@ def main() -> None:
     parser.add_argument("b", help="variant B")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--b-tree", type=Path, default=ROOT,
+                        help="serve B from this checkout (same database and Redis: the schema "
+                             "and key names must match)")
     args = parser.parse_args()
+    trees = {"A": ROOT, "B": args.b_tree.resolve()}
     with tempfile.TemporaryDirectory(prefix="authsvc-bench-", dir="/tmp") as tmp:
         env = environment(Path(tmp))
         subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env, check=True,
@@ -98,26 +107,26 @@ def main() -> None:
         tokens = httpx.post(url + PREFIX + "/register/", json=USER).json()
         process.terminate()
         process.wait()
-        results: dict[str, list[float]] = {args.a: [], args.b: []}
+        results: dict[str, list[float]] = {"A": [], "B": []}
         for _ in range(args.rounds):
-            for variant in (args.a, args.b):
-                process, url = serve(variant, env)
+            for side, variant in (("A", args.a), ("B", args.b)):
+                process, url = serve(variant, env, trees[side])
                 try:
                     rps, p99 = wrk(wrk_command(args.scenario, url, tokens, Path(tmp)),
                                    args.seconds)
                 finally:
                     process.terminate()
                     process.wait()
-                results[variant].append(rps)
-                print(f"{variant:8} {rps:9.0f} req/s  p99 {p99}", flush=True)
+                results[side].append(rps)
+                print(f"{side} {variant:8} {rps:9.0f} req/s  p99 {p99}", flush=True)
         subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
                         "from service.local.embedded_redis import stop; stop(Path(sys.argv[1]))",
                         tmp],
                        env=env, check=False)
-    a, b = statistics.median(results[args.a]), statistics.median(results[args.b])
-    print(f"{args.scenario}, median: {args.a} {a:.0f} req/s, {args.b} {b:.0f} req/s, "
-          f"ratio {a / b:.3f}")
-
+    a, b = statistics.median(results["A"]), statistics.median(results["B"])
+    where = "" if trees["B"] == ROOT else f" ({trees['B']})"
+    print(f"{args.scenario}, median: A {args.a} {a:.0f} req/s, B {args.b}{where} {b:.0f} req/s, "
+          f"ratio A/B {a / b:.3f}")
 
 if __name__ == "__main__":
     main()
