@@ -1,4 +1,4 @@
-"""One exception tree for the whole service, mapped to API.md's bodies in one place, `http/error_handler.py`.
+"""One exception tree for the whole service, mapped to API.md's bodies in http/error_handler.py.
 
     AuthServiceError                    500  {"detail": "Internal server error"}
     ├── ValidationFailed                400  {"<field>": ["..."], "non_field_errors": [...]}
