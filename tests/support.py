@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import re
 import shutil
@@ -11,19 +13,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 import redis
 import uvicorn
+from databases import Database
 from rq import Queue
 
+from service.app import database
 from service.config import (
     AlertSettings,
     AuthSettings,
@@ -41,12 +46,15 @@ from service.http.server import uvicorn_options
 from service.local.embedded_redis import SOCKET_NAME
 from service.store import migrate
 from service.store.datadir import private_dir
+from service.store.users import UserStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-" + "x" * 40
 # Cheap argon2id parameters: the suite hashes hundreds of passwords.
 FAST_PASSWORDS = PasswordSettings(time_cost=1, memory_cost=1024, parallelism=1,
                                   max_concurrent_hashes=2)
+
+T = TypeVar("T")
 
 
 class Mailbox:
@@ -254,3 +262,17 @@ def valkey_pids(data_dir: Path) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def with_store(url: str, body: Callable[[UserStore, Database], Awaitable[T]]) -> T:
+    """Run `body` against a connected store built the way the app builds its database."""
+    async def run() -> T:
+        db = database(dataclasses.replace(Settings(), database=dataclasses.replace(
+            Settings().database, url=url)))
+        await db.connect()
+        try:
+            return await body(UserStore(db), db)
+        finally:
+            await db.disconnect()
+
+    return asyncio.run(run())

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import sqlite3
-from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -31,9 +29,9 @@ from api import (
     set_role,
     user_id_of,
 )
-from support import migrated_sqlite, sql
+from databases import Database
+from support import migrated_sqlite, sql, with_store
 
-from service.app import database
 from service.config import Settings
 from service.store import migrate
 from service.store.keys import RedisKeys
@@ -47,7 +45,6 @@ def settings(settings: Settings) -> Settings:
     """The test app, knowing some roles besides admin and user ([auth] extra_roles)."""
     return settings.replace(auth={"extra_roles": EXTRA_ROLES})
 SPENT = {"password_changed", "user_inactive"}
-T = TypeVar("T")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -530,19 +527,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path,
     return url
 
 
-def with_store(url: str, body: Callable[[UserStore], Awaitable[T]]) -> T:
-    async def run() -> T:
-        db = database(dataclasses.replace(Settings(), database=dataclasses.replace(
-            Settings().database, url=url)))
-        await db.connect()
-        try:
-            return await body(UserStore(db))
-        finally:
-            await db.disconnect()
-
-    return asyncio.run(run())
-
-
 async def seed(store: UserStore) -> list[User]:
     made = []
     for name, display, role in [("ann", "Ann 100%", "user"), ("a_b", "AB", "editor"),
@@ -556,7 +540,7 @@ async def seed(store: UserStore) -> list[User]:
 def test_store_lists_and_counts_with_filters_on_both_backends(store_url: str) -> None:
     """list_users/count_users: role, active and search filters, ordered by id, paged; LIKE
     wildcards in the search are literal on SQLite and PostgreSQL alike."""
-    async def body(store: UserStore) -> dict[str, Any]:
+    async def body(store: UserStore, _: Database) -> dict[str, Any]:
         await seed(store)
 
         async def names(offset: int = 0, limit: int = 50, **filters: Any) -> list[str]:
@@ -585,7 +569,7 @@ def test_store_lists_and_counts_with_filters_on_both_backends(store_url: str) ->
 
 def test_store_role_change_and_revoke_bump_the_version(store_url: str) -> None:
     """set_role_and_bump and bump_token_version each move the per-user cut-off by one."""
-    async def body(store: UserStore) -> list[User | None]:
+    async def body(store: UserStore, _: Database) -> list[User | None]:
         user = (await seed(store))[0]
         await store.set_role_and_bump(user.id, "editor")
         after_role = await store.by_id(user.id)

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from test_storage import with_store
+from support import with_store
 
 from service.store import migrate
 from service.store.users import TokenState, UserStore

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,14 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from databases import Database
 from sqlalchemy.ext.asyncio import create_async_engine
-from support import migrated_sqlite
+from support import migrated_sqlite, with_store
 
-from service.app import database
-from service.config import Settings
 from service.store import migrate
 from service.store.users import DuplicateUser, User, UserStore, metadata, users
 
-T = TypeVar("T")
 HASH = "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHQ$aGFzaA"
 
 
@@ -33,20 +29,6 @@ def migrated_url(database_url: str, sqlite_template: Path) -> str:
         return migrated_sqlite(sqlite_template, path)
     migrate.upgrade(database_url)
     return database_url
-
-
-def with_store(url: str, body: Callable[[UserStore, Database], Awaitable[T]]) -> T:
-    """Run `body` against a connected store built the way the app builds its database."""
-    async def run() -> T:
-        db = database(dataclasses.replace(Settings(), database=dataclasses.replace(
-            Settings().database, url=url)))
-        await db.connect()
-        try:
-            return await body(UserStore(db), db)
-        finally:
-            await db.disconnect()
-
-    return asyncio.run(run())
 
 
 async def make_user(store: UserStore, username: str = "Alice",
