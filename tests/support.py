@@ -46,6 +46,7 @@ from service.http.server import uvicorn_options
 from service.local.embedded_redis import SOCKET_NAME
 from service.store import migrate
 from service.store.datadir import private_dir
+from service.store.keys import RedisKeys
 from service.store.users import UserStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,6 +153,17 @@ def wait_for_jobs(settings: Settings, connection: redis.Redis, count: int) -> li
         assert time.monotonic() < deadline, f"{queue.count} of {count} mail jobs were queued"
         time.sleep(0.02)
     return list(queue.job_ids)
+
+
+def wait_for_mail_count(settings: Settings, connection: redis.Redis, address: str,
+                        count: int) -> None:
+    """Mails to `address` are counted by a background task after the answer: wait, bounded,
+    until `count` have been (every background task has run)."""
+    key = RedisKeys(settings.redis.prefix).mails(address)
+    deadline = time.monotonic() + 10
+    while int(connection.get(key) or 0) < count:
+        assert time.monotonic() < deadline, "the background tasks never ran"
+        time.sleep(0.02)
 
 
 def reset_token_from(message: EmailMessage) -> str:
