@@ -1,0 +1,53 @@
+"""The OpenAPI 3.1 document of the service, built from small helpers and the live settings."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from service.config import Settings
+from service.http.openapi.admin import admin_paths
+from service.http.openapi.auth_paths import account_paths, reset_paths, session_paths
+from service.http.openapi.build import Json
+from service.http.openapi.components import field_schemas, request_schemas, response_schemas
+from service.http.openapi.error_responses import error_responses, error_schemas, headers
+from service.http.openapi.security_paths import security_paths
+from service.http.openapi.service_paths import service_paths
+
+
+def version() -> str:
+    """The installed package's version, or the project's own when it is not installed."""
+    try:
+        return importlib.metadata.version("authsvc")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def document(settings: Settings) -> Json:
+    """The whole OpenAPI 3.1.0 document for `settings`."""
+    s = settings
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "authsvc", "version": version(),
+                 "description": "Accounts, JWT access and refresh tokens, revocable logout and "
+                                "password reset by email. Auth paths answer with or without "
+                                "their trailing slash; error bodies follow Django REST "
+                                "Framework's shapes."},
+        "tags": [{"name": "auth", "description": "Accounts, sessions and passwords."},
+                 {"name": "profile", "description": "The authenticated user."},
+                 {"name": "sessions", "description": "Server-side sessions and account "
+                                                     "security."},
+                 {"name": "admin", "description": "User administration; role `admin` only."},
+                 {"name": "docs", "description": "This document and its page."},
+                 {"name": "health", "description": "For load balancers and monitors."}],
+        "paths": {**account_paths(s), **reset_paths(s), **session_paths(s), **security_paths(s),
+                  **admin_paths(),
+                  **service_paths()},
+        "components": {
+            "schemas": {**field_schemas(s), **request_schemas(s), **response_schemas(s),
+                        **error_schemas()},
+            "responses": error_responses(s),
+            "headers": headers(),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"}},
+        },
+    }
