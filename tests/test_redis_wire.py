@@ -436,6 +436,7 @@ def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:
     ("unix:///tmp/redis.sock?client_name=x", "client_name"),
     ("http://127.0.0.1:6379/0", "http://"),
     ("redis://127.0.0.1:6379/0?db=x", "db"),
+    ("redis://ops@127.0.0.1:6379/0", "user name without a password"),
 ])
 def test_a_url_the_wire_would_not_honour_is_refused_naming_what(url: str, named: str) -> None:
     """redis-py (RQ) honours these and RedisWire would not: refused before any connection,
