@@ -24,7 +24,8 @@ verified against the system's certificate authorities, the host name checked.
 Not supported (refused): every other query option, among them the TLS ones (ssl_ca_certs,
 ssl_cert_reqs, ssl_certfile, ssl_keyfile, ssl_check_hostname, ...: no private CA, no client
 certificate), socket and timeout options (the timeout is [redis] socket_timeout), protocol
-(RESP2 only), client_name; Sentinel and Cluster.
+(RESP2 only), client_name; Sentinel and Cluster; a user name without a password (redis-py
+sends AUTH for it, this client would not).
 """
 
 from __future__ import annotations
@@ -124,12 +125,16 @@ def check_url(url: str) -> None:
                 "which honours only user, password, host, port and db (rediss://: TLS "
                 "verified against the system's certificate authorities)")
     try:
-        parse_url(url)
+        options = parse_url(url)
         # RQ's reading (redis-py's sync parser) refuses Redis:// and redis:host, which the
         # asyncio one reads as localhost: refuse here what either refuses.
         sync_parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError:
         raise UnsupportedURL(_UNREADABLE) from None
+    if options.get("username") and not options.get("password"):
+        # redis-py (RQ) sends AUTH for the user; this client sends AUTH only with a password.
+        raise UnsupportedURL("[redis] url: a user name without a password is not supported: "
+                             "give the user's password, or no user (the default user)")
 
 
 def pack(commands: Sequence[Command]) -> bytes:
