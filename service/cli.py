@@ -36,7 +36,18 @@ def _settings() -> Settings:
 
 
 def _hide_password(url: str) -> str:
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+    """`url` with its password as ***. The user information runs to the last @ of the host
+    part (redis-py and the database drivers read it so: a password may hold an @); a URL
+    with an @ past its host part (an unencoded / ? # in the password) hides all before it."""
+    scheme, sep, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if not sep or not authority or "@" not in rest:  # no host part: unix:///a@b.sock
+        return url
+    if "@" not in authority:
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    userinfo, _, host = authority.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}{rest[len(authority):]}"
 
 
 def _database_down(exc: BaseException) -> str | None:

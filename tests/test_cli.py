@@ -403,6 +403,23 @@ def test_a_missing_postgresql_database_is_one_line(tmp_path: Path, cli_env: dict
     assert len(said) == 1 and "does not exist" in said[0], done.stderr
 
 
+@pytest.mark.parametrize("password", ["ab@s3cret", "s3cret@", "ab:s3cret"])
+def test_a_password_with_an_at_sign_is_hidden_when_redis_or_the_database_is_down(
+        tmp_path: Path, cli_env: dict[str, str], password: str) -> None:
+    """redis-py and the database drivers take the user information up to the last @, so a
+    password may hold an unencoded @ (or :): the one-line error must hide all of it."""
+    redis_url = f"redis://ops:{password}@127.0.0.1:{free_port()}/0"
+    done = authsvc(tmp_path, {**cli_env, "AUTH_REDIS_URL": redis_url}, "worker", "--burst")
+    said = messages(done.stderr)
+    assert done.returncode != 0 and len(said) == 1 and "Redis" in said[0], done.stderr
+    assert "s3cret" not in done.stderr and "ops:***@127.0.0.1" in said[0], done.stderr
+    db_url = f"postgresql://authsvc:{password}@127.0.0.1:{free_port()}/auth"
+    done = authsvc(tmp_path, {**cli_env, "AUTH_DATABASE_URL": db_url}, "migrate")
+    said = messages(done.stderr)
+    assert done.returncode != 0 and len(said) == 1 and "database" in said[0], done.stderr
+    assert "s3cret" not in done.stderr, done.stderr
+
+
 def test_a_worker_without_redis_is_one_line(tmp_path: Path, cli_env: dict[str, str]) -> None:
     done = authsvc(tmp_path, {**cli_env, "AUTH_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"},
                    "worker", "--burst")

@@ -478,6 +478,7 @@ def test_a_flood_for_one_address_answers_its_owner_alike_and_mails_at_most_the_c
     assert [r.status_code for r in flood] == [200] * 12 and owner.status_code == 200
     assert all(r.json() == SENT for r in [*flood, owner])
     wait_for_count(settings, sync_redis, USER["email"], 13)
+    wait_for_jobs(settings, sync_redis, 3)  # a task enqueues its mail after counting it
     assert queue(settings, sync_redis).count == Settings().password_reset.max_mails_per_hour == 3
     ask_reset(client, "bob@example.com")  # another address keeps its own allowance
     wait_for_jobs(settings, sync_redis, 4)

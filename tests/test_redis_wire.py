@@ -436,6 +436,7 @@ def test_commands_are_packed_as_resp_arrays_of_bulk_strings() -> None:
     ("unix:///tmp/redis.sock?client_name=x", "client_name"),
     ("http://127.0.0.1:6379/0", "http://"),
     ("redis://127.0.0.1:6379/0?db=x", "db"),
+    ("redis://ops@127.0.0.1:6379/0", "user name without a password"),
 ])
 def test_a_url_the_wire_would_not_honour_is_refused_naming_what(url: str, named: str) -> None:
     """redis-py (RQ) honours these and RedisWire would not: refused before any connection,
@@ -453,11 +454,41 @@ def test_a_url_the_wire_would_not_honour_is_refused_naming_what(url: str, named:
 @pytest.mark.parametrize("url", [
     "redis://127.0.0.1:6379/0", "redis://127.0.0.1", "redis://u:p%40ss@cache.internal:6380/3",
     "rediss://cache.internal:6380/2", "redis://127.0.0.1:6379?db=4",
-    "unix:///tmp/redis.sock", "unix:///tmp/redis.sock?db=3",
+    "unix:///tmp/redis.sock", "unix:///tmp/redis.sock?db=3", "redis://[::1]:6379/0",
+    "rediss://:p%23w%3Fd%2F@cache.internal:6380/0", "redis://u:p@ss@cache.internal/1",
+    "unix://:pw@/tmp/redis.sock?db=1",
 ])
 def test_the_urls_the_wire_honours_are_accepted(url: str) -> None:
     check_url(url)
     RedisWire(url, timeout=1)
+
+
+@pytest.mark.parametrize("url", [
+    "redis://:s3cr3tpw/x@cache.internal:6379/0", "redis://:s3cr3tpw#x@cache.internal/0",
+    "redis://:s3cr3tpw?x=1@cache.internal/0", "redis://u:ab?s3cr3tpw=1@cache.internal/0",
+    "redis://u:ab#?s3cr3tpw=1@cache.internal/0", "rediss://:s3cr3tpw",
+    "redis://cache.internal:s3cr3tpw/0",
+])
+def test_a_url_that_misplaces_its_password_is_refused_without_printing_it(url: str) -> None:
+    """A password holding an unencoded /, ? or # ends the host early: the rest is read as a
+    port, a path, an option or a fragment. The refusal must not echo any of it."""
+    with pytest.raises(UnsupportedURL) as refused:
+        check_url(url)
+    message = str(refused.value)
+    assert message.startswith("[redis] url: ") and "\n" not in message
+    assert "s3cr3t" not in message
+
+
+@pytest.mark.parametrize("url", [
+    "Redis://cache.internal/0", "redis:cache.internal/0", "rediss:cache.internal",
+    "unix:redis.sock", "redis://[::1/0",
+])
+def test_a_url_redis_py_cannot_read_is_a_configuration_error(url: str) -> None:
+    """RQ (redis-py's own parser) refuses these, or the API would read another host: both
+    processes must refuse them at startup, as one line, not a traceback at the first mail."""
+    with pytest.raises(UnsupportedURL) as refused:
+        check_url(url)
+    assert str(refused.value).startswith("[redis] url: ")
 
 
 def test_the_app_refuses_such_a_url_when_it_is_built(settings: Settings) -> None:

@@ -24,7 +24,8 @@ verified against the system's certificate authorities, the host name checked.
 Not supported (refused): every other query option, among them the TLS ones (ssl_ca_certs,
 ssl_cert_reqs, ssl_certfile, ssl_keyfile, ssl_check_hostname, ...: no private CA, no client
 certificate), socket and timeout options (the timeout is [redis] socket_timeout), protocol
-(RESP2 only), client_name; Sentinel and Cluster.
+(RESP2 only), client_name; Sentinel and Cluster; a user name without a password (redis-py
+sends AUTH for it, this client would not).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import re
 import socket
 import ssl
 from collections.abc import Sequence
@@ -42,6 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 import hiredis
 from redis import exceptions as rx
 from redis.asyncio.connection import SSLConnection, parse_url
+from redis.connection import parse_url as sync_parse_url
 
 from service.config import ConfigError
 
@@ -51,6 +54,11 @@ Command = Sequence[Arg]
 # What check_url lets through; see the module's docstring.
 _SCHEMES = ("redis", "rediss", "unix")
 _QUERY_OPTIONS = ("db",)
+_OPTION_NAME = re.compile(r"[A-Za-z0-9_]+")
+# One refusal for every URL redis-py cannot read: quoting a part of it could print a password.
+_UNREADABLE = ("[redis] url: not a URL redis-py can read: redis://[user:password@]host[:port]"
+               "[/db], rediss://... or unix://[:password@]/path[?db=N], the port a number up to "
+               "65535, the db a number; percent-encode / ? # in a user or password")
 
 # First probe after 60 s idle, then every 10 s; 3 unanswered probes end the connection.
 _KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
@@ -95,21 +103,38 @@ class UnsupportedURL(ConfigError):
 
 def check_url(url: str) -> None:
     """Raise UnsupportedURL, naming the scheme or option, for a URL this client would not
-    honour in full (where redis-py, and so RQ, would)."""
-    parsed = urlsplit(url)
+    honour in full (where redis-py, and so RQ, would), or that redis-py cannot read.
+
+    The message never quotes the URL's host, port or path: a password holding an unencoded
+    /, ? or # ends the host early, and the rest of it is read as a port, path or option."""
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 (raises ValueError for a port that is no number in range)
+    except ValueError:
+        raise UnsupportedURL(_UNREADABLE) from None
     if parsed.scheme not in _SCHEMES:
         raise UnsupportedURL(f"[redis] url: the scheme {parsed.scheme or '(none)'}:// is not "
                              "supported: use redis://, rediss:// or unix://")
+    if "@" in parsed.query + parsed.fragment or (parsed.scheme != "unix" and "@" in parsed.path):
+        raise UnsupportedURL(_UNREADABLE)
     for name in parse_qs(parsed.query, keep_blank_values=True):
         if name not in _QUERY_OPTIONS:
+            shown = name if _OPTION_NAME.fullmatch(name) else "(not a plain name)"
             raise UnsupportedURL(
-                f"[redis] url: the option {name} is not supported by the API's Redis client, "
+                f"[redis] url: the option {shown} is not supported by the API's Redis client, "
                 "which honours only user, password, host, port and db (rediss://: TLS "
                 "verified against the system's certificate authorities)")
     try:
-        parse_url(url)
-    except ValueError as exc:  # e.g. db=x
-        raise UnsupportedURL(f"[redis] url: {exc}") from None
+        options = parse_url(url)
+        # RQ's reading (redis-py's sync parser) refuses Redis:// and redis:host, which the
+        # asyncio one reads as localhost: refuse here what either refuses.
+        sync_parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError:
+        raise UnsupportedURL(_UNREADABLE) from None
+    if options.get("username") and not options.get("password"):
+        # redis-py (RQ) sends AUTH for the user; this client sends AUTH only with a password.
+        raise UnsupportedURL("[redis] url: a user name without a password is not supported: "
+                             "give the user's password, or no user (the default user)")
 
 
 def pack(commands: Sequence[Command]) -> bytes:
