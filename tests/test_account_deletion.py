@@ -50,7 +50,8 @@ def redis_keys(sync_redis: redis.Redis, settings: Settings, user_id: int,
     keys = RedisKeys(p)
     names = [keys.session(s) for s in sids] + [keys.user_sessions(user_id)]
     found = [name for name in names if sync_redis.exists(name)]
-    cached = {k.decode(): v.decode() for k, v in sync_redis.hgetall(keys.user(user_id)).items()}
+    row: dict[bytes, bytes] = sync_redis.hgetall(keys.user(user_id))  # type: ignore[assignment]
+    cached = {k.decode(): v.decode() for k, v in row.items()}
     assert cached in ({}, {"gone": "1"}), cached  # nothing of the account, at most the marker
     return found
 

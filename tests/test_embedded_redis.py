@@ -63,7 +63,7 @@ def test_fresh_directory_gets_a_server_that_never_evicts_and_persists(data_dir: 
         assert conn.ping() is True
         assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         assert conn.config_get("appendonly") == {"appendonly": "yes"}
-        assert Path(conn.config_get("dir")["dir"]) == data_dir.resolve()
+        assert Path(str(conn.config_get("dir")["dir"])) == data_dir.resolve()
     finally:
         conn.close()
     pids = valkey_pids(data_dir)

@@ -34,7 +34,7 @@ def _rows(settings: Settings) -> list[tuple[Any, ...]]:
         return db.execute("SELECT * FROM users ORDER BY id").fetchall()
 
 
-def _redis(sync_redis: redis.Redis, prefix: str) -> dict[bytes, bytes]:
+def _redis(sync_redis: redis.Redis, prefix: str) -> dict[bytes, bytes | None]:
     return {key: sync_redis.dump(key) for key in sorted(sync_redis.scan_iter(match=prefix + "*"))}
 
 

@@ -45,7 +45,8 @@ def drain(settings: Settings, cwd: Path, connection: redis.Redis) -> str:
         worker = run_worker(settings, cwd)
         assert worker.returncode == 0, worker.stderr
         output += worker.stdout + worker.stderr
-        scheduled = ScheduledJobRegistry(settings.worker.queue, connection=connection)
+        scheduled = ScheduledJobRegistry(  # type: ignore[no-untyped-call]
+            settings.worker.queue, connection=connection)
         if queue(settings, connection).count == 0 and scheduled.count == 0:
             return output
     raise AssertionError("the mail queue never emptied")
@@ -403,6 +404,7 @@ def assert_failed_quietly(settings: Settings, connection: redis.Redis, worker_ou
     (job_id,) = registry.get_job_ids()
     job = Job.fetch(job_id, connection=connection)
     assert "link" not in job.kwargs  # sealed for the worker: opened here with the shared key
+    assert job.func_name is not None
     link = unseal(link_key(settings.jwt.secret), job.kwargs["sealed_link"], job=job.func_name,
                   to=job.kwargs["to"])
     token = re.search(r"token=([^&\s]+)", link).group(1)  # type: ignore[union-attr]

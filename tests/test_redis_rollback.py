@@ -42,7 +42,7 @@ class Snapshot:
 
     def restore(self) -> None:
         for key, dump, ttl in self.saved:
-            self.redis.restore(key, max(ttl, 0), dump, replace=True)
+            self.redis.restore(key, max(ttl, 0), dump or b"", replace=True)
 
 
 def keys_of(settings: Settings, *pairs: dict[str, Any]) -> list[str]:

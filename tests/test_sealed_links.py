@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,20 @@ def linking(settings: Settings) -> Settings:
 
 
 def _values(connection: redis.Redis, key: bytes) -> list[bytes]:
+    """Every value stored under `key`, whatever its type (the client decodes nothing)."""
     kind = connection.type(key)
+    values: list[Any] = []
     if kind == b"string":
-        return [connection.get(key) or b""]
-    if kind == b"hash":
-        return [item for pair in connection.hgetall(key).items() for item in pair]
-    if kind == b"list":
-        return list(connection.lrange(key, 0, -1))
-    if kind == b"set":
-        return list(connection.smembers(key))
-    if kind == b"zset":
-        return [member for member, _ in connection.zrange(key, 0, -1, withscores=True)]
-    return []
+        values = [connection.get(key) or b""]
+    elif kind == b"hash":
+        values = [item for pair in connection.hgetall(key).items() for item in pair]
+    elif kind == b"list":
+        values = list(connection.lrange(key, 0, -1))
+    elif kind == b"set":
+        values = list(connection.smembers(key))
+    elif kind == b"zset":
+        values = [entry[0] for entry in connection.zrange(key, 0, -1, withscores=True)]
+    return values
 
 
 def persisted(settings: Settings, connection: redis.Redis, job_ids: list[str]) -> bytes:
@@ -86,7 +89,8 @@ def test_queued_mail_holds_no_live_link_and_the_links_still_work(
     job_ids = wait_for_jobs(settings, sync_redis, 3)
     queued = persisted(settings, sync_redis, job_ids)
     for job_id in job_ids:  # the scan does see inside the job payloads (recipient in each)
-        payload = zlib.decompress(sync_redis.hget(f"rq:job:{job_id}", "data") or b"")
+        data: bytes = sync_redis.hget(f"rq:job:{job_id}", "data") or b""  # type: ignore[assignment]
+        payload = zlib.decompress(data)
         assert USER["email"].encode() in payload and payload in queued
 
     done = run_worker(settings, tmp_path)
@@ -122,11 +126,13 @@ def test_a_sealed_link_opens_only_with_its_key_job_and_recipient() -> None:
     assert unseal(key, sealed, job="j", to="a@example.com") == link
     assert sealed != seal(key, link, job="j", to="a@example.com")  # a fresh nonce each time
     tampered = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
-    for attempt in (lambda: unseal(key, sealed, job="other", to="a@example.com"),
+    attempts: tuple[Callable[[], str], ...] = (
+                    lambda: unseal(key, sealed, job="other", to="a@example.com"),
                     lambda: unseal(key, sealed, job="j", to="evil@example.com"),
                     lambda: unseal(link_key("t" * 40), sealed, job="j", to="a@example.com"),
                     lambda: unseal(key, tampered, job="j", to="a@example.com"),
                     lambda: unseal(key, "v1.!!", job="j", to="a@example.com"),
-                    lambda: unseal(key, "plain", job="j", to="a@example.com")):
+                    lambda: unseal(key, "plain", job="j", to="a@example.com"))
+    for attempt in attempts:
         with pytest.raises(UnsealError):
             attempt()

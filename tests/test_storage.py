@@ -265,7 +265,7 @@ def test_schema_comparison_would_see_a_difference(database_url: str) -> None:
 
 def test_unique_indexes_exist_on_the_folded_columns(migrated_url: str) -> None:
     """The migrated database enforces uniqueness with indexes on username_norm and email_norm."""
-    async def read() -> list[dict[str, Any]]:
+    async def read() -> list[Any]:
         engine = create_async_engine(migrate.sqlalchemy_url(migrated_url))
         try:
             async with engine.connect() as conn:
