@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -288,3 +289,23 @@ def with_store(url: str, body: Callable[[UserStore, Database], Awaitable[T]]) ->
             await db.disconnect()
 
     return asyncio.run(run())
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+
+
+def messages(output: str) -> list[str]:
+    """What a command said to the operator, leaving out its log records."""
+    return [line for line in output.splitlines() if line.strip() and not LOG_LINE.match(line)]
+
+
+def assert_private(root: Path) -> None:
+    """`root` and everything in it are the owner's only: 0700 directories, 0600 files, and
+    sockets no one else can reach."""
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700, root
+    for path in root.rglob("*"):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_socket():
+            assert mode & 0o077 == 0, (path, oct(mode))
+        else:
+            assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import sqlite3
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from api import API, login
 from pg import with_database
-from support import SECRET, free_port
+from support import SECRET, assert_private, free_port, messages
 
 from service.config import Settings
 from service.core.tokens import ACCESS, REFRESH, TokenCodec
@@ -26,7 +25,6 @@ from service.store.keys import RedisKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a long and unusual passphrase"
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 
 @pytest.fixture
@@ -47,11 +45,6 @@ def authsvc(cwd: Path, env: dict[str, str], *args: str,
             stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=cwd, env=env,
                           input=stdin, capture_output=True, text=True, timeout=60)
-
-
-def messages(stderr: str) -> list[str]:
-    """What the command said to the operator, leaving out its log records."""
-    return [line for line in stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
 
 
 def user_rows(env: dict[str, str]) -> list[tuple[Any, ...]]:
@@ -362,20 +355,6 @@ def test_the_data_directory_is_private_to_its_owner(tmp_path: Path,
         assert done.returncode == 0, done.stderr
     assert_private(tmp_path / "data")
     assert {p.name for p in (tmp_path / "data").iterdir()} >= {"auth.db", "jwt-secret"}
-
-
-def assert_private(root: Path) -> None:
-    import stat
-
-    assert stat.S_IMODE(root.stat().st_mode) == 0o700, root
-    for path in root.rglob("*"):
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        if path.is_dir():
-            assert mode == 0o700, (path, oct(mode))
-        elif path.is_socket():
-            assert mode & 0o077 == 0, (path, oct(mode))
-        else:
-            assert mode == 0o600, (path, oct(mode))
 
 
 @pytest.mark.parametrize("command", ["migrate", "serve"])

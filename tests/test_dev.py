@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -21,14 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 from api import API
-from support import free_port, valkey_pids
+from support import assert_private, free_port, messages, valkey_pids
 
 from service.local import embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a long and unusual passphrase"
 NEW_PASSWORD = "another long passphrase"
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 
 def eventually(check: object, timeout: float = 20) -> bool:
@@ -54,8 +52,7 @@ class Dev:
         return self.log.read_text(errors="replace")
 
     def messages(self) -> list[str]:
-        return [line for line in self.output().splitlines()
-                if line.strip() and not LOG_LINE.match(line)]
+        return messages(self.output())
 
     def wait_for(self, pattern: str, timeout: float = 90) -> re.Match[str]:
         deadline = time.monotonic() + timeout
@@ -137,16 +134,6 @@ def curl_body(line: str) -> dict[str, str]:
     match = re.search(r"-d '(\{.*?\})'", line)
     assert match, line
     return json.loads(match.group(1))  # type: ignore[no-any-return]
-
-
-def assert_private(root: Path) -> None:
-    assert stat.S_IMODE(root.stat().st_mode) == 0o700, root
-    for path in root.rglob("*"):
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        if path.is_socket():
-            assert mode & 0o077 == 0, (path, oct(mode))
-        else:
-            assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
 
 
 def test_a_failing_start_step_leaves_no_server_behind(home: Path, dev_env: dict[str, str],
