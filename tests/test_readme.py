@@ -47,3 +47,21 @@ def test_the_readme_names_every_setting() -> None:
         assert row is not None, section.name
         for key in dataclasses.fields(getattr(Settings(), section.name)):
             assert f"`{key.name}`" in row, f"[{section.name}] {key.name}"
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    """The Layout tree stays true: every module and package of service/ and workers/ is in it
+    (a package's own modules may be summed up under its name, as openapi/'s are)."""
+    layout = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    summed_up = {"openapi"}
+    missing = []
+    for path in sorted([*(ROOT / "service").rglob("*.py"), *(ROOT / "workers").glob("*.py")]):
+        parts = path.relative_to(ROOT).parts
+        if path.name == "__init__.py" or "migrations" in parts or summed_up & set(parts[:-1]):
+            continue
+        if path.name not in layout:
+            missing.append("/".join(parts))
+    for package in (ROOT / "service").iterdir():
+        if (package / "__init__.py").exists() and f"{package.name}/" not in layout:
+            missing.append(f"service/{package.name}/")
+    assert not missing, f"README's Layout does not name {missing}"
