@@ -11,7 +11,7 @@ import redis
 from databases import Database
 from starlette.applications import Starlette
 
-from service.config import Settings, secret_bytes_needed
+from service.config import Settings
 from service.core.accounts import AccountService
 from service.core.admin import AdminService
 from service.core.alerts import Alerts
@@ -80,8 +80,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        secret = jwt_secret.resolve(settings.jwt.secret, settings.data_dir,
-                                    secret_bytes_needed(settings.jwt.algorithm))
+        secret = jwt_secret.for_settings(settings)
         async_redis, sync_redis = redis_clients(settings)
         db = database(settings)
         await db.connect()

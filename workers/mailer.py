@@ -16,19 +16,19 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import lru_cache
 
-from service.config import Settings, SmtpSettings, load_settings, secret_bytes_needed
-from service.store.jwt_secret import resolve as resolve_secret
-from service.store.mail import plain_address
+from service.config import Settings, SmtpSettings, load_settings
+from service.store import jwt_secret
+
+# The dotted paths the API enqueues: a sealed link opens only in its own job.
+from service.store.mail import (
+    SEND_PASSWORD_RESET,
+    SEND_SECURITY_ALERT,
+    SEND_VERIFICATION,
+    plain_address,
+)
 from service.store.sealed_links import link_key, unseal
 
 log = logging.getLogger("authsvc.worker")
-
-# The dotted paths the API enqueues (service/store/mail.py): a sealed link opens only in its
-# own job.
-PASSWORD_RESET_JOB = "workers.mailer.send_password_reset"
-SECURITY_ALERT_JOB = "workers.mailer.send_security_alert"
-VERIFICATION_JOB = "workers.mailer.send_verification"
-
 
 @lru_cache(maxsize=1)
 def _settings() -> Settings:
@@ -40,9 +40,7 @@ def _settings() -> Settings:
 def _link_key() -> bytes:
     """The API's link key: from the JWT secret both processes share ([jwt] secret, else the
     one generated into the data directory)."""
-    settings = _settings()
-    return link_key(resolve_secret(settings.jwt.secret, settings.data_dir,
-                                   secret_bytes_needed(settings.jwt.algorithm)))
+    return link_key(jwt_secret.for_settings(_settings()))
 
 
 def _link(job: str, to: str, sealed_link: str, link: str) -> str:
@@ -109,7 +107,7 @@ def _send(to: str, what: str, build: Callable[[Settings], EmailMessage]) -> None
 def send_password_reset(to: str, username: str, sealed_link: str = "", link: str = "") -> None:
     """The RQ job. The link is a secret: it is never logged."""
     _send(to, "password reset email", lambda settings: password_reset_message(
-        settings.smtp, to, username, _link(PASSWORD_RESET_JOB, to, sealed_link, link),
+        settings.smtp, to, username, _link(SEND_PASSWORD_RESET, to, sealed_link, link),
         max(1, settings.password_reset.ttl // 60)))
 
 
@@ -146,7 +144,7 @@ def send_security_alert(to: str, username: str, kind: str, detail: str,
     """The RQ job for a security alert. The link is a secret: it is never logged."""
     _send(to, f"security alert ({kind})", lambda settings: security_alert_message(
         settings.smtp, to, username, kind, detail,
-        _link(SECURITY_ALERT_JOB, to, sealed_link, link)))
+        _link(SEND_SECURITY_ALERT, to, sealed_link, link)))
 
 
 def verification_message(smtp: SmtpSettings, to: str, username: str, link: str) -> EmailMessage:
@@ -164,4 +162,4 @@ def verification_message(smtp: SmtpSettings, to: str, username: str, link: str) 
 def send_verification(to: str, username: str, sealed_link: str = "", link: str = "") -> None:
     """The RQ job for an email-verification email. The link is never logged."""
     _send(to, "verification email", lambda settings: verification_message(
-        settings.smtp, to, username, _link(VERIFICATION_JOB, to, sealed_link, link)))
+        settings.smtp, to, username, _link(SEND_VERIFICATION, to, sealed_link, link)))

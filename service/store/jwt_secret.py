@@ -7,6 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
+from service.config import Settings, secret_bytes_needed
 from service.store.datadir import private_dir
 
 log = logging.getLogger("authsvc.jwt_secret")
@@ -42,3 +43,10 @@ def resolve(configured: str, data_dir: Path, min_bytes: int = MIN_BYTES) -> str:
     if len(secret.encode()) < min_bytes:
         raise RuntimeError(f"{path}: stored JWT secret is shorter than {min_bytes} bytes")
     return secret
+
+
+def for_settings(settings: Settings) -> str:
+    """The secret of these settings, as the API and the worker both resolve it (the worker
+    opens the API's sealed links with a key derived from it)."""
+    return resolve(settings.jwt.secret, settings.data_dir,
+                   secret_bytes_needed(settings.jwt.algorithm))

@@ -8,13 +8,13 @@ TTLs keep even the sealed text no longer than the link is valid.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 
 from redis import Redis
 from rq import Queue, Retry
 
 from service.config import RedisSettings, Settings
+from service.store.keys import digest
 from service.store.sealed_links import seal
 
 SEND_PASSWORD_RESET = "workers.mailer.send_password_reset"
@@ -67,7 +67,7 @@ class MailQueue:
     def _enqueue(self, job: str, what: str, kwargs: dict[str, str], ttl: int) -> str:
         link = kwargs.pop("link")
         kwargs["sealed_link"] = seal(self._link_key, link, job=job, to=kwargs["to"])
-        recipient = hashlib.sha256(kwargs["to"].encode()).hexdigest()[:12]
+        recipient = digest(kwargs["to"])[:12]
         queued = self._queue.enqueue_call(
             job, kwargs=kwargs, description=f"{what} email to recipient {recipient}",
             retry=self._retry, ttl=ttl, failure_ttl=ttl, result_ttl=self._result_ttl)

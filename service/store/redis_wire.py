@@ -43,8 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import hiredis
 from redis import exceptions as rx
-from redis.asyncio.connection import SSLConnection, parse_url
-from redis.connection import parse_url as sync_parse_url
+from redis.connection import parse_url
 
 from service.config import ConfigError
 
@@ -101,7 +100,7 @@ class UnsupportedURL(ConfigError):
     """A [redis] url with a scheme or option RedisWire does not honour."""
 
 
-def check_url(url: str) -> None:
+def check_url(url: str) -> dict[str, Any]:
     """Raise UnsupportedURL, naming the scheme or option, for a URL this client would not
     honour in full (where redis-py, and so RQ, would), or that redis-py cannot read.
 
@@ -125,16 +124,16 @@ def check_url(url: str) -> None:
                 "which honours only user, password, host, port and db (rediss://: TLS "
                 "verified against the system's certificate authorities)")
     try:
-        options = parse_url(url)
-        # RQ's reading (redis-py's sync parser) refuses Redis:// and redis:host, which the
-        # asyncio one reads as localhost: refuse here what either refuses.
-        sync_parse_url(url)  # type: ignore[no-untyped-call]
+        # RQ's reading: redis-py's sync parser is its asyncio one plus a check of the scheme
+        # (it refuses Redis:// and redis:host, which the asyncio one reads as localhost).
+        options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError:
         raise UnsupportedURL(_UNREADABLE) from None
     if options.get("username") and not options.get("password"):
         # redis-py (RQ) sends AUTH for the user; this client sends AUTH only with a password.
         raise UnsupportedURL("[redis] url: a user name without a password is not supported: "
                              "give the user's password, or no user (the default user)")
+    return options
 
 
 def pack(commands: Sequence[Command]) -> bytes:
@@ -271,8 +270,8 @@ class RedisWire:
     URL must pass check_url (UnsupportedURL otherwise)."""
 
     def __init__(self, url: str, *, timeout: float, client_name: str = "authsvc-api") -> None:
-        check_url(url)
-        self._options = parse_url(url)
+        self._options = check_url(url)
+        self._tls = urlsplit(url).scheme == "rediss"
         self._timeout = timeout
         self._client_name = client_name
         self._connection: _Connection | None = None
@@ -409,8 +408,7 @@ class RedisWire:
                 if "path" in options:
                     _, connection = await loop.create_unix_connection(protocol, options["path"])
                 else:
-                    tls = (ssl.create_default_context()
-                           if options.get("connection_class") is SSLConnection else None)
+                    tls = ssl.create_default_context() if self._tls else None
                     _, connection = await loop.create_connection(
                         protocol, options.get("host", "localhost"), options.get("port", 6379),
                         ssl=tls)

@@ -57,10 +57,10 @@ _USER_BY = {name: _select_user_by(name) for name in ("id", "username_norm", "ema
 
 # What a refresh must judge on the database's word (issue 9.7), and nothing else: one narrow
 # point read by primary key, written once (see _select_user_by).
-_TOKEN_STATE = sa.text(
-    "SELECT token_version, is_active, role FROM users WHERE id = :key"
-).columns(users.c.token_version, users.c.is_active, users.c.role)
-_TOKEN_STATE_SQLITE = "SELECT token_version, is_active, role FROM users WHERE id = ?"
+_TOKEN_STATE_BY_ID = "SELECT token_version, is_active, role FROM users WHERE id = "
+_TOKEN_STATE = sa.text(_TOKEN_STATE_BY_ID + ":key").columns(
+    users.c.token_version, users.c.is_active, users.c.role)
+_TOKEN_STATE_SQLITE = _TOKEN_STATE_BY_ID + "?"
 
 
 @dataclass(frozen=True)
