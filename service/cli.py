@@ -59,8 +59,14 @@ def _database_down(exc: BaseException) -> str | None:
         exc = exc.orig if isinstance(exc.orig, BaseException) else exc
     if isinstance(exc, (OSError, TimeoutError, sqlite3.OperationalError, PostgresError,
                         DBAPIError)) or type(exc).__module__.startswith("sqlalchemy.dialects"):
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return _first_line(exc)
     return None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error in one line: its message's first, else its type's name."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -149,7 +155,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from service.store.mail import queue_name
 
     settings = _settings()
-    url = settings.redis.url
     try:
         url = resolve_url(settings.redis.url, settings.data_dir)
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
@@ -165,7 +170,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
                     logging_level=settings.log.level.upper())
     except (RedisDown, RedisTimeout) as exc:
         sys.exit(f"authsvc: cannot reach Redis at {_hide_password(url)}: "
-                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+                 f"{_first_line(exc)}")
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
@@ -308,9 +313,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         cleanup.callback(log.info, "authsvc dev: stopped")
         try:
             dev.run(settings, cleanup, lambda: stopping)
-        except dev.DevStop as exc:
-            failure = f"authsvc dev: {exc}"
-        except dev.START_FAILURES as exc:
+        except dev.ENDINGS as exc:
             failure = f"authsvc dev: {exc}"
     if failure:
         sys.exit(failure)

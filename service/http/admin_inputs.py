@@ -9,15 +9,7 @@ from typing import Any
 
 from service.core.admin import ListQuery, UserPatch
 from service.errors import NotFound, ValidationFailed
-from service.http.inputs import (
-    BAD_UNICODE,
-    BLANK,
-    NO_NUL,
-    NOT_NULL,
-    NOT_STRING,
-    ROLE_MAX,
-    encodable,
-)
+from service.http.inputs import NO_NUL, NOT_NULL, ROLE_MAX, Fields
 from service.store.users import UserFilter
 
 PAGE_SIZE = 50
@@ -89,36 +81,15 @@ def list_query(params: Mapping[str, str]) -> ListQuery:
     return ListQuery(filters, page, page_size)
 
 
-def _role(errors: dict[str, list[str]], value: Any, roles: Sequence[str]) -> str | None:
-    """One of the known roles ([auth] AuthSettings.known_roles), trimmed."""
-    problem = None
-    if value is None:
-        problem = NOT_NULL
-    elif not isinstance(value, str):
-        problem = NOT_STRING
-    elif "\x00" in value:
-        problem = NO_NUL
-    elif not encodable(value):
-        problem = BAD_UNICODE
-    elif not value.strip():
-        problem = BLANK
-    elif len(value.strip()) > ROLE_MAX:
-        problem = f"Ensure this field has no more than {ROLE_MAX} characters."
-    elif value.strip() not in roles:
-        problem = f'"{value.strip()}" is not a valid choice.'
-    if problem is not None:
-        errors["role"] = [problem]
-        return None
-    return value.strip()  # type: ignore[no-any-return]
-
-
 def patch_input(data: Mapping[str, Any], roles: Sequence[str]) -> UserPatch:
     """`role` (one of `roles`) and `is_active` (a boolean), both optional; others ignored."""
-    errors: dict[str, list[str]] = {}
-    role = _role(errors, data["role"], roles) if "role" in data else None
+    fields = Fields(dict(data))
+    role = fields.string("role", max_length=ROLE_MAX, required=False)
+    if role is not None and role not in roles:  # [auth] AuthSettings.known_roles
+        fields.fail("role", f'"{role}" is not a valid choice.')
+        role = None
     is_active = data.get("is_active")
     if "is_active" in data and not isinstance(is_active, bool):
-        errors["is_active"] = [NOT_NULL if is_active is None else NOT_BOOLEAN]
-    if errors:
-        raise ValidationFailed(errors)
+        fields.fail("is_active", NOT_NULL if is_active is None else NOT_BOOLEAN)
+    fields.done()
     return UserPatch(role, is_active)

@@ -32,13 +32,10 @@ DEVICE_TOKEN_MAX = 200
 ROLE_MAX = 64
 
 
-def parse_json_object(body: bytes, content_type: str | None, *,
-                      allow_empty: bool = False) -> dict[str, Any]:
+def parse_json_object(body: bytes, content_type: str | None) -> dict[str, Any]:
     """The body as a JSON object; anything else is a 4xx naming what was wrong."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if not body:
-        if allow_empty:
-            return {}
         raise MalformedRequest("Request body is empty: send a JSON object.")
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
@@ -63,7 +60,7 @@ def encodable(value: str) -> bool:
     return True
 
 
-class _Fields:
+class Fields:
     """Collects every field's error before raising, as DRF does."""
 
     def __init__(self, data: dict[str, Any]) -> None:
@@ -107,7 +104,7 @@ class _Fields:
             raise ValidationFailed(self.errors)
 
 
-def _passwords(fields: _Fields, max_length: int) -> str | None:
+def _passwords(fields: Fields, max_length: int) -> str | None:
     # Passwords are never trimmed: spaces are characters like any other (NIST 800-63B).
     password = fields.string("password", max_length=max_length, trim=False)
     password2 = fields.string("password2", max_length=max_length, trim=False)
@@ -118,7 +115,7 @@ def _passwords(fields: _Fields, max_length: int) -> str | None:
 
 def register_input(data: dict[str, Any], settings: Settings) -> RegisterInput:
     """Every rule that needs no database, collected in `errors`; the role is resolved."""
-    f = _Fields(data)
+    f = Fields(data)
     username = f.string("username", max_length=10_000)
     if username is not None and (problem := username_problem(username)):
         f.fail("username", problem)
@@ -143,7 +140,7 @@ def register_input(data: dict[str, Any], settings: Settings) -> RegisterInput:
 def login_input(data: dict[str, Any], max_password: int,
                 device_cookie: str | None = None) -> LoginInput:
     """The device token comes from the body or, failing that, the authsvc_device cookie."""
-    f = _Fields(data)
+    f = Fields(data)
     identifier = f.string("username_or_email", max_length=EMAIL_MAX)
     password = f.string("password", max_length=max_password, trim=False)
     device = f.string("device_token", max_length=DEVICE_TOKEN_MAX, required=False,
@@ -154,7 +151,7 @@ def login_input(data: dict[str, Any], max_password: int,
 
 
 def token_input(data: dict[str, Any], name: str) -> str:
-    f = _Fields(data)
+    f = Fields(data)
     token = f.string(name, max_length=TOKEN_MAX)
     f.done()
     assert token is not None
@@ -162,7 +159,7 @@ def token_input(data: dict[str, Any], name: str) -> str:
 
 
 def email_input(data: dict[str, Any]) -> str:
-    f = _Fields(data)
+    f = Fields(data)
     email = f.string("email", max_length=10_000)
     if email is not None and (problem := email_problem(email)):
         f.fail("email", problem)
@@ -172,7 +169,7 @@ def email_input(data: dict[str, Any]) -> str:
 
 
 def reset_confirm_input(data: dict[str, Any], max_password: int) -> ResetConfirmInput:
-    f = _Fields(data)
+    f = Fields(data)
     token = f.string("token", max_length=RESET_TOKEN_MAX)
     password = _passwords(f, max_password)
     f.done()
@@ -182,7 +179,7 @@ def reset_confirm_input(data: dict[str, Any], max_password: int) -> ResetConfirm
 
 def profile_patch_input(data: dict[str, Any]) -> str | None:
     """The new display_name, or None when it was not sent; other fields are ignored."""
-    f = _Fields(data)
+    f = Fields(data)
     display_name = f.string("display_name", max_length=DISPLAY_NAME_MAX, required=False,
                             allow_blank=True)
     f.done()
@@ -190,7 +187,7 @@ def profile_patch_input(data: dict[str, Any]) -> str | None:
 
 
 def password_change_input(data: dict[str, Any], max_password: int) -> PasswordChangeInput:
-    f = _Fields(data)
+    f = Fields(data)
     old = f.string("old_password", max_length=max_password, trim=False)
     password = _passwords(f, max_password)
     f.done()
@@ -200,7 +197,7 @@ def password_change_input(data: dict[str, Any], max_password: int) -> PasswordCh
 
 def account_delete_input(data: dict[str, Any], max_password: int) -> str:
     """DELETE profile/: the account's current password (never trimmed)."""
-    f = _Fields(data)
+    f = Fields(data)
     password = f.string("password", max_length=max_password, trim=False)
     f.done()
     assert password is not None

@@ -53,10 +53,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def json_body(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     limit = request.app.state.settings.server.max_body_bytes
     raw = await read_body(request, limit)
-    return parse_json_object(raw, request.headers.get("content-type"), allow_empty=allow_empty)
+    return parse_json_object(raw, request.headers.get("content-type"))
 
 
 def bearer_token(request: Request) -> str:

@@ -31,11 +31,6 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
-def _connect_host(host: str) -> str:
-    """Where a client on this machine reaches a server bound to `host`."""
-    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
-
-
 def _child_env() -> dict[str, str]:
     """The environment for dev's own processes: AUTH_* names that are no setting were
     warned about once, here, and are left out rather than warned about again."""
@@ -67,6 +62,8 @@ class DevStop(Exception):
 # Start steps that fail for reasons outside the code: reported in one line, after cleanup.
 START_FAILURES: tuple[type[BaseException], ...] = (OSError, RuntimeError,
                                                     subprocess.CalledProcessError)
+# What ends dev with one line: a stop it reports, or a start step that failed.
+ENDINGS: tuple[type[BaseException], ...] = (DevStop, *START_FAILURES)
 
 
 def run(settings: Settings, cleanup: contextlib.ExitStack, stopping: Callable[[], bool]) -> None:
@@ -100,7 +97,7 @@ def run(settings: Settings, cleanup: contextlib.ExitStack, stopping: Callable[[]
     env = _child_env()
     children["API"] = subprocess.Popen([*base, "serve"], env=env)
     children["worker"] = subprocess.Popen([*base, "worker"], env=env)
-    host, port = _connect_host(settings.server.host), settings.server.port
+    host, port = outbox.connect_host(settings.server.host), settings.server.port
     deadline = time.monotonic() + 60
     while not _listening(host, port):  # announce the URL only once it answers
         if stopping():

@@ -53,9 +53,13 @@ def token_hints(settings: Settings) -> list[TokenHint]:
             _hint(settings.alerts.url_template, "security/not-me/")]
 
 
+def connect_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to `host`."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
 def api_base(settings: Settings) -> str:
-    host = settings.server.host
-    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    host = connect_host(settings.server.host)
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.server.port}/api/v1/auth/"

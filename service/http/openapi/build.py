@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.http.routes import AUTH_PREFIX
+
 Json = dict[str, Any]
 
-AUTH = "/api/v1/auth/"
+AUTH = AUTH_PREFIX
 JSON = "application/json"
 # Every moment the API answers with (http/render.py rfc3339).
 UTC_TIME = "RFC 3339, in UTC with `Z`."
