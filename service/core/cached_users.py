@@ -10,7 +10,7 @@ from service.core.tokens import Claims
 from service.errors import TokenInvalid
 from service.store.cache import CachedUser, UserCache
 from service.store.sessions import SessionStore
-from service.store.users import User, UserStore
+from service.store.users import TokenState, User, UserStore
 
 log = logging.getLogger("authsvc.sessions")
 
@@ -67,10 +67,22 @@ def user_id_of(claims: Claims) -> int:
     return int(claims.sub)
 
 
-def check_token_user(claims: Claims, user: CachedUser) -> None:
-    """Refuse a token whose user is inactive or whose password changed after it was issued."""
+def password_changed() -> TokenInvalid:
+    return TokenInvalid("password_changed", "Token was issued before the password was changed")
+
+
+def token_refusal(claims: Claims, user: CachedUser | TokenState) -> TokenInvalid | None:
+    """Why a token is refused on its user's row (the cache's or the database's): the user is
+    inactive, or the password changed after it was issued; None if it stands."""
     if not user.is_active:
-        raise TokenInvalid("user_inactive", "User is inactive")
+        return TokenInvalid("user_inactive", "User is inactive")
     if claims.ver != user.token_version:
-        raise TokenInvalid("password_changed",
-                           "Token was issued before the password was changed")
+        return password_changed()
+    return None
+
+
+def check_token_user(claims: Claims, user: CachedUser) -> None:
+    """Raise the token's refusal, if its user's row refuses it."""
+    refused = token_refusal(claims, user)
+    if refused is not None:
+        raise refused

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from service.config import Settings
 from service.core.alerts import Alerts, alert_time
 from service.core.authentication import Caller
-from service.core.cached_users import CachedUsers, cached, check_token_user, user_id_of
+from service.core.cached_users import (
+    CachedUsers,
+    cached,
+    check_token_user,
+    password_changed,
+    token_refusal,
+    user_id_of,
+)
 from service.core.devices import DeviceTokens
 from service.core.limits import RateLimiter, client_key, device_key, identifier_key
 from service.core.lockout import Lockout, login_counters
@@ -191,15 +198,15 @@ class SessionService:
         state = await self._users.token_state(user_id)
         if state is None:
             raise await self._rows.missing(user_id)
-        if state.is_active and claims.ver == state.token_version:
+        refused = token_refusal(claims, state)
+        if refused is None:
             return state
         await self._cache.drop_if_older(user_id, state.token_version, state.is_active,
                                         state.role)
         if not state.is_active:
             # Deactivation ended them; a Redis restored from a snapshot brought them back.
             await self._session_store.end_all(user_id)
-            raise TokenInvalid("user_inactive", "User is inactive")
-        raise TokenInvalid("password_changed", "Token was issued before the password was changed")
+        raise refused
 
     async def _refused(self, outcome: RefreshOutcome, claims: Claims,
                        user: CachedUser | None) -> TokenInvalid:
@@ -213,8 +220,7 @@ class SessionService:
         if outcome.status == "revoked":
             return TokenInvalid("token_revoked", "Token is blacklisted")
         if outcome.status == "stale":
-            return TokenInvalid("password_changed",
-                                "Token was issued before the password was changed")
+            return password_changed()
         return TokenInvalid("session_ended", "Session has ended")
 
     async def logout(self, token: str) -> None:
