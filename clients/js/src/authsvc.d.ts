@@ -1,0 +1,147 @@
+// authsvc's browser client: the contract of ../../../shared/API.md (and the service's OpenAPI
+// document) as typed calls, with refresh, cross-tab state and errors handled once.
+
+/** The token pair of one session. */
+export interface Tokens {
+  access: string;
+  refresh: string;
+}
+
+/** Where a tab keeps its tokens between page loads; tabs of one origin always share them
+ * over BroadcastChannel whatever the storage. */
+export interface TokenStorage {
+  get(): Tokens | null | Promise<Tokens | null>;
+  set(tokens: Tokens | null): void | Promise<void>;
+}
+
+export interface User {
+  username: string;
+  email: string;
+  display_name?: string;
+}
+
+export interface Profile {
+  username: string;
+  email: string;
+  display_name: string;
+  role: string;
+}
+
+export interface Session {
+  id: string;
+  created: string;
+  last_used: string;
+  user_agent: string;
+  ip: string;
+  /** true for the session of this browser */
+  current: boolean;
+}
+
+/** Why a session ended: the API's `reason` (`session_ended`, `password_changed`,
+ * `token_reused`, `token_expired`, `user_inactive`, ...), or the client's own `signed_out`
+ * (logout in this or another tab) and `account_deleted`. */
+export type EndReason = string;
+
+export interface AuthState {
+  signedIn: boolean;
+  /** the user as login/ or register/ returned it; null when signed out or not known */
+  user: User | null;
+}
+
+export interface AuthClientOptions {
+  /** The API's auth base, e.g. "https://auth.example.com/api/v1/auth/". Default: derived from
+   * the module's own URL when it is served by authsvc (/api/v1/client/authsvc.js), else
+   * required. */
+  baseUrl?: string | URL;
+  /** "memory" (default: tokens live only in the tabs' memory), "session", "local", or your own. */
+  storage?: "memory" | "session" | "local" | TokenStorage;
+  /** BroadcastChannel and Web Lock name; one per API. Default "authsvc:" + baseUrl. */
+  channelName?: string;
+  /** Refresh this many seconds before the access token's `exp` (default 30, at most a quarter
+   * of the token's life). */
+  refreshMargin?: number;
+  /** Called in every tab of the origin when the session ends, with why. */
+  onSessionEnd?: (reason: EndReason) => void;
+  /** For tests and non-browser runtimes. */
+  fetch?: typeof fetch;
+  now?: () => number;
+  locks?: LockManager | null;
+}
+
+/** Every failed call rejects with one of these, never with a bare Response. */
+export class AuthError extends Error {
+  /** HTTP status; 0 when the server could not be reached. */
+  readonly status: number;
+  /** the API's `code` (`token_not_valid`, `not_authenticated`, `no_active_account`, ...) */
+  readonly code: string | null;
+  /** the API's finer `reason` on token refusals (`token_expired`, `session_ended`, ...) */
+  readonly reason: string | null;
+  /** DRF-shaped field messages on a 400: {"password": ["..."], "non_field_errors": [...]} */
+  readonly fields: Record<string, string[]>;
+  /** seconds from Retry-After on a 429, else null */
+  readonly retryAfter: number | null;
+  /** the parsed response body, if any */
+  readonly body: unknown;
+}
+
+export interface RegisterInput {
+  username: string;
+  email: string;
+  password: string;
+  /** defaults to `password` */
+  password2?: string;
+  display_name?: string;
+  role?: string;
+}
+
+export interface RequireAuthOptions {
+  /** Where to send a signed-out visitor; `{next}` is replaced by the current URL, encoded. */
+  redirectTo?: string;
+}
+
+export interface AuthClient {
+  /** Resolves once the tab has asked the others (and storage) for a session. */
+  readonly ready: Promise<void>;
+  readonly state: AuthState;
+  /** Called on every change of state, in this tab; returns an unsubscribe function. */
+  subscribe(listener: (state: AuthState) => void): () => void;
+
+  register(input: RegisterInput): Promise<{ user: User; signedIn: boolean }>;
+  login(usernameOrEmail: string, password: string): Promise<User>;
+  /** Ends this session on the server and signs every tab out. */
+  logout(): Promise<void>;
+  /** Ends every session of the user, here and on other devices. */
+  logoutAll(): Promise<void>;
+  /** A fresh access token now (one refresh per browser, however many tabs ask). */
+  refresh(): Promise<string>;
+  /** The access token, refreshed first if it is about to expire; null when signed out. */
+  getAccessToken(): Promise<string | null>;
+
+  getProfile(): Promise<Profile>;
+  updateProfile(changes: { display_name?: string }): Promise<Profile>;
+  changePassword(oldPassword: string, newPassword: string, newPassword2?: string): Promise<void>;
+  deleteAccount(password: string): Promise<void>;
+
+  requestPasswordReset(email: string): Promise<void>;
+  confirmPasswordReset(token: string, password: string, password2?: string): Promise<void>;
+  verifyEmail(token: string): Promise<void>;
+  resendVerification(email: string): Promise<void>;
+  /** "This wasn't me": ends every session of the account and mails a reset link. */
+  notMe(token: string): Promise<void>;
+
+  listSessions(): Promise<Session[]>;
+  revokeSession(id: string): Promise<void>;
+
+  /** fetch() with the access token attached (refreshed once on a 401 token_expired): for the
+   * app's own API, which checks the same tokens. */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+
+  /** The profile of the signed-in user; when signed out, redirects to `redirectTo` (and never
+   * resolves) or, without it, rejects with an AuthError of status 401. */
+  requireAuth(options?: RequireAuthOptions): Promise<Profile>;
+
+  /** Stops timers and closes the channel. */
+  close(): void;
+}
+
+export function createAuthClient(options?: AuthClientOptions): AuthClient;
