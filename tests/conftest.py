@@ -21,6 +21,7 @@ import httpx
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from needed_tools import chromium_path, chromium_setting, node_missing
 from support import LiveServer, Mailbox, app_settings, delete_prefixed, free_port, migrated_template
 
 from service.app import create_app
@@ -31,7 +32,7 @@ from service.local import embedded_redis
 
 # PostgreSQL's fixtures as a plugin: imported into each test module instead, a session-scoped
 # fixture is a different fixture per module, and each made its own database.
-pytest_plugins = ["pg"]
+pytest_plugins = ["pg", "browser_harness"]
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = 9
 
@@ -138,6 +139,24 @@ def no_unhandled_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     crashes = [r.getMessage() for r in records if r.levelno >= logging.ERROR
                and r.name.startswith(("authsvc", "uvicorn"))]
     assert not crashes, crashes
+
+
+# -- tools the suite cannot install itself ---------------------------------------------------
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests need Chromium and the client's tests Node: without them they are skipped
+    with the reason in the summary (scripts/test installs Chromium when it can), never
+    silently passed."""
+    no_chromium = None if chromium_path() else pytest.mark.skip(reason=(
+        f"no Chromium at {chromium_setting()}: "
+        "install Debian's chromium (scripts/test does, as root) or set AUTH_TEST_CHROMIUM"))
+    missing = node_missing()
+    no_node = missing and pytest.mark.skip(reason=f"no {missing} on PATH: the JS client's "
+                                                  "tests need Node 20 and npm")
+    for item in items:
+        if no_chromium and item.get_closest_marker("browser"):
+            item.add_marker(no_chromium)
+        if no_node and item.get_closest_marker("node"):
+            item.add_marker(no_node)
 
 
 # -- no thread left behind ------------------------------------------------------------------
