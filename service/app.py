@@ -26,7 +26,7 @@ from service.core.recovery import RecoveryService
 from service.core.sessions import SessionService
 from service.core.tokens import TokenCodec
 from service.http import admin as admin_routes
-from service.http import docs
+from service.http import docs, ui
 from service.http.cors import CorsOutermost, cors_middleware
 from service.http.error_handler import error_handlers
 from service.http.routes import ROUTES
@@ -123,7 +123,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
 
     app = CorsOutermost(
         cors_middleware(settings.cors),
-        routes=[*ROUTES, *admin_routes.ADMIN_ROUTES, *docs.routes()],
+        routes=[*ROUTES, *admin_routes.ADMIN_ROUTES, *docs.routes(), *ui.routes(settings.ui)],
         exception_handlers=error_handlers(),
         lifespan=lifespan)
     # `/healthz/` would get a bare 307 from the router, without API_HEADERS: answer 404 instead

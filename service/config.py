@@ -171,6 +171,12 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    # The hosted pages under /auth/ (sign in, sign up, reset, profile, sessions, ...).
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -190,6 +196,7 @@ class Settings:
     lockout: LockoutSettings = LockoutSettings()
     alerts: AlertSettings = AlertSettings()
     cors: CorsSettings = CorsSettings()
+    ui: UiSettings = UiSettings()
     log: LogSettings = LogSettings()
     data_dir: Path = Path("./data")
 

@@ -344,7 +344,30 @@ def test_rotated_out_token_is_blacklisted_and_its_reuse_ends_the_session(
     assert remaining - 2 <= ttl <= remaining + LEEWAY + 2
     clock.now = T0 + 1000 + settings.jwt.rotation_grace + 1
     assert_refused(refresh(rotating, original), "token_reused")
-    assert_refused(refresh(rotating, successor), "session_ended")
+    assert_refused(refresh(rotating, successor), "token_reused")
+
+
+def test_every_token_of_a_session_ended_by_reuse_is_refused_as_token_reused(
+        rotating: httpx.Client, settings: Settings, sync_redis: redis.Redis,
+        clock: Clock) -> None:
+    """Issue 11: the tabs still holding the session's newest tokens learn why it ended
+    (`token_reused`), not only the one that replayed the old token; the reason is kept only as
+    long as the session had left. A session ended otherwise still says `session_ended`."""
+    first = register(rotating)
+    other = logged_in(rotating)
+    clock.now = T0 + 1000
+    rotated = refresh(rotating, first["refresh"]).json()
+    clock.now += settings.jwt.rotation_grace + 1
+    assert_refused(refresh(rotating, first["refresh"]), "token_reused")
+    assert_refused(profile(rotating, rotated["access"]), "token_reused")
+    assert_refused(refresh(rotating, rotated["refresh"]), "token_reused")
+    assert_logout_refused(logout(rotating, rotated["refresh"]))
+    sid = claims(settings, first["refresh"])["sid"]
+    # What the session key had left, in Redis's own (real) time: the test clock is fake.
+    ttl = sync_redis.ttl(RedisKeys(settings.redis.prefix).ended(sid))
+    assert settings.jwt.refresh_ttl - 30 <= ttl <= settings.jwt.refresh_ttl + LEEWAY + 1, ttl
+    assert logout(rotating, other["refresh"]).status_code == 205
+    assert_refused(profile(rotating, other["access"]), "session_ended")
 
 
 def test_rotated_out_token_at_logout_ends_the_session(rotating: httpx.Client,
@@ -354,7 +377,7 @@ def test_rotated_out_token_at_logout_ends_the_session(rotating: httpx.Client,
     clock.now = T0 + 1000
     successor = refresh(rotating, original).json()["refresh"]
     assert_logout_refused(logout(rotating, original))
-    assert_refused(refresh(rotating, successor), "session_ended")
+    assert_refused(refresh(rotating, successor), "token_reused")
 
 
 def test_concurrent_rotations_of_one_token_get_one_successor(rotating: httpx.Client) -> None:

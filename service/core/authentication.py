@@ -21,6 +21,15 @@ class Caller:
     sid: str
 
 
+async def session_ended(sessions: SessionStore, sid: str) -> TokenInvalid:
+    """The refusal of a token whose session is over: `token_reused` when reuse detection
+    ended it (so every tab learns why), else `session_ended`."""
+    if await sessions.end_reason(sid) == "token_reused":
+        return TokenInvalid("token_reused", "Session ended: one of its refresh tokens was "
+                                            "used twice")
+    return TokenInvalid("session_ended", "Session has ended")
+
+
 class Authenticator:
     """Judges access tokens on their signature, their session and their user's cached row."""
 
@@ -47,5 +56,5 @@ class Authenticator:
             user = await self._rows.reread(user_id)
         check_token_user(claims, user)
         if not seen.alive:
-            raise TokenInvalid("session_ended", "Session has ended")
+            raise await session_ended(self._sessions, claims.sid)
         return Caller(user, claims.sid)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from service.config import Settings
 from service.core.alerts import Alerts, alert_time
-from service.core.authentication import Caller
+from service.core.authentication import Caller, session_ended
 from service.core.cached_users import (
     CachedUsers,
     cached,
@@ -221,7 +221,7 @@ class SessionService:
             return TokenInvalid("token_revoked", "Token is blacklisted")
         if outcome.status == "stale":
             return password_changed()
-        return TokenInvalid("session_ended", "Session has ended")
+        return await session_ended(self._session_store, claims.sid)
 
     async def logout(self, token: str) -> None:
         """End the token's session and blacklist it; 400 (on `refresh_token`) for anything

@@ -15,6 +15,10 @@ is immortal. No secret is part of a key name: tokens and addresses appear only a
                                                                                   sessions.py
     {prefix}user_sessions:{id}       set       the user's session ids. TTL = refresh lifetime
                                                + leeway, renewed at each login    sessions.py
+    {prefix}ended:{sid}              reason    why a session ended, where a later refusal of its
+                                               tokens must say more than `session_ended`: only
+                                               "token_reused" (a refresh token used twice).
+                                               TTL = what the session had left    sessions.py
     {prefix}blacklist:{jti}          "1"       a refresh token revoked by logout or replaced by
                                                rotation. TTL = until the token expires
                                                (+ leeway)                         sessions.py
@@ -52,8 +56,8 @@ from typing import Literal
 # The single-use link families that hold a user id (a reset token also holds a version).
 LinkFamily = Literal["verify", "notme"]
 # Every family, as a key names it after the prefix.
-Family = Literal["user", "session", "user_sessions", "blacklist", "reset", "verify", "notme",
-                 "rl", "lock", "hashing", "mails"]
+Family = Literal["user", "session", "user_sessions", "ended", "blacklist", "reset", "verify",
+                 "notme", "rl", "lock", "hashing", "mails"]
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
@@ -76,6 +80,9 @@ class RedisKeys:
 
     def user_sessions(self, user_id: int) -> str:
         return f"{self.prefix}user_sessions:{user_id}"
+
+    def ended(self, sid: str) -> str:
+        return f"{self.prefix}ended:{sid}"
 
     def blacklist(self, jti: str) -> str:
         return f"{self.prefix}blacklist:{jti}"

@@ -47,11 +47,19 @@ if not s[1] or s[1] ~= ARGV[1] then
 end
 """
 
-# KEYS: session, blacklist:{jti}, user cache. ARGV: uid, jti, database's ver, its role, now.
-# -> {status}: ok | stale | ended | revoked | reused
+# A refresh token used twice ends its session; `ended:{sid}` remembers why for as long as the
+# session had left, so every tab still holding its tokens is told `token_reused`, not only
+# the one that presented the old token. KEYS[4]: ended:{sid}.
+_END_REUSED = """
+local left = redis.call('TTL', KEYS[1])
+redis.call('DEL', KEYS[1])
+if left > 0 then redis.call('SET', KEYS[4], 'token_reused', 'EX', left) end
+"""
+
+# KEYS: session, blacklist:{jti}, user cache, ended. ARGV: uid, jti, database's ver, its role,
+# now. -> {status}: ok | stale | ended | revoked | reused
 _REFRESH = Script(_DB_HEAD + """
-if s[2] ~= ARGV[2] then
-  redis.call('DEL', KEYS[1])
+if s[2] ~= ARGV[2] then""" + _END_REUSED + """
   return {'reused'}
 end
 redis.call('HSET', KEYS[1], 'last_used', ARGV[5])
@@ -70,15 +78,16 @@ if s[2] == ARGV[2] then
 end
 if s[3] == ARGV[2] and tonumber(ARGV[5]) - tonumber(s[4]) <= tonumber(ARGV[6]) then
   return {'grace', s[2], s[5], s[4]}
-end
-redis.call('DEL', KEYS[1])
+end""" + _END_REUSED + """
 return {'reused'}
 """)
 
 # ARGV: uid, jti, ver, blacklist ttl. -> {status}: ok | stale | ended | revoked | reused
 _LOGOUT = Script(_HEAD + """
+if s[2] ~= ARGV[2] then""" + _END_REUSED + """
+  return {'reused', user}
+end
 redis.call('DEL', KEYS[1])
-if s[2] ~= ARGV[2] then return {'reused', user} end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
 return {'ok', user}
 """)
@@ -153,7 +162,13 @@ class SessionStore:
         return UserAndSession(user, deleted, owner is not None and text(owner) == str(user_id))
 
     def _script_keys(self, user_id: int, sid: str, jti: str) -> list[str]:
-        return [self._keys.session(sid), self._keys.blacklist(jti), self._keys.user(user_id)]
+        return [self._keys.session(sid), self._keys.blacklist(jti), self._keys.user(user_id),
+                self._keys.ended(sid)]
+
+    async def end_reason(self, sid: str) -> str | None:
+        """Why the session ended, when it was for a reason worth telling (`token_reused`)."""
+        reason = await self.redis.execute("GET", self._keys.ended(sid))
+        return None if reason is None else text(reason)
 
     async def use_refresh(self, user_id: int, sid: str, jti: str, ver: int, role: str,
                           now: float) -> RefreshOutcome:
