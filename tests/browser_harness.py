@@ -17,9 +17,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from browser_site import Site, running_site
 from needed_tools import chromium_path
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Playwright, WebError
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Playwright,
+    WebError,
+    sync_playwright,
+)
 from playwright.sync_api import expect as playwright_expect
-from playwright.sync_api import sync_playwright
 from support import Mailbox, free_port
 
 # The closed network refuses Google's hosts: nothing may phone home or wait on it.

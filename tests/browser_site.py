@@ -142,9 +142,11 @@ def wait_for_mail(mailbox: Mailbox, to: str, subject: str, timeout: float = 20) 
     """The newest message to `to` whose subject holds `subject`, once the worker sent it."""
     deadline = time.monotonic() + timeout
     while True:
-        for message in reversed(mailbox.messages):
-            if message["To"] == to and subject.lower() in str(message["Subject"]).lower():
-                return message
+        matching: list[EmailMessage] = [
+            m for m in mailbox.messages
+            if m["To"] == to and subject.lower() in str(m["Subject"]).lower()]
+        if matching:
+            return matching[-1]
         assert time.monotonic() < deadline, (
             f"no mail {subject!r} to {to} within {timeout} s; got "
             f"{[(m['To'], m['Subject']) for m in mailbox.messages]}")
@@ -155,7 +157,7 @@ def link_in(message: EmailMessage) -> str:
     """The first link of a mail's plain-text body."""
     body = message.get_body(preferencelist=("plain",))
     assert body is not None, message
-    text = body.get_content()  # type: ignore[attr-defined]
+    text = str(body.get_content())
     found = re.search(r"https?://\S+", text)
     assert found, text
     return found.group(0)
