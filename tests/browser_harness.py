@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from browser_other_origin import other_origin
 from browser_site import Site, running_site
 from needed_tools import chromium_path
 from playwright.sync_api import (
@@ -79,9 +80,11 @@ def mail_sink() -> Iterator[tuple[Mailbox, int]]:
 
 
 @pytest.fixture(scope="session")
-def cors_origin() -> str:
-    """Another origin, listed in the sites' [cors] allow_origins, for the cross-origin import."""
-    return f"http://127.0.0.1:{free_port()}"
+def cors_origin() -> Iterator[str]:
+    """Another origin serving a page that imports the client, listed in the site's [cors]
+    allow_origins."""
+    with other_origin() as origin:
+        yield origin
 
 
 @pytest.fixture(scope="session")
@@ -120,34 +123,53 @@ class ConsoleLog:
         return [e for e in self.errors if not EXPECTED_CONSOLE.search(e.split(": ", 1)[-1])]
 
 
-OpenContext = Callable[..., BrowserContext]
+# Chromium prints CSP violations to the console too; this says which directive, for certain.
+REPORT_CSP_VIOLATIONS = """document.addEventListener("securitypolicyviolation", (event) =>
+    console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`));"""
 
 
-@pytest.fixture
-def open_context(chromium: Browser) -> Iterator[OpenContext]:
-    """`open_context(site, **options)`: a fresh browser context (its own storage and locks) aimed
-    at `site`. The test fails if any page of it logged an unexpected console error, or if a
-    site logged a crash meanwhile."""
-    opened: list[tuple[BrowserContext, ConsoleLog]] = []
-    sites: dict[int, tuple[Site, int]] = {}
+class Contexts:
+    """`contexts(site, **options)`: a fresh browser context (its own storage and locks) aimed at
+    `site`, whose console is recorded."""
 
-    def open_one(site: Site, **options: Any) -> BrowserContext:
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.opened: list[tuple[BrowserContext, ConsoleLog]] = []
+        self.sites: dict[int, tuple[Site, int]] = {}
+
+    def __call__(self, site: Site, **options: Any) -> BrowserContext:
         options.setdefault("viewport", DESKTOP)
-        context = chromium.new_context(base_url=site.url, **options)
+        context = self.browser.new_context(base_url=site.url, **options)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         log = ConsoleLog()
         context.on("console", log.on_console)
         context.on("weberror", log.on_web_error)
-        opened.append((context, log))
-        sites.setdefault(id(site), (site, len(site.serve.output())))
+        self.opened.append((context, log))
+        self.sites.setdefault(id(site), (site, len(site.serve.output())))
         return context
 
-    yield open_one
-    for context, _ in opened:
-        context.close()
-    errors = [e for _, log in opened for e in log.unexpected()]
+    def console(self, context: BrowserContext) -> ConsoleLog:
+        return next(log for opened, log in self.opened if opened is context)
+
+    def close(self) -> None:
+        for context, _ in self.opened:
+            context.close()
+
+
+OpenContext = Contexts
+
+
+@pytest.fixture
+def open_context(chromium: Browser) -> Iterator[Contexts]:
+    """Fresh contexts for one test. The test fails if any page of them logged an unexpected
+    console error, or if a site logged a crash meanwhile."""
+    contexts = Contexts(chromium)
+    yield contexts
+    contexts.close()
+    errors = [e for _, log in contexts.opened for e in log.unexpected()]
     assert not errors, f"console errors: {errors}"
-    crashes = [c for site, since in sites.values() for c in site.crashes(since)]
+    crashes = [c for site, since in contexts.sites.values() for c in site.crashes(since)]
     assert not crashes, f"the site logged: {crashes}"
 
 
