@@ -1,0 +1,409 @@
+// authsvc's browser client: one dependency-free ES module (see authsvc.d.ts and README.md).
+// Browser globals are reached through globalThis so that the module also imports in Node.
+
+const SERVED_AT = "/api/v1/client/authsvc.js";
+// How long a new tab waits for another tab to answer "hello" before it calls itself signed out.
+const HELLO_WAIT = 150;
+// How long a tab that lost the refresh race waits for the winner's broadcast.
+const RESULT_WAIT = 1000;
+// Without Web Locks: how long a claim stays open for other tabs' counter-claims.
+const CLAIM_WAIT = 60;
+
+export class AuthError extends Error {
+  constructor(status, body = null, retryAfter = null, message) {
+    const b = body && typeof body == "object" ? body : {};
+    const fields = {};
+    if (status == 400) {
+      for (const k in b) if (k != "detail") fields[k] = [].concat(b[k]).map(String);
+      // A 400 with no field (an unparseable body) is shown where forms show non-field errors.
+      if (b.detail) (fields.non_field_errors ||= []).push(String(b.detail));
+    }
+    const first = Object.values(fields)[0];
+    super(message || (typeof b.detail == "string" ? b.detail : first ? first[0] : "HTTP " + status));
+    this.name = "AuthError";
+    this.status = status;
+    this.code = b.code ?? null;
+    this.reason = b.reason ?? null;
+    this.fields = fields;
+    this.retryAfter = retryAfter;
+    this.body = body;
+  }
+}
+
+// The JWT payload is read for its times only (when to refresh), never trusted for anything else.
+function times(jwt) {
+  try {
+    const p = JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return [p.exp, p.iat];
+  } catch {
+    return [];
+  }
+}
+
+const same = (a, b) => JSON.stringify(a) == JSON.stringify(b);
+
+function seconds(header) {
+  if (!header) return null;
+  const n = +header;
+  return n >= 0 ? n : Math.max(0, Math.ceil((Date.parse(header) - Date.now()) / 1000)) || 0;
+}
+
+function defaultBase() {
+  const url = new URL(import.meta.url);
+  if (!url.pathname.endsWith(SERVED_AT)) {
+    throw new TypeError("authsvc: createAuthClient needs options.baseUrl (e.g. " +
+      "\"https://auth.example.com/api/v1/auth/\") unless the module is served by authsvc");
+  }
+  return url.origin + url.pathname.slice(0, -SERVED_AT.length) + "/api/v1/auth/";
+}
+
+function webStorage(kind, key) {
+  let s;
+  try {
+    s = globalThis[kind + "Storage"];
+  } catch {} // a sandboxed frame throws on access: keep tokens in memory only
+  return s && {
+    get: () => JSON.parse(s.getItem(key)),
+    set: (t) => (t ? s.setItem(key, JSON.stringify(t)) : s.removeItem(key)),
+  };
+}
+
+export function createAuthClient(options = {}) {
+  const base = String(options.baseUrl || defaultBase()).replace(/\/?$/, "/");
+  const name = options.channelName || "authsvc:" + base;
+  const net = options.fetch || globalThis.fetch;
+  const now = options.now || Date.now;
+  const locks = options.locks === undefined ? globalThis.navigator?.locks : options.locks;
+  const kind = options.storage || "memory";
+  const store = typeof kind == "object" ? kind : kind != "memory" && webStorage(kind, name);
+  const Channel = globalThis.BroadcastChannel;
+  const channel = Channel && new Channel(name);
+  const listeners = new Set();
+  const waiters = new Set();
+
+  let tokens = null; // {access, refresh}
+  let user = null;
+  let refreshAt = 0; // seconds
+  let expiresAt = 0;
+  let timer;
+  let inflight = null;
+  let ended = "signed_out"; // why the last session ended
+  let claim = null; // this tab's open claim to refresh, when there are no Web Locks
+  let state = { signedIn: false, user: null };
+
+  const post = (m) => channel && channel.postMessage(m);
+  const nowS = () => now() / 1000;
+
+  function persist() {
+    // Storage is best effort: a full or refusing store must not break the signed-in tab.
+    (async () => store && store.set(tokens && { ...tokens, user }))().catch(() => {});
+  }
+
+  function emit() {
+    const next = { signedIn: !!tokens, user: tokens ? user : null };
+    if (next.signedIn != state.signedIn || !same(next.user, state.user)) {
+      state = next;
+      for (const l of listeners) l(state);
+    }
+  }
+
+  function changed() {
+    for (const w of waiters) w();
+    emit();
+  }
+
+  // Resolves when the access token is no longer `before`, or after `ms`.
+  function until(before, ms) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        waiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      waiters.add(done);
+      if (tokens?.access != before) done();
+    });
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (!tokens) return;
+    const [exp, iat] = times(tokens.access);
+    expiresAt = exp || Infinity;
+    const margin = Math.min(options.refreshMargin ?? 30, (exp - (iat || nowS())) / 4);
+    refreshAt = expiresAt - margin;
+    if (exp) {
+      const before = tokens.access;
+      timer = setTimeout(() => refreshFrom(before).catch(() => {}),
+        Math.min(2 ** 31 - 1, (refreshAt - nowS()) * 1000));
+    }
+  }
+
+  // Takes tokens from this tab's work, another tab or storage. An older pair (an answer that
+  // crossed a refresh) never replaces a newer one.
+  function adopt(t, u) {
+    if (!t || !t.access || !t.refresh) return;
+    if (t.access == tokens?.access && (u === undefined || same(u, user))) return;
+    if (tokens && (times(t.access)[0] || 0) < (times(tokens.access)[0] || 0)) return;
+    tokens = { access: t.access, refresh: t.refresh };
+    if (u !== undefined) user = u;
+    schedule();
+    persist();
+    changed();
+  }
+
+  function share(t, u) {
+    adopt(t, u);
+    post({ t: "state", tokens, user });
+  }
+
+  function end(reason, fromOtherTab) {
+    ended = reason;
+    if (!tokens) return;
+    if (!fromOtherTab) post({ t: "end", reason });
+    tokens = user = null;
+    clearTimeout(timer);
+    persist();
+    changed();
+    try {
+      options.onSessionEnd?.(reason);
+    } catch {} // the app's handler failing must not break this tab's state
+  }
+
+  const endedError = () =>
+    new AuthError(401, { detail: "Session ended", code: "token_not_valid", reason: ended });
+
+  if (channel) {
+    channel.onmessage = ({ data: m }) => {
+      if (m.t == "hello") tokens && post({ t: "state", tokens, user });
+      else if (m.t == "state") adopt(m.tokens, m.user);
+      else if (m.t == "end") end(m.reason, true);
+      else if (m.t == "claim" && claim && claim.before == m.before) {
+        // A tab already refreshing answers every later claim, so the latecomer waits for it.
+        if (claim.won) m.id >= 0 && post({ t: "claim", before: m.before, id: -1 });
+        else if (m.id < claim.id) claim.lost = true;
+      }
+    };
+    post({ t: "hello" });
+  }
+
+  const ready = (async () => {
+    try {
+      if (store) {
+        const t = await store.get();
+        if (t && (times(t.refresh)[0] || Infinity) > nowS()) adopt(t, t.user ?? null);
+      }
+    } catch {} // unreadable storage is an empty one
+    if (!tokens && channel) await until(undefined, HELLO_WAIT);
+  })();
+
+  async function send(path, method, body, token) {
+    const headers = {};
+    if (body) headers["Content-Type"] = "application/json";
+    if (token) headers.Authorization = "Bearer " + token;
+    return request(base + path, {
+      method, headers, body: body && JSON.stringify(body), credentials: "same-origin",
+    });
+  }
+
+  async function request(input, init) {
+    try {
+      return await net(input, init);
+    } catch (e) {
+      throw new AuthError(0, null, null, "Network error: " + (e && e.message || e));
+    }
+  }
+
+  async function parse(res) {
+    const text = await res.text();
+    let body = null;
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      body = text; // e.g. a proxy's HTML error page
+    }
+    if (!res.ok) throw new AuthError(res.status, body, seconds(res.headers.get("Retry-After")));
+    return body;
+  }
+
+  // The refresh itself, done by one tab only (the caller holds the lock or won the claim):
+  // skipped when another tab's broadcast has already replaced `before`.
+  async function refreshIfStill(before) {
+    if (!tokens || tokens.access != before) return;
+    try {
+      const r = await parse(await send("token/refresh/", "POST", { refresh: tokens.refresh }));
+      share({ access: r.access, refresh: r.refresh || tokens.refresh });
+    } catch (e) {
+      if (e.status == 401) end(e.reason || e.code || "session_ended");
+      throw e;
+    }
+    return true;
+  }
+
+  async function withLocks(before) {
+    const done = await locks.request(name, { ifAvailable: true },
+      (lock) => lock && refreshIfStill(before).then(() => true));
+    if (done) return;
+    await locks.request(name, () => {}); // the holder has refreshed and broadcast
+    await until(before, RESULT_WAIT); // its message may arrive after its lock was released
+    await locks.request(name, () => refreshIfStill(before));
+  }
+
+  async function withClaims(before) {
+    const mine = (claim = { before, id: Math.random() });
+    try {
+      post({ t: "claim", before, id: mine.id });
+      await new Promise((r) => setTimeout(r, CLAIM_WAIT));
+      if (mine.lost) await until(before, RESULT_WAIT * 3);
+      mine.won = true;
+      await refreshIfStill(before);
+    } finally {
+      claim = null;
+    }
+  }
+
+  function refreshFrom(before) {
+    return (inflight ||= (async () => {
+      try {
+        await ready;
+        if (tokens && channel) await (locks ? withLocks : withClaims)(before);
+        else await refreshIfStill(before);
+        if (!tokens) throw endedError();
+        return tokens.access;
+      } finally {
+        inflight = null;
+      }
+    })());
+  }
+
+  async function getAccessToken() {
+    await ready;
+    if (tokens && nowS() >= refreshAt) {
+      try {
+        return await refreshFrom(tokens.access);
+      } catch (e) {
+        if (tokens && nowS() < expiresAt) return tokens.access; // still valid: try again later
+        throw e;
+      }
+    }
+    return tokens ? tokens.access : null;
+  }
+
+  // Sends with the access token; on a 401 token_expired refreshes once and retries once; any
+  // other refusal of the token ends the session in every tab.
+  async function authorized(sendWith) {
+    let token = await getAccessToken();
+    for (let retried = 0; ; retried++) {
+      const res = await sendWith(token);
+      if (res.status != 401 || !token) return res;
+      const b = await res.clone().json().catch(() => ({}));
+      if (b.code != "token_not_valid") return res;
+      if (b.reason != "token_expired" || retried) {
+        if (tokens?.access == token) end(b.reason || "session_ended");
+        return res;
+      }
+      token = await refreshFrom(token);
+    }
+  }
+
+  const call = async (path, body, method = "POST") => parse(await send(path, method, body));
+  const bearer = async (path, body, method = "POST") =>
+    parse(await authorized((token) => send(path, method, body, token)));
+
+  function signedIn(r) {
+    if (r.access) share({ access: r.access, refresh: r.refresh }, r.user || null);
+    return r;
+  }
+
+  const getProfile = async () => profile(await bearer("profile/", null, "GET"));
+
+  function profile(p) {
+    if (tokens) share(tokens, { ...user, username: p.username, email: p.email, display_name: p.display_name });
+    return p;
+  }
+
+  return {
+    ready,
+    get state() {
+      return state;
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    async register(input) {
+      const r = signedIn(await call("register/", { ...input, password2: input.password2 ?? input.password }));
+      return { user: r.user, signedIn: !!r.access };
+    },
+    async login(usernameOrEmail, password) {
+      return signedIn(await call("login/", { username_or_email: usernameOrEmail, password })).user;
+    },
+    async logout() {
+      await ready;
+      if (tokens) await call("logout/", { refresh_token: tokens.refresh }).catch(() => {});
+      end("signed_out");
+    },
+    async logoutAll() {
+      await bearer("logout-all/");
+      end("signed_out");
+    },
+    refresh: async () => {
+      await ready;
+      if (!tokens) throw endedError();
+      return refreshFrom(tokens.access);
+    },
+    getAccessToken,
+
+    getProfile,
+    updateProfile: async (changes) => profile(await bearer("profile/", changes, "PATCH")),
+    async changePassword(oldPassword, password, password2 = password) {
+      const r = await bearer("password/change/", { old_password: oldPassword, password, password2 });
+      share(r);
+    },
+    async deleteAccount(password) {
+      await bearer("profile/", { password }, "DELETE");
+      end("account_deleted");
+    },
+
+    requestPasswordReset: async (email) => void (await call("password-reset/", { email })),
+    confirmPasswordReset: async (token, password, password2 = password) =>
+      void (await call("password-reset/confirm/", { token, password, password2 })),
+    verifyEmail: async (token) => void (await call("verify-email/", { token })),
+    resendVerification: async (email) => void (await call("verify-email/resend/", { email })),
+    notMe: async (token) => void (await call("security/not-me/", { token })),
+
+    listSessions: () => bearer("sessions/", null, "GET"),
+    revokeSession: async (id) =>
+      void (await bearer("sessions/" + encodeURIComponent(id) + "/", null, "DELETE")),
+
+    fetch(input, init) {
+      const req = new Request(input, init);
+      return authorized((token) => {
+        const r = req.clone(); // the body of a request can be sent once; the retry needs its own
+        if (token) r.headers.set("Authorization", "Bearer " + token);
+        return request(r);
+      });
+    },
+
+    async requireAuth(opts = {}) {
+      await ready;
+      try {
+        if (tokens) return await getProfile();
+      } catch (e) {
+        if (e.status != 401) throw e;
+      }
+      if (opts.redirectTo && globalThis.location) {
+        location.assign(opts.redirectTo.replace("{next}", encodeURIComponent(location.href)));
+        return new Promise(() => {});
+      }
+      throw new AuthError(401, { detail: "Not signed in", code: "not_authenticated" });
+    },
+
+    close() {
+      clearTimeout(timer);
+      channel && channel.close();
+    },
+  };
+}

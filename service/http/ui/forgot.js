@@ -1,0 +1,9 @@
+// Ask for a reset link. The answer is the same whether or not the address has an account.
+import { authClient, handleForm } from "./ui.js";
+
+const client = authClient();
+
+handleForm(document.getElementById("forgot-form"), async ({ email }) => {
+  await client.requestPasswordReset(email.trim());
+  return `If ${email.trim()} belongs to an account, a link to set a new password is on its way. Check your inbox (and the spam folder).`;
+});

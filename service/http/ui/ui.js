@@ -1,0 +1,244 @@
+// What every hosted page shares: this tab's one client, form handling, and how the API's
+// answers become messages. The pages run under a CSP with no inline code, so all behaviour is
+// here and in each page's own module.
+import { createAuthClient } from "/api/v1/client/authsvc.js";
+
+export const SIGNIN = "/auth/signin";
+export const PROFILE = "/auth/profile";
+
+let sessionEndHandler = () => {};
+let client = null;
+// Set once a page has decided to go elsewhere: its forms stay disabled until the page is gone.
+let leaving = false;
+
+/** The URL of the sign-in page saying why the session ended. */
+export function signedOutUrl(reason) {
+  return `${SIGNIN}#reason=${encodeURIComponent(reason || "default")}`;
+}
+
+export function navigate(url) {
+  leaving = true;
+  location.replace(url);
+}
+
+/** This tab's client. Pages behind sign-in go to the sign-in page, saying why, when the
+ * session ends in any tab; the others pass what they want done (or nothing: a session ending
+ * while someone resets a password or follows a link must not take them off that page). */
+export function authClient({ onSessionEnd = null, signedInOnly = false } = {}) {
+  sessionEndHandler = onSessionEnd ?? (signedInOnly ? (reason) => navigate(signedOutUrl(reason)) : () => {});
+  // "session": a reload keeps the session; other tabs get it over BroadcastChannel.
+  client ??= createAuthClient({ storage: "session", onSessionEnd: (reason) => sessionEndHandler(reason) });
+  return client;
+}
+
+/** A token from the link's fragment, which never reaches a server; the fragment is then
+ * taken out of the address bar, so it is in no bookmark, screenshot or shared URL. */
+export function takeFromFragment(name) {
+  const value = new URLSearchParams(location.hash.slice(1)).get(name);
+  if (location.hash) history.replaceState(history.state, "", location.pathname + location.search);
+  return value;
+}
+
+// ---- messages ---------------------------------------------------------------------------
+
+function region(scope, kind) {
+  const selector = kind === "alert" ? "[role=alert]" : "[role=status]";
+  return scope.matches(selector) ? scope : scope.querySelector(selector);
+}
+
+/** Shows `content` (text or nodes) in a live region. Regions are hidden while empty, so a
+ * page shows (and a test finds) only the messages that mean something now. */
+function fill(element, content) {
+  if (!element) return;
+  element.replaceChildren(...[content].flat());
+  element.hidden = false;
+}
+
+function empty(element) {
+  element.replaceChildren();
+  element.hidden = true;
+}
+
+export function showStatus(scope, content) {
+  fill(region(scope, "status"), content);
+}
+
+export function showAlert(scope, content) {
+  fill(region(scope, "alert"), content);
+}
+
+/** Clears every message on the page: each one answers the last thing done. */
+export function clearMessages() {
+  for (const element of document.querySelectorAll("[role=alert], [role=status]")) empty(element);
+  for (const input of document.querySelectorAll("[aria-invalid=true]")) clearFieldError(input);
+}
+
+export function link(href, text) {
+  const a = document.createElement("a");
+  a.href = href;
+  a.textContent = text;
+  return a;
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** What went wrong, in words, for an error that names no field. */
+export function describe(error) {
+  const status = error?.status;
+  if (status === 0) return "The server could not be reached. Check your connection and try again.";
+  if (status === 429) {
+    return error.retryAfter == null ? "Too many attempts, try again later."
+      : `Too many attempts, try again in ${plural(error.retryAfter, "second")}.`;
+  }
+  if (status === 503) {
+    return error.retryAfter == null ? "The service is unavailable right now, try again later."
+      : `The service is unavailable right now, try again in ${plural(error.retryAfter, "second")}.`;
+  }
+  if (status >= 500) return "Something went wrong on our side. Try again in a moment.";
+  const detail = error?.body?.detail;
+  if (typeof detail === "string" && detail) return detail;
+  if (typeof status !== "number") console.error(error);
+  return "Something went wrong. Try again.";
+}
+
+// ---- field errors -----------------------------------------------------------------------
+
+function errorElementFor(input) {
+  const id = `${input.id}-error`;
+  let element = document.getElementById(id);
+  if (!element) {
+    element = document.createElement("p");
+    element.id = id;
+    element.className = "field-error";
+    (input.closest(".field") ?? input.parentElement).append(element);
+  }
+  return element;
+}
+
+function describedBy(input) {
+  return (input.getAttribute("aria-describedby") ?? "").split(/\s+/).filter(Boolean);
+}
+
+export function setFieldError(input, message) {
+  const element = errorElementFor(input);
+  element.textContent = message;
+  element.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+  const ids = describedBy(input);
+  if (!ids.includes(element.id)) input.setAttribute("aria-describedby", [...ids, element.id].join(" "));
+}
+
+function clearFieldError(input) {
+  input.removeAttribute("aria-invalid");
+  const id = `${input.id}-error`;
+  const element = document.getElementById(id);
+  if (element) empty(element);
+  const ids = describedBy(input).filter((other) => other !== id);
+  if (ids.length) input.setAttribute("aria-describedby", ids.join(" "));
+  else input.removeAttribute("aria-describedby");
+}
+
+/** Puts the API's DRF-shaped field messages on the inputs they name; messages for no input
+ * of this form (non_field_errors, a link's token, ...) and errors without fields go to the
+ * form's alert. */
+function renderError(form, error) {
+  const loose = [];
+  for (const [name, messages] of Object.entries(error?.fields ?? {})) {
+    const text = [messages].flat().join(" ");
+    const input = name === "non_field_errors" ? null : form.elements.namedItem(name);
+    if (input instanceof HTMLInputElement) setFieldError(input, text);
+    else loose.push(text);
+  }
+  if (loose.length || !form.querySelector("[aria-invalid=true]")) {
+    showAlert(form, loose.length ? loose.join(" ") : describe(error));
+  }
+}
+
+// ---- forms ------------------------------------------------------------------------------
+
+function setBusy(form, busy) {
+  form.setAttribute("aria-busy", String(busy));
+  for (const button of form.querySelectorAll("button")) button.disabled = busy;
+}
+
+function values(form) {
+  const result = {};
+  for (const [name, value] of new FormData(form)) result[name] = value;
+  return result;
+}
+
+/** Runs `action(values)` on submit, with the form's buttons disabled while it is in flight.
+ * A message it returns is the form's status; what it throws (an AuthError) is rendered on
+ * the fields it names. Focus then moves to the first invalid field, if any. */
+export function handleForm(form, action) {
+  form.noValidate = true; // our own messages, in the page, not the browser's bubbles
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (form.getAttribute("aria-busy") === "true") return;
+    const focused = document.activeElement;
+    clearMessages();
+    setBusy(form, true);
+    try {
+      const message = await action(values(form), form);
+      if (message) showStatus(form, message);
+    } catch (error) {
+      renderError(form, error);
+    }
+    if (leaving) return;
+    setBusy(form, false);
+    const invalid = form.querySelector("[aria-invalid=true]");
+    if (invalid) invalid.focus();
+    // Disabling the focused button took focus away: give it back, unless the page moved it.
+    else if (!document.activeElement || document.activeElement === document.body) focused?.focus();
+  });
+}
+
+/** Shows a page as ready once its data is in (it is hidden meanwhile, so nobody sees an
+ * empty profile or acts on a form that is not wired yet). */
+export function ready(main = document.querySelector("main")) {
+  main.removeAttribute("aria-busy");
+  for (const element of main.querySelectorAll("[data-when-ready]")) element.hidden = false;
+}
+
+// ---- the signed-in pages' navigation ----------------------------------------------------
+
+export function setUpNav(client) {
+  const nav = document.querySelector("nav");
+  const run = async (button, call, reason) => {
+    clearMessages();
+    button.disabled = true;
+    try {
+      await call();
+      navigate(signedOutUrl(reason));
+    } catch (error) {
+      button.disabled = false;
+      showAlert(nav, describe(error));
+    }
+  };
+  const signOut = nav.querySelector("[data-sign-out]");
+  const everywhere = nav.querySelector("[data-sign-out-everywhere]");
+  signOut.addEventListener("click", () => run(signOut, () => client.logout(), "signed_out"));
+  everywhere.addEventListener("click", () => run(everywhere, () => client.logoutAll(), "signed_out_everywhere"));
+}
+
+/** The profile of the signed-in user, or off to the sign-in page. A failure that is not
+ * "signed out" (the server down, say) is said on the page with a way to try again. */
+export async function signedInProfile(client) {
+  try {
+    return await client.requireAuth({ redirectTo: SIGNIN });
+  } catch (error) {
+    if (error?.status === 401) navigate(signedOutUrl(error.reason ?? "default"));
+    else {
+      const main = document.querySelector("main");
+      const retry = document.createElement("button");
+      retry.type = "button";
+      retry.textContent = "Try again";
+      retry.addEventListener("click", () => location.reload());
+      main.removeAttribute("aria-busy");
+      showAlert(main.querySelector("[data-page-alert]"), [describe(error), " ", retry]);
+    }
+    return null;
+  }
+}
