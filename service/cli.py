@@ -116,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from service.app import create_app
-    from service.http.server import fit_file_limit, uvicorn_options
+    from service.http.server import fit_file_limit, hide_query_strings, uvicorn_options
 
     settings = _settings()
     _require_migrated(settings)
@@ -124,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if problem:
         sys.exit(problem)
     server = fit_file_limit(settings.server)
+    hide_query_strings()
     uvicorn.run(create_app(settings, freeze_heap=True), host=server.host, port=server.port,
                 loop="auto", access_log=args.access_log, log_level=settings.log.level.lower(),
                 **uvicorn_options(server))

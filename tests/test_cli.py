@@ -205,17 +205,20 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 
 def test_serve_answers_register_and_login_over_http(tmp_path: Path,
                                                     cli_env: dict[str, str]) -> None:
-    """`serve` on a migrated database: register and login over real HTTP, then SIGTERM ends it."""
+    """`serve` on a migrated database: register and login over real HTTP, then SIGTERM ends it.
+    Its access log (--access-log) names paths, never query strings (issue 11: links put
+    tokens there)."""
     assert authsvc(tmp_path, cli_env, "migrate").returncode == 0
     port = free_port()
     env = {**cli_env, "AUTH_SERVER_PORT": str(port)}
     log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=tmp_path,
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--access-log"],
+                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + API, process)
         with httpx.Client(base_url=base, timeout=30) as http:
+            assert http.get("/healthz?token=sekrit-in-a-query").status_code == 200
             registered = http.post(API + "register/", json={
                 "username": "carol", "email": "carol@example.com", "password": PASSWORD,
                 "password2": PASSWORD})
@@ -238,6 +241,7 @@ def test_serve_answers_register_and_login_over_http(tmp_path: Path,
     # uvicorn re-raises the signal after a graceful shutdown, so -SIGTERM is a clean exit too.
     assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in output, output
     assert "Traceback" not in output, output
+    assert '"GET /healthz HTTP/1.1" 200' in output and "sekrit" not in output, output
     assert user_rows(cli_env) == [("carol", "carol@example.com", "user")]
 
 

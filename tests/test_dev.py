@@ -22,7 +22,9 @@ import pytest
 from api import API
 from support import assert_private, free_port, messages, valkey_pids
 
+from service.config import Settings, load_settings
 from service.local import embedded_redis
+from service.local.dev import with_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a long and unusual passphrase"
@@ -194,6 +196,13 @@ def test_dev_announces_a_listening_api_and_the_mail_catcher_says_what_to_post(
         reset = http.post(API + "password-reset/confirm/",
                           json={**body, "password": NEW_PASSWORD, "password2": NEW_PASSWORD})
         assert reset.status_code == 200, reset.text
+        # The pages are on, and the mails link to them, token in the fragment (issue 11).
+        assert http.get("/auth/signin").status_code == 200
+    port = dev_env["AUTH_SERVER_PORT"]
+    mails = "".join(p.read_text() for p in (home / "data" / "outbox").iterdir())
+    for page in ("verify", "reset"):
+        assert f"http://127.0.0.1:{port}/auth/{page}#token=" in mails, mails
+    assert "?token=" not in mails, mails
     data = home / "data"
     assert (data / "auth.db").is_file() and not (home / "auth.db").exists()
     assert list(data.rglob("*.aof")), sorted(data.rglob("*"))
@@ -278,3 +287,23 @@ def test_the_readme_walk_through_runs_twice_as_written(home: Path, dev_env: dict
             done.stdout)
         time.sleep(1.1)  # the walk-through names its user after the second
     assert dev.stop() == 0, dev.output()
+
+
+def test_dev_turns_the_pages_on_and_links_only_default_templates_to_them() -> None:
+    """`authsvc dev` serves the pages and points the email links at them, but a link template
+    you set, or AUTH_UI_ENABLED=false, is yours."""
+    settings = Settings()
+    paged, env = with_pages(settings, {})
+    assert paged.ui.enabled and env["AUTH_UI_ENABLED"] == "true"
+    assert paged.password_reset.url_template == "http://127.0.0.1:8000/auth/reset#token={token}"
+    assert env["AUTH_PASSWORD_RESET_URL_TEMPLATE"] == paged.password_reset.url_template
+    assert env["AUTH_AUTH_VERIFY_URL_TEMPLATE"].endswith("/auth/verify#token={token}")
+    assert env["AUTH_ALERTS_URL_TEMPLATE"].endswith("/auth/not-me#token={token}")
+    assert load_settings(None, env=env).alerts.url_template == paged.alerts.url_template
+
+    own = settings.replace(password_reset={"url_template": "https://app.example/r?t={token}"})
+    paged, env = with_pages(own, {})
+    assert paged.password_reset.url_template == "https://app.example/r?t={token}"
+    assert "AUTH_PASSWORD_RESET_URL_TEMPLATE" not in env and paged.ui.enabled
+
+    assert with_pages(settings, {"AUTH_UI_ENABLED": "false"}) == (settings, {})

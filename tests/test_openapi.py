@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from service.config import Settings
-from service.http import docs
+from service.http import docs, ui
 from service.http.admin import ADMIN_ROUTES
 from service.http.routes import ROUTES
 
@@ -52,6 +52,7 @@ CONTRACT = {
     "/api/v1/openapi.json": {"get"},
     "/api/v1/docs": {"get"},
     "/healthz": {"get"},
+    "/api/v1/client/authsvc.js": {"get"},
 }
 ADMIN = {(API + "users/", "get"), (API + "users/{id}/", "get"),
          (API + "users/{id}/", "patch"), (API + "users/{id}/", "delete"),
@@ -143,12 +144,18 @@ def test_every_contract_path_has_its_methods() -> None:
     assert {path: set(item) for path, item in paths.items()} == CONTRACT
 
 
-def test_document_matches_the_router() -> None:
-    paths = fetch()["paths"]
-    for route in [*ROUTES, *ADMIN_ROUTES]:
+@pytest.mark.parametrize("pages", [False, True])
+def test_document_matches_the_router(pages: bool) -> None:
+    """Every route is in the document, the hosted pages' only when [ui] enabled serves them."""
+    settings = Settings().replace(ui={"enabled": pages})
+    paths = fetch(settings)["paths"]
+    documented = set()
+    for route in [*ROUTES, *ADMIN_ROUTES, *docs.routes(), *ui.routes(settings.ui)]:
         if isinstance(route, Route) and route.include_in_schema:
             methods = {m.lower() for m in route.methods or ()} - {"head"}
             assert set(paths[route.path]) == methods, route.path
+            documented.add(route.path)
+    assert documented == set(paths)
 
 
 def test_every_ref_resolves_and_every_component_is_used() -> None:

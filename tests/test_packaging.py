@@ -34,7 +34,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def left_out(directory: str, names: list[str]) -> set[str]:
     """Build output, caches and, at the top, the checkout's own data directory (sockets)."""
-    skipped = {".git", ".venv", "build", "__pycache__", ".pytest_cache"}
+    skipped = {".git", ".venv", "build", "__pycache__", ".pytest_cache", "node_modules",
+               "test-artifacts"}
     if Path(directory) == ROOT:
         skipped |= {"data", "bench"}
     return {name for name in names if name in skipped or name.endswith(".egg-info")}
@@ -60,7 +61,8 @@ def test_the_wheel_holds_every_file_of_the_packages(wheel: Path) -> None:
 def test_the_service_installed_from_the_wheel_migrates_and_serves_its_docs(
         wheel: Path, tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
     """Imported from the unpacked wheel, in a directory outside the checkout: `migrate` finds
-    its migrations, `serve` its docs page and assets, the OpenAPI document its settings."""
+    its migrations, `serve` its docs page and assets, the JS client (clients/js, linked into
+    the package), the hosted pages, and the OpenAPI document its settings."""
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
@@ -68,7 +70,7 @@ def test_the_service_installed_from_the_wheel_migrates_and_serves_its_docs(
     port = free_port()
     env.update({"PYTHONPATH": str(site), "AUTH_REDIS_URL": redis_url,
                 "AUTH_REDIS_PREFIX": redis_prefix, "AUTH_SERVER_PORT": str(port),
-                "AUTH_WORKER_QUEUE": f"{redis_prefix}mail"})
+                "AUTH_WORKER_QUEUE": f"{redis_prefix}mail", "AUTH_UI_ENABLED": "true"})
     where = subprocess.run([sys.executable, "-c", "import service; print(service.__file__)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).is_relative_to(site), where.stdout
@@ -85,6 +87,10 @@ def test_the_service_installed_from_the_wheel_migrates_and_serves_its_docs(
             for name in ("docs.js", "docs.css"):
                 assert httpx.get(f"{base}docs/assets/{name}").status_code == 200, name
             assert httpx.get(base + "openapi.json").json()["openapi"].startswith("3.1")
+            client = httpx.get(base + "client/authsvc.js")
+            assert client.content == (ROOT / "clients/js/src/authsvc.js").read_bytes()
+            signin = httpx.get(base.removesuffix("api/v1/") + "auth/signin")
+            assert signin.status_code == 200 and "/auth/assets/" in signin.text
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -68,7 +68,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         Route(DOCS, docs_page, methods=["GET"]),
-        Route(DOCS + "/assets/{name}", asset, methods=["GET"]),
+        Route(DOCS + "/assets/{name}", asset, methods=["GET"], include_in_schema=False),
         Route(DOCS + "/", to_docs, methods=["GET"], include_in_schema=False),
         Route("/", to_docs, methods=["GET"], include_in_schema=False),
     ]

@@ -310,6 +310,27 @@ def protocol_class(server: ServerSettings) -> type[GuardedProtocol]:
     return Guarded
 
 
+class PathOnlyAccessLog(logging.Filter):
+    """Access-log lines name the path, never the query string: old-style links and careless
+    clients put tokens there (the pages keep theirs in the URL fragment, which never reaches
+    the server at all)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn's line: client, method, path with query, HTTP version, status.
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+def hide_query_strings() -> None:
+    """Install PathOnlyAccessLog on uvicorn's access logger (once; uvicorn's own logging set-up
+    replaces its handlers, not its filters)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, PathOnlyAccessLog) for f in access.filters):
+        access.addFilter(PathOnlyAccessLog())
+
+
 def uvicorn_options(server: ServerSettings) -> dict[str, Any]:
     """What `authsvc serve` (and so `authsvc dev`) and the tests' servers give uvicorn."""
     return {**UVICORN_OPTIONS, "http": protocol_class(server), "ws": "none"}  # no WebSockets

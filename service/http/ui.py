@@ -25,7 +25,7 @@ CLIENT_PATH = "/api/v1/client/authsvc.js"
 PAGES_PREFIX = "/auth/"
 # URL -> file; the pages' links and the email templates use these names.
 PAGES = ("signin", "signup", "forgot", "reset", "verify", "not-me", "profile", "sessions")
-_ASSET = re.compile(r"[a-z0-9][a-z0-9-]*\.(js|css)")
+ASSET_NAME = re.compile(r"[a-z0-9][a-z0-9-]*\.(js|css)")
 MEDIA_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8",
                "html": "text/html; charset=utf-8"}
 
@@ -90,7 +90,7 @@ async def page(request: Request) -> Response:
 
 async def asset(request: Request) -> Response:
     name = request.path_params["name"]
-    if not _ASSET.fullmatch(name):
+    if not ASSET_NAME.fullmatch(name):
         raise HTTPException(404)
     return _existing(PAGES_DIR / name).answer(request, PAGE_HEADERS)
 
@@ -105,8 +105,8 @@ def routes(ui: UiSettings) -> list[BaseRoute]:
     served: list[BaseRoute] = [Route(CLIENT_PATH, client_module, methods=["GET"])]
     if ui.enabled:
         served += [
-            Route(PAGES_PREFIX, to_signin, methods=["GET"]),
-            Route(PAGES_PREFIX.rstrip("/"), to_signin, methods=["GET"]),
+            Route(PAGES_PREFIX, to_signin, methods=["GET"], include_in_schema=False),
+            Route(PAGES_PREFIX.rstrip("/"), to_signin, methods=["GET"], include_in_schema=False),
             Route(PAGES_PREFIX + "assets/{name}", asset, methods=["GET"]),
             Route(PAGES_PREFIX + "{page}", page, methods=["GET"]),
         ]

@@ -11,12 +11,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from redis import Redis
 from redis.exceptions import RedisError
 
-from service.config import Settings, env_key_names
+from service.config import (
+    AlertSettings,
+    AuthSettings,
+    PasswordResetSettings,
+    Settings,
+    env_key_names,
+)
 from service.local import embedded_redis, outbox
 from service.store.keys import RedisKeys
 
@@ -38,6 +44,27 @@ def _child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items()
             if not k.startswith("AUTH_") or k in known or k in ("AUTH_CONFIG", "AUTH_DATA_DIR")
             or k.startswith("AUTH_TEST_")}
+
+
+def with_pages(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, dict[str, str]]:
+    """dev's pages: [ui] on (unless AUTH_UI_ENABLED says otherwise), and every email link still
+    at its default pointed at them, token in the fragment, so a mail in the outbox can be
+    followed in a browser; links you configured are left alone. Returns the settings so
+    changed and the environment that gives them to the API and the worker."""
+    if "AUTH_UI_ENABLED" in environ and not settings.ui.enabled:
+        return settings, {}
+    pages = outbox.api_base(settings).removesuffix("/api/v1/auth/") + "/auth/"
+    env = {"AUTH_UI_ENABLED": "true"}
+    changes: dict[str, dict[str, object]] = {"ui": {"enabled": True}}
+    for section, key, default, page in (
+            ("password_reset", "url_template", PasswordResetSettings.url_template, "reset"),
+            ("auth", "verify_url_template", AuthSettings.verify_url_template, "verify"),
+            ("alerts", "url_template", AlertSettings.url_template, "not-me")):
+        if getattr(getattr(settings, section), key) == default:
+            link = pages + page + "#token={token}"
+            env[f"AUTH_{section}_{key}".upper()] = link
+            changes.setdefault(section, {})[key] = link
+    return settings.replace(**changes), env
 
 
 def _clear_abuse_counters(url: str, prefix: str) -> int:
@@ -69,6 +96,7 @@ ENDINGS: tuple[type[BaseException], ...] = (DevStop, *START_FAILURES)
 def run(settings: Settings, cleanup: contextlib.ExitStack, stopping: Callable[[], bool]) -> None:
     """Start the embedded Redis, the mail catcher, the API and the worker, each undone by
     `cleanup`; return when `stopping()`, raise DevStop when a part fails."""
+    settings, page_env = with_pages(settings, os.environ)
     embedded = settings.redis.url == "embedded"
     data_dir = settings.data_dir
     if embedded:
@@ -94,7 +122,7 @@ def run(settings: Settings, cleanup: contextlib.ExitStack, stopping: Callable[[]
     children: dict[str, subprocess.Popen[bytes]] = {}
     cleanup.callback(_stop_children, children)
     base = [sys.executable, "-m", "service.cli"]
-    env = _child_env()
+    env = {**_child_env(), **page_env}
     children["API"] = subprocess.Popen([*base, "serve"], env=env)
     children["worker"] = subprocess.Popen([*base, "worker"], env=env)
     host, port = outbox.connect_host(settings.server.host), settings.server.port
@@ -108,8 +136,9 @@ def run(settings: Settings, cleanup: contextlib.ExitStack, stopping: Callable[[]
         if time.monotonic() > deadline:
             raise DevStop(f"the API did not listen on {host}:{port} within 60 s")
         time.sleep(0.1)
-    log.info("authsvc dev: API on http://%s:%s/api/v1/auth/ (docs: /api/v1/docs); "
-             "Ctrl-C stops everything", settings.server.host, port)
+    log.info("authsvc dev: API on http://%s:%s/api/v1/auth/ (docs: /api/v1/docs%s); "
+             "Ctrl-C stops everything", settings.server.host, port,
+             ", pages: /auth/signin" if settings.ui.enabled else "")
     next_check = 0.0
     while not stopping():
         for name, child in children.items():

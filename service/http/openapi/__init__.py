@@ -38,10 +38,12 @@ def document(settings: Settings) -> Json:
                                                      "security."},
                  {"name": "admin", "description": "User administration; role `admin` only."},
                  {"name": "docs", "description": "This document and its page."},
+                 {"name": "browser", "description": "The JS client module and, with [ui] "
+                                                    "enabled, the hosted pages."},
                  {"name": "health", "description": "For load balancers and monitors."}],
         "paths": {**account_paths(s), **reset_paths(s), **session_paths(s), **security_paths(s),
                   **admin_paths(),
-                  **service_paths()},
+                  **service_paths(s.ui)},
         "components": {
             "schemas": {**field_schemas(s), **request_schemas(s), **response_schemas(s),
                         **error_schemas()},

@@ -1,6 +1,6 @@
 // "This wasn't me", from a security alert's link (#token=...). Nothing happens until the
 // button is pressed: mail scanners open links, and must not end anyone's sessions.
-import { authClient, handleForm, showAlert, showStatus, takeFromFragment } from "./ui.js";
+import { authClient, handleForm, link, LINK_SPENT, showAlert, showStatus, takeFromFragment } from "./ui.js";
 
 const form = document.getElementById("not-me-form");
 const done = document.getElementById("not-me-done");
@@ -16,7 +16,14 @@ handleForm(form, async () => {
     showAlert(form, INCOMPLETE);
     return null;
   }
-  await client.notMe(token);
+  try {
+    await client.notMe(token);
+  } catch (error) {
+    if (!error?.fields?.token) throw error;
+    showAlert(form, [`${LINK_SPENT} If you still think someone else is in your account, `,
+      link("/auth/forgot", "set a new password"), "."]);
+    return null;
+  }
   form.hidden = true;
   done.hidden = false;
   showStatus(done, "Every session of your account has ended, and a link to set a new password is on its way to your email.");

@@ -1,6 +1,6 @@
 // The signed-in user's profile: display name, password change, account deletion.
 import {
-  authClient, handleForm, navigate, ready, setFieldError, setUpNav, signedInProfile, signedOutUrl,
+  authClient, endingSession, handleForm, ready, setFieldError, setUpNav, signedInProfile,
 } from "./ui.js";
 
 const client = authClient({ signedInOnly: true });
@@ -33,7 +33,6 @@ handleForm(document.getElementById("delete-form"), async ({ password, confirm },
     setFieldError(form.elements.namedItem("confirm"), "Tick this box to confirm that the account is to be deleted.");
     return null;
   }
-  await client.deleteAccount(password);
-  navigate(signedOutUrl("account_deleted"));
+  await endingSession("account_deleted", () => client.deleteAccount(password));
   return null;
 });

@@ -1,5 +1,5 @@
 // Set a new password with the token of the emailed link (#token=...).
-import { authClient, handleForm, link, showAlert, showStatus, takeFromFragment } from "./ui.js";
+import { authClient, handleForm, link, LINK_SPENT, showAlert, showStatus, takeFromFragment } from "./ui.js";
 
 const form = document.getElementById("reset-form");
 const done = document.getElementById("reset-done");
@@ -23,7 +23,7 @@ handleForm(form, async ({ password, password2 }) => {
   } catch (error) {
     // The token is no field of this form: a spent or expired link needs a new one.
     if (!error?.fields?.token) throw error;
-    showAlert(form, askAgain(error.fields.token.join(" ")));
+    showAlert(form, askAgain(LINK_SPENT));
     return null;
   }
   form.hidden = true;

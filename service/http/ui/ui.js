@@ -5,6 +5,8 @@ import { createAuthClient } from "/api/v1/client/authsvc.js";
 
 export const SIGNIN = "/auth/signin";
 export const PROFILE = "/auth/profile";
+// What a link's refused token means to its reader (the API says "Invalid or expired token.").
+export const LINK_SPENT = "This link has expired or was used already.";
 
 let sessionEndHandler = () => {};
 let client = null;
@@ -16,9 +18,25 @@ export function signedOutUrl(reason) {
   return `${SIGNIN}#reason=${encodeURIComponent(reason || "default")}`;
 }
 
+/** Leaves the page for `url`, once: a second call (the client's session end racing the
+ * page's own redirect) would abort the first navigation. */
 export function navigate(url) {
+  if (leaving) return;
   leaving = true;
   location.replace(url);
+}
+
+/** Runs a call that ends the session on purpose, so the sign-in page says what the user did
+ * ("signed out everywhere", "account deleted") rather than the client's generic reason. */
+export async function endingSession(reason, call) {
+  const saved = sessionEndHandler;
+  sessionEndHandler = () => navigate(signedOutUrl(reason));
+  try {
+    await call();
+  } finally {
+    sessionEndHandler = saved;
+  }
+  navigate(signedOutUrl(reason));
 }
 
 /** This tab's client. Pages behind sign-in go to the sign-in page, saying why, when the
@@ -210,8 +228,7 @@ export function setUpNav(client) {
     clearMessages();
     button.disabled = true;
     try {
-      await call();
-      navigate(signedOutUrl(reason));
+      await endingSession(reason, call);
     } catch (error) {
       button.disabled = false;
       showAlert(nav, describe(error));
@@ -223,13 +240,14 @@ export function setUpNav(client) {
   everywhere.addEventListener("click", () => run(everywhere, () => client.logoutAll(), "signed_out_everywhere"));
 }
 
-/** The profile of the signed-in user, or off to the sign-in page. A failure that is not
+/** The profile of the signed-in user, or off to the sign-in page (a session that ended on
+ * the way there has already sent the page off with its reason). A failure that is not
  * "signed out" (the server down, say) is said on the page with a way to try again. */
 export async function signedInProfile(client) {
   try {
-    return await client.requireAuth({ redirectTo: SIGNIN });
+    return await client.requireAuth();
   } catch (error) {
-    if (error?.status === 401) navigate(signedOutUrl(error.reason ?? "default"));
+    if (error?.status === 401) navigate(SIGNIN);
     else {
       const main = document.querySelector("main");
       const retry = document.createElement("button");

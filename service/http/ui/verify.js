@@ -1,6 +1,8 @@
 // Verifies the address as soon as the emailed link (#token=...) opens; offers a new link when
 // this one is spent, expired or incomplete.
-import { authClient, describe, handleForm, PROFILE, ready, showAlert, showStatus, takeFromFragment } from "./ui.js";
+import {
+  authClient, describe, handleForm, LINK_SPENT, PROFILE, ready, showAlert, showStatus, takeFromFragment,
+} from "./ui.js";
 
 const result = document.getElementById("verify-result");
 const next = document.getElementById("verify-next");
@@ -13,13 +15,22 @@ handleForm(resend, async ({ email }) => {
   return `If ${email.trim()} belongs to an account that is not verified yet, a new link is on its way.`;
 });
 
-async function verify() {
-  if (!token) throw { fields: { token: ["This page needs the whole link from your email, and this one has no token."] } };
-  await client.verifyEmail(token);
+async function verified() {
+  result.querySelector("[role=status]").hidden = true;
+  if (!token) {
+    showAlert(result, "This page needs the whole link from your email, and this one has no token.");
+    return false;
+  }
+  try {
+    await client.verifyEmail(token);
+    return true;
+  } catch (error) {
+    showAlert(result, error?.fields?.token ? LINK_SPENT : describe(error));
+    return false;
+  }
 }
 
-try {
-  await verify();
+if (await verified()) {
   showStatus(result, "Your email address is verified.");
   await client.ready;
   if (client.state.signedIn) {
@@ -27,10 +38,9 @@ try {
     a.href = PROFILE;
     a.textContent = "Go to your profile";
   }
-} catch (error) {
-  result.querySelector("[role=status]").hidden = true;
-  showAlert(result, error?.fields?.token ? error.fields.token.join(" ") : describe(error));
+  next.hidden = false;
+} else {
   resend.hidden = false;
+  document.getElementById("verify-back").hidden = false;
 }
-next.hidden = false;
 ready();
