@@ -130,6 +130,9 @@ function errorElementFor(input) {
     element = document.createElement("p");
     element.id = id;
     element.className = "field-error";
+    // Announced when it appears, not only when the field gets focus: a screen reader user
+    // hears why the form did not go through.
+    element.setAttribute("role", "alert");
     (input.closest(".field") ?? input.parentElement).append(element);
   }
   return element;
