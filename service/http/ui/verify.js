@@ -1,7 +1,7 @@
 // Verifies the address as soon as the emailed link (#token=...) opens; offers a new link when
 // this one is spent, expired or incomplete.
 import {
-  authClient, describe, handleForm, LINK_SPENT, PROFILE, ready, showAlert, showStatus, takeFromFragment,
+  authClient, describe, handleForm, LINK_SPENT, PROFILE, showAlert, showStatus, takeFromFragment,
 } from "./ui.js";
 
 const result = document.getElementById("verify-result");
@@ -16,9 +16,9 @@ handleForm(resend, async ({ email }) => {
 });
 
 async function verified() {
-  result.querySelector("[role=status]").hidden = true;
-  if (!token) {
-    showAlert(result, "This page needs the whole link from your email, and this one has no token.");
+  result.querySelector("[role=status]").textContent = "";
+  if (!token) { // come to ask for a new link (the sign-in page sends unverified users here)
+    showStatus(result, "To verify your address, open the link we emailed you, or get a new one here.");
     return false;
   }
   try {
@@ -43,4 +43,3 @@ if (await verified()) {
   resend.hidden = false;
   document.getElementById("verify-back").hidden = false;
 }
-ready();
