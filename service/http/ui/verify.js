@@ -15,31 +15,30 @@ handleForm(resend, async ({ email }) => {
   return `If ${email.trim()} belongs to an account that is not verified yet, a new link is on its way.`;
 });
 
-async function verified() {
-  result.querySelector("[role=status]").textContent = "";
+/** Whether the link verified the address, and if not, why (an alert) or what to do (a status). */
+async function verify() {
   if (!token) { // come to ask for a new link (the sign-in page sends unverified users here)
-    showStatus(result, "To verify your address, open the link we emailed you, or get a new one here.");
-    return false;
+    return { status: "To verify your address, open the link we emailed you, or get a new one here." };
   }
   try {
     await client.verifyEmail(token);
-    return true;
+    return { ok: true, status: "Your email address is verified." };
   } catch (error) {
-    showAlert(result, error?.fields?.token ? LINK_SPENT : describe(error));
-    return false;
+    return { alert: error?.fields?.token ? LINK_SPENT : describe(error) };
   }
 }
 
-if (await verified()) {
-  showStatus(result, "Your email address is verified.");
-  await client.ready;
-  if (client.state.signedIn) {
-    const a = next.querySelector("a");
-    a.href = PROFILE;
-    a.textContent = "Go to your profile";
-  }
-  next.hidden = false;
-} else {
-  resend.hidden = false;
-  document.getElementById("verify-back").hidden = false;
+// Both at once: the link offered next depends on whether this browser is signed in. The
+// outcome and the controls that go with it appear together.
+const [outcome] = await Promise.all([verify(), client.ready]);
+if (outcome.ok && client.state.signedIn) {
+  const a = next.querySelector("a");
+  a.href = PROFILE;
+  a.textContent = "Go to your profile";
 }
+next.hidden = !outcome.ok;
+resend.hidden = !!outcome.ok;
+document.getElementById("verify-back").hidden = !!outcome.ok;
+result.querySelector("[role=status]").textContent = "";
+if (outcome.alert) showAlert(result, outcome.alert);
+if (outcome.status) showStatus(result, outcome.status);
