@@ -4,7 +4,7 @@ import { authClient, handleForm, link, navigate, PROFILE, showAlert } from "./ui
 const REASONS = {
   token_reused: "Your session was ended because its refresh token was used twice — someone may have a copy. Sign in again and change your password.",
   session_ended: "Your session was ended from another device or by an administrator. Sign in again.",
-  password_changed: "Your password was changed, so every session was signed out. Sign in with the new password.",
+  password_changed: "Your password was changed, and that signed this session out. Sign in with the new password.",
   signed_out: "You have signed out.",
   signed_out_everywhere: "You have signed out on every device.",
   account_deleted: "Your account has been deleted.",
