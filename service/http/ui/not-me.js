@@ -26,7 +26,7 @@ handleForm(form, async () => {
   }
   form.hidden = true;
   done.hidden = false;
-  showStatus(done, "Every session of your account has ended, and a link to set a new password is on its way to your email.");
+  showStatus(document.getElementById("not-me-status"), "Every session of your account has ended, and a link to set a new password is on its way to your email.");
   done.querySelector("a").focus();
   return null;
 });

@@ -28,7 +28,7 @@ handleForm(form, async ({ password, password2 }) => {
   }
   form.hidden = true;
   done.hidden = false;
-  showStatus(done, "Your new password is set, and every session of your account has ended. Sign in with the new password.");
+  showStatus(document.getElementById("reset-status"), "Your new password is set, and every session of your account has ended. Sign in with the new password.");
   done.querySelector("a").focus();
   return null;
 });

@@ -3,8 +3,8 @@ import { authClient, handleForm, link, navigate, PROFILE, showAlert } from "./ui
 
 const REASONS = {
   token_reused: "Your session was ended because its refresh token was used twice — someone may have a copy. Sign in again and change your password.",
-  session_ended: "Your session was ended, from another device or by an administrator. Sign in again.",
-  password_changed: "Your password was changed, so every session was signed out. Sign in with the new password.",
+  session_ended: "Your session was ended from another device or by an administrator. Sign in again.",
+  password_changed: "Your password was changed, and that signed this session out. Sign in with the new password.",
   signed_out: "You have signed out.",
   signed_out_everywhere: "You have signed out on every device.",
   account_deleted: "Your account has been deleted.",
@@ -22,7 +22,6 @@ function showReason() {
   // Not a secret, but a reload or bookmark should not repeat an old message.
   history.replaceState(history.state, "", location.pathname + location.search);
   reasonBox.textContent = REASONS[reason] ?? REASONS.default;
-  reasonBox.hidden = false;
 }
 
 showReason();

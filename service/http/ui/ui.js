@@ -64,8 +64,10 @@ function region(scope, kind) {
   return scope.matches(selector) ? scope : scope.querySelector(selector);
 }
 
-/** Shows `content` (text or nodes) in a live region. Regions are hidden while empty, so a
- * page shows (and a test finds) only the messages that mean something now. */
+/** Shows `content` (text or nodes) in a live region. A status region is always in the page
+ * (empty ones take no room), so that what appears in it is announced; an alert is hidden while
+ * empty, so a page shows only the errors that mean something now (and a screen reader
+ * announces an alert as it appears). */
 function fill(element, content) {
   if (!element) return;
   element.replaceChildren(...[content].flat());
@@ -74,7 +76,7 @@ function fill(element, content) {
 
 function empty(element) {
   element.replaceChildren();
-  element.hidden = true;
+  element.hidden = element.getAttribute("role") === "alert";
 }
 
 export function showStatus(scope, content) {
@@ -123,6 +125,9 @@ export function describe(error) {
 
 // ---- field errors -----------------------------------------------------------------------
 
+/** The element that holds an input's error: made when the form is set up, empty, as a polite
+ * live region, so a screen reader announces a message when it appears (a region made with
+ * its text already in it would not be). Focus moving to the first invalid field reads it too. */
 function errorElementFor(input) {
   const id = `${input.id}-error`;
   let element = document.getElementById(id);
@@ -130,9 +135,7 @@ function errorElementFor(input) {
     element = document.createElement("p");
     element.id = id;
     element.className = "field-error";
-    // Announced when it appears, not only when the field gets focus: a screen reader user
-    // hears why the form did not go through.
-    element.setAttribute("role", "alert");
+    element.setAttribute("aria-live", "polite");
     (input.closest(".field") ?? input.parentElement).append(element);
   }
   return element;
@@ -145,7 +148,6 @@ function describedBy(input) {
 export function setFieldError(input, message) {
   const element = errorElementFor(input);
   element.textContent = message;
-  element.hidden = false;
   input.setAttribute("aria-invalid", "true");
   const ids = describedBy(input);
   if (!ids.includes(element.id)) input.setAttribute("aria-describedby", [...ids, element.id].join(" "));
@@ -155,7 +157,7 @@ function clearFieldError(input) {
   input.removeAttribute("aria-invalid");
   const id = `${input.id}-error`;
   const element = document.getElementById(id);
-  if (element) empty(element);
+  if (element) element.textContent = "";
   const ids = describedBy(input).filter((other) => other !== id);
   if (ids.length) input.setAttribute("aria-describedby", ids.join(" "));
   else input.removeAttribute("aria-describedby");
@@ -195,6 +197,7 @@ function values(form) {
  * the fields it names. Focus then moves to the first invalid field, if any. */
 export function handleForm(form, action) {
   form.noValidate = true; // our own messages, in the page, not the browser's bubbles
+  for (const input of form.querySelectorAll("input[id]")) errorElementFor(input);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (form.getAttribute("aria-busy") === "true") return;

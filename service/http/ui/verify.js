@@ -1,7 +1,7 @@
 // Verifies the address as soon as the emailed link (#token=...) opens; offers a new link when
 // this one is spent, expired or incomplete.
 import {
-  authClient, describe, handleForm, LINK_SPENT, PROFILE, ready, showAlert, showStatus, takeFromFragment,
+  authClient, describe, handleForm, LINK_SPENT, PROFILE, showAlert, showStatus, takeFromFragment,
 } from "./ui.js";
 
 const result = document.getElementById("verify-result");
@@ -15,32 +15,30 @@ handleForm(resend, async ({ email }) => {
   return `If ${email.trim()} belongs to an account that is not verified yet, a new link is on its way.`;
 });
 
-async function verified() {
-  result.querySelector("[role=status]").hidden = true;
-  if (!token) {
-    showAlert(result, "This page needs the whole link from your email, and this one has no token.");
-    return false;
+/** Whether the link verified the address, and if not, why (an alert) or what to do (a status). */
+async function verify() {
+  if (!token) { // come to ask for a new link (the sign-in page sends unverified users here)
+    return { status: "To verify your address, open the link we emailed you, or get a new one here." };
   }
   try {
     await client.verifyEmail(token);
-    return true;
+    return { ok: true, status: "Your email address is verified." };
   } catch (error) {
-    showAlert(result, error?.fields?.token ? LINK_SPENT : describe(error));
-    return false;
+    return { alert: error?.fields?.token ? LINK_SPENT : describe(error) };
   }
 }
 
-if (await verified()) {
-  showStatus(result, "Your email address is verified.");
-  await client.ready;
-  if (client.state.signedIn) {
-    const a = next.querySelector("a");
-    a.href = PROFILE;
-    a.textContent = "Go to your profile";
-  }
-  next.hidden = false;
-} else {
-  resend.hidden = false;
-  document.getElementById("verify-back").hidden = false;
+// Both at once: the link offered next depends on whether this browser is signed in. The
+// outcome and the controls that go with it appear together.
+const [outcome] = await Promise.all([verify(), client.ready]);
+if (outcome.ok && client.state.signedIn) {
+  const a = next.querySelector("a");
+  a.href = PROFILE;
+  a.textContent = "Go to your profile";
 }
-ready();
+next.hidden = !outcome.ok;
+resend.hidden = !!outcome.ok;
+document.getElementById("verify-back").hidden = !!outcome.ok;
+result.querySelector("[role=status]").textContent = "";
+if (outcome.alert) showAlert(result, outcome.alert);
+if (outcome.status) showStatus(result, outcome.status);
