@@ -22,7 +22,7 @@ from support import Mailbox, app_settings, delete_prefixed, free_port, worker_en
 
 from service.config import Settings
 
-ACCESS_TTL = 8  # seconds: long enough for a step on a busy machine, short enough to wait out
+ACCESS_TTL = 6  # seconds: long enough for a step on a busy machine, short enough to wait out
 START_LIMIT = 30.0
 STOP_LIMIT = 10.0
 

@@ -3,6 +3,7 @@ the browser tests watch while they do it: the refresh requests, where a tab was 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import uuid
@@ -13,6 +14,7 @@ import httpx
 import jwt
 from browser_site import Site
 from playwright.sync_api import BrowserContext, Page, Request, Route, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 API = "/api/v1/auth/"
 REFRESH_PATH = re.compile(r"/api/v1/auth/token/refresh/?$")
@@ -120,6 +122,12 @@ class Tab:
         self.page.on("framenavigated", lambda frame: self.visited.append(frame.url)
                      if frame == self.page.main_frame else None)
 
+    def click_unless_gone(self, button: str) -> None:
+        """Clicks `button` (a request with this tab's token) unless the tab has already left
+        the page: its refresh before exp may have been refused first, which is as good."""
+        with contextlib.suppress(PlaywrightTimeoutError):
+            self.page.get_by_role("button", name=button).click(timeout=2_000)
+
     def expect_signed_out(self, reason: str) -> None:
         """Sent to /auth/signin#reason=`reason`, which says why in words."""
         expect(self.page).to_have_url(re.compile(r"/auth/signin(#.*)?$"))
@@ -146,7 +154,7 @@ class RefreshWatch:
             self.seen.append(Seen(time.time(), request))  # on time: see wait_until
 
     def between(self, start: float, end: float) -> list[Seen]:
-        return [s for s in self.seen if start <= s.at <= end]
+        return [s for s in self.seen if start <= s.at < end]
 
 
 def wait_until(page: Page, moment: float) -> None:
