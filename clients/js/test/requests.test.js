@@ -1,5 +1,6 @@
 // Each call's path, method, body and headers, as API.md and the README's table say.
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { createAuthClient } from "../src/authsvc.js";
 import { BASE, browser, fakeServer, test } from "./support.js";
 
@@ -73,4 +74,15 @@ test("the app's fetch() keeps the request's method, headers and body, and adds t
   assert.equal(res.status, 201);
   const call = server.calls.at(-1);
   assert.deepEqual([call.method, call.body, call.auth], ["POST", { n: 1 }, "Bearer " + (await tab.getAccessToken())]);
+});
+
+test("the client has exactly the members authsvc.d.ts declares for AuthClient", async (t) => {
+  const declared = await readFile(new URL("../src/authsvc.d.ts", import.meta.url), "utf8");
+  const body = declared.slice(declared.indexOf("export interface AuthClient {"));
+  const block = body.slice(0, body.indexOf("\n}"));
+  const names = [...block.matchAll(/^ {2}(?:readonly )?(\w+)[(:]/gm)].map((m) => m[1]).sort();
+  assert.ok(names.length > 20, names.join());
+  const client = createAuthClient({ baseUrl: BASE, locks: null, channelName: "members" });
+  t.after(() => client.close());
+  assert.deepEqual(Object.keys(client).sort(), names);
 });
