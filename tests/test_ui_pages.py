@@ -1,7 +1,7 @@
 """The hosted pages' contract with their tests and readers, checked without a browser: the
 label and button texts the browser tests find controls by, every input labelled, every module
-a script imports served, and the sessions page's device names. Their behaviour is tested in a
-real browser (test_browser_*.py)."""
+and name a script imports there, and the sessions page's device names. Their behaviour is
+tested in a real browser (test_browser_*.py)."""
 
 from __future__ import annotations
 
@@ -90,16 +90,27 @@ def test_every_input_is_labelled_with_the_contract_s_words(page: str) -> None:
     assert parsed.buttons == buttons
 
 
-def test_every_module_a_page_script_imports_is_served() -> None:
+def exported(script: str) -> set[str]:
+    return set(re.findall(r"^export (?:async )?(?:function|const|let|class) (\w+)", script, re.M))
+
+
+def test_every_module_and_name_a_page_script_imports_is_there() -> None:
+    """A page whose script imports a file that is not served, or a name its module does not
+    export, does nothing at all: the browser refuses the whole module graph."""
     scripts = sorted(ui.PAGES_DIR.glob("*.js"))
     assert scripts
     for script in scripts:
-        for target in re.findall(r'from\s+"([^"]+)"', script.read_text()):
+        imports = re.findall(r'import\s*\{([^}]*)\}\s*from\s*"([^"]+)"', script.read_text())
+        assert imports or script.name == "user-agent.js", f"{script.name} imports nothing"
+        for names, target in imports:
             if target == ui.CLIENT_PATH:
                 continue
             name = target.removeprefix("./")
             assert ui.ASSET_NAME.fullmatch(name), f"{script.name} imports {target}"
             assert (ui.PAGES_DIR / name).is_file(), f"{script.name} imports {target}"
+            missing = {n.strip() for n in names.split(",") if n.strip()} \
+                - exported((ui.PAGES_DIR / name).read_text())
+            assert not missing, f"{script.name} imports {missing} from {name}, which has none"
 
 
 NAMES = {

@@ -1,7 +1,6 @@
 // The signed-in user's profile: display name, password change, account deletion.
-import {
-  authClient, endingSession, handleForm, ready, setFieldError, setUpNav, signedInProfile,
-} from "./ui.js";
+import { ready, setUpNav, signedInProfile } from "./signed-in.js";
+import { authClient, endingSession, handleForm, setFieldError } from "./ui.js";
 
 const client = authClient({ signedInOnly: true });
 setUpNav(client);

@@ -1,5 +1,6 @@
 // The signed-in user's sessions: this device marked, every other one revocable.
-import { authClient, clearMessages, describe, ready, setUpNav, showAlert, showStatus, signedInProfile } from "./ui.js";
+import { ready, setUpNav, signedInProfile } from "./signed-in.js";
+import { authClient, clearMessages, describe, showAlert, showStatus } from "./ui.js";
 import { deviceName } from "./user-agent.js";
 
 const client = authClient({ signedInOnly: true });

@@ -1,6 +1,6 @@
 // What every hosted page shares: this tab's one client, form handling, and how the API's
-// answers become messages. The pages run under a CSP with no inline code, so all behaviour is
-// here and in each page's own module.
+// answers become messages (signed-in.js adds what the pages behind sign-in share). The pages
+// run under a CSP with no inline code, so all behaviour is in these modules.
 import { createAuthClient } from "/api/v1/client/authsvc.js";
 
 export const SIGNIN = "/auth/signin";
@@ -40,10 +40,10 @@ export async function endingSession(reason, call) {
 }
 
 /** This tab's client. Pages behind sign-in go to the sign-in page, saying why, when the
- * session ends in any tab; the others pass what they want done (or nothing: a session ending
- * while someone resets a password or follows a link must not take them off that page). */
-export function authClient({ onSessionEnd = null, signedInOnly = false } = {}) {
-  sessionEndHandler = onSessionEnd ?? (signedInOnly ? (reason) => navigate(signedOutUrl(reason)) : () => {});
+ * session ends in any tab; the others stay (a session ending while someone resets a password
+ * or follows a link must not take them off that page). */
+export function authClient({ signedInOnly = false } = {}) {
+  if (signedInOnly) sessionEndHandler = (reason) => navigate(signedOutUrl(reason));
   // "session": a reload keeps the session; other tabs get it over BroadcastChannel.
   client ??= createAuthClient({ storage: "session", onSessionEnd: (reason) => sessionEndHandler(reason) });
   return client;
@@ -217,52 +217,4 @@ export function handleForm(form, action) {
     // Disabling the focused button took focus away: give it back, unless the page moved it.
     else if (!document.activeElement || document.activeElement === document.body) focused?.focus();
   });
-}
-
-/** Shows a page as ready once its data is in (it is hidden meanwhile, so nobody sees an
- * empty profile or acts on a form that is not wired yet). */
-export function ready(main = document.querySelector("main")) {
-  main.removeAttribute("aria-busy");
-  for (const element of main.querySelectorAll("[data-when-ready]")) element.hidden = false;
-}
-
-// ---- the signed-in pages' navigation ----------------------------------------------------
-
-export function setUpNav(client) {
-  const nav = document.querySelector("nav");
-  const run = async (button, call, reason) => {
-    clearMessages();
-    button.disabled = true;
-    try {
-      await endingSession(reason, call);
-    } catch (error) {
-      button.disabled = false;
-      showAlert(nav, describe(error));
-    }
-  };
-  const signOut = nav.querySelector("[data-sign-out]");
-  const everywhere = nav.querySelector("[data-sign-out-everywhere]");
-  signOut.addEventListener("click", () => run(signOut, () => client.logout(), "signed_out"));
-  everywhere.addEventListener("click", () => run(everywhere, () => client.logoutAll(), "signed_out_everywhere"));
-}
-
-/** The profile of the signed-in user, or off to the sign-in page (a session that ended on
- * the way there has already sent the page off with its reason). A failure that is not
- * "signed out" (the server down, say) is said on the page with a way to try again. */
-export async function signedInProfile(client) {
-  try {
-    return await client.requireAuth();
-  } catch (error) {
-    if (error?.status === 401) navigate(SIGNIN);
-    else {
-      const main = document.querySelector("main");
-      const retry = document.createElement("button");
-      retry.type = "button";
-      retry.textContent = "Try again";
-      retry.addEventListener("click", () => location.reload());
-      main.removeAttribute("aria-busy");
-      showAlert(main.querySelector("[data-page-alert]"), [describe(error), " ", retry]);
-    }
-    return null;
-  }
 }
