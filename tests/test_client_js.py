@@ -17,6 +17,7 @@ import pytest
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "js"
 INSTALL_LIMIT = 240  # seconds: npm ci from the registry on a slow day
 RUN_LIMIT = 120
+SIZE_BUDGET = 6144  # bytes, minified and gzipped (-9): the 6 KB
 # Which package-lock.json node_modules was installed from: npm ci only when it changed.
 STAMP = CLIENT / "node_modules" / ".authsvc-installed-from"
 
@@ -76,4 +77,8 @@ def test_type_declarations_check(installed: None) -> None:
 
 @pytest.mark.timeout(INSTALL_LIMIT + RUN_LIMIT)
 def test_core_fits_the_size_budget(installed: None) -> None:
-    assert_script_passes(["run", "size"])
+    output = assert_script_passes(["run", "size"])
+    measured = re.search(r"(\d+) minified\+gzip -9", output)
+    assert measured, f"the size script said no size:\n{output}"
+    print(f"client core: {measured.group(1)} bytes minified and gzipped")
+    assert int(measured.group(1)) <= SIZE_BUDGET, output
