@@ -40,6 +40,16 @@ function times(jwt) {
   }
 }
 
+// The app's callbacks run inside the client's own work: one that throws is reported, and the
+// tab's state is still updated.
+function guarded(callback, value) {
+  try {
+    callback && callback(value);
+  } catch (e) {
+    (globalThis.reportError || console.error)(e);
+  }
+}
+
 const same = (a, b) => JSON.stringify(a) == JSON.stringify(b);
 
 function seconds(header) {
@@ -87,7 +97,7 @@ export function createAuthClient(options = {}) {
   let expiresAt = 0;
   let timer;
   let inflight = null;
-  let ended = "signed_out"; // why the last session ended
+  let ended = null; // why the last session ended
   let claim = null; // this tab's open claim to refresh, when there are no Web Locks
   let state = { signedIn: false, user: null };
 
@@ -103,7 +113,7 @@ export function createAuthClient(options = {}) {
     const next = { signedIn: !!tokens, user: tokens ? user : null };
     if (next.signedIn != state.signedIn || !same(next.user, state.user)) {
       state = next;
-      for (const l of listeners) l(state);
+      for (const l of listeners) guarded(l, state);
     }
   }
 
@@ -166,13 +176,13 @@ export function createAuthClient(options = {}) {
     clearTimeout(timer);
     persist();
     changed();
-    try {
-      options.onSessionEnd?.(reason);
-    } catch {} // the app's handler failing must not break this tab's state
+    guarded(options.onSessionEnd, reason);
   }
 
   const endedError = () =>
     new AuthError(401, { detail: "Session ended", code: "token_not_valid", reason: ended });
+  const signedOutError = () =>
+    new AuthError(401, { detail: "Not signed in", code: "not_authenticated" });
 
   if (channel) {
     channel.onmessage = ({ data: m }) => {
@@ -351,7 +361,7 @@ export function createAuthClient(options = {}) {
     },
     refresh: async () => {
       await ready;
-      if (!tokens) throw endedError();
+      if (!tokens) throw signedOutError();
       return refreshFrom(tokens.access);
     },
     getAccessToken,
@@ -398,7 +408,7 @@ export function createAuthClient(options = {}) {
         location.assign(opts.redirectTo.replace("{next}", encodeURIComponent(location.href)));
         return new Promise(() => {});
       }
-      throw new AuthError(401, { detail: "Not signed in", code: "not_authenticated" });
+      throw signedOutError();
     },
 
     close() {

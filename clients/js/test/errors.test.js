@@ -128,3 +128,10 @@ test("requireAuth() signed in: the profile", async (t) => {
 test("without baseUrl outside authsvc: a TypeError saying so", () => {
   assert.throws(() => createAuthClient(), { name: "TypeError", message: /baseUrl/ });
 });
+
+test("refresh() while signed out: a 401 not_authenticated, no request", async (t) => {
+  const server = fakeServer();
+  const tab = await browser(t, server).tab();
+  await assert.rejects(tab.refresh(), { name: "AuthError", status: 401, code: "not_authenticated" });
+  assert.equal(server.calls.length, 0);
+});

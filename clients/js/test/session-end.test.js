@@ -111,3 +111,18 @@ test("the proactive timer refreshes before exp with no call from the app", { tim
   assert.equal(server.count("token/refresh/"), 1, "two tabs' timers, one refresh");
   assert.equal(await tabs[1].getAccessToken(), await tabs[0].getAccessToken());
 });
+
+test("an onSessionEnd or subscriber that throws does not stop the session from ending", async (t) => {
+  const reported = [];
+  const original = globalThis.reportError;
+  globalThis.reportError = (e) => reported.push(e.message);
+  t.after(() => (globalThis.reportError = original));
+  const server = fakeServer();
+  const tab = await browser(t, server, { onSessionEnd: () => { throw new Error("app bug 1"); } }).tab();
+  tab.subscribe(() => { throw new Error("app bug 2"); });
+  await tab.login("ada", "right password");
+  await tab.logout();
+  assert.equal(tab.state.signedIn, false);
+  assert.equal(await tab.getAccessToken(), null);
+  assert.deepEqual(reported, ["app bug 2", "app bug 2", "app bug 1"]);
+});
