@@ -1,7 +1,8 @@
 """The frontend flow in a real browser (issue 11), on the hosted pages and the JS client, against
 a real serve + worker + SMTP sink with six-second access tokens: register, edit the profile,
 outlive an access token, two tabs sharing one refresh, rotation and reuse detection, logout
-across tabs, a password reset by mail, revoking another browser's session, account deletion."""
+across tabs, a password reset by mail, "this wasn't me" from an alert mail, revoking another
+browser's session, account deletion."""
 
 from __future__ import annotations
 
@@ -197,6 +198,27 @@ def test_forgotten_password_reset_from_the_mailed_link(
     old = httpx.post(site.url + API + "login/",
                      json={"username_or_email": user.username, "password": user.password})
     assert old.status_code == 401, old.text
+
+
+@pytest.mark.timeout(45)
+def test_this_wasnt_me_from_the_alert_mail_ends_every_session(
+        site: Site, open_context: OpenContext, mail_sink: tuple[Mailbox, int]) -> None:
+    user = User.fresh()
+    register_by_api(site, user)
+    intruder = Tab(open_context(site).new_page())
+    sign_in(intruder.page, user)  # a device the account has not used: an alert is mailed
+
+    link = link_in(wait_for_mail(mail_sink[0], user.email, "New sign-in"))
+    assert link.startswith(site.url + "/auth/not-me#token="), link
+    owner = open_context(site).new_page()
+    owner.goto(link)
+    expect(owner).to_have_url(re.compile(r"/auth/not-me$"))  # the token left the address bar
+    owner.get_by_role("button", name="End every session").click()
+    expect(owner.get_by_role("status")).to_contain_text("Every session of your account has ended")
+
+    intruder.click_unless_gone("Save")
+    intruder.expect_signed_out("session_ended")
+    assert link_in(wait_for_mail(mail_sink[0], user.email, "Reset your password"))
 
 
 @pytest.mark.timeout(45)
