@@ -10,7 +10,7 @@ const RESULT_WAIT = 1000;
 const CLAIM_WAIT = 60;
 
 export class AuthError extends Error {
-  constructor(status, body = null, retryAfter = null, message) {
+  constructor(status, body = null, retryAfter = null, message, cause) {
     const b = body && typeof body == "object" ? body : {};
     const fields = {};
     if (status == 400) {
@@ -19,7 +19,8 @@ export class AuthError extends Error {
       if (b.detail) (fields.non_field_errors ||= []).push(String(b.detail));
     }
     const first = Object.values(fields)[0];
-    super(message || (typeof b.detail == "string" ? b.detail : first ? first[0] : "HTTP " + status));
+    super(message || (typeof b.detail == "string" ? b.detail : first ? first[0] : "HTTP " + status),
+      cause && { cause });
     this.name = "AuthError";
     this.status = status;
     this.code = b.code ?? null;
@@ -221,7 +222,8 @@ export function createAuthClient(options = {}) {
     try {
       return await net(input, init);
     } catch (e) {
-      throw new AuthError(0, null, null, "Network error: " + (e && e.message || e));
+      // `cause` keeps what fetch() threw, e.g. the app's own AbortError.
+      throw new AuthError(0, null, null, "Network error: " + (e && e.message || e), e);
     }
   }
 

@@ -76,6 +76,7 @@ test("network failure: status 0", async (t) => {
   assert.equal(error.status, 0);
   assert.equal(error.code, null);
   assert.match(error.message, /Failed to fetch/);
+  assert.equal(error.cause.name, "TypeError", "what fetch() threw is the cause");
 });
 
 test("a body that is not JSON (a proxy's error page) is kept as text", async (t) => {

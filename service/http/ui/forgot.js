@@ -5,5 +5,5 @@ const client = authClient();
 
 handleForm(document.getElementById("forgot-form"), async ({ email }) => {
   await client.requestPasswordReset(email.trim());
-  return `If ${email.trim()} belongs to an account, a link to set a new password is on its way. Check your inbox (and the spam folder).`;
+  return `If the address belongs to an account, a link to set a new password is on its way to ${email.trim()}. Check your inbox (and the spam folder).`;
 });

@@ -12,7 +12,7 @@ const client = authClient();
 
 handleForm(resend, async ({ email }) => {
   await client.resendVerification(email.trim());
-  return `If ${email.trim()} belongs to an account that is not verified yet, a new link is on its way.`;
+  return `If the address belongs to an account not verified yet, a new link is on its way to ${email.trim()}.`;
 });
 
 /** Whether the link verified the address, and if not, why (an alert) or what to do (a status). */
