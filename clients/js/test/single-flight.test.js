@@ -106,3 +106,22 @@ test("no refresh loop when the retry is refused as expired too", async (t) => {
   await waitFor(() => !other.state.signedIn);
   assert.deepEqual(b.ended.sort(), [[0, "token_expired"], [1, "token_expired"]]);
 });
+
+for (const [label, options] of [["Web Locks", {}], ["no Web Locks (fallback)", { locks: null }]]) {
+  test(`${label}: profile answers shared while a rotation is in flight never bring back the old pair`,
+    async (t) => {
+      // The clock stands still: the new access token has the very exp of the old one, so only
+      // the order of pairs, not their exp, can tell which is newer.
+      const server = fakeServer({ rotate: true, bearerDelay: 40 }); // answered after the refresh
+      const { b, tabs } = await signedInTabs(t, server, options);
+      for (let round = 0; round < 3; round++) {
+        const calls = tabs.flatMap((tab) => [tab.refresh(), tab.getProfile(), tab.getProfile(), tab.refresh()]);
+        await Promise.all(calls);
+        await new Promise((r) => setTimeout(r, 30));
+        assert.equal(server.count("token/refresh/"), round + 1, `round ${round}`);
+        const now = await Promise.all(tabs.map((tab) => tab.getAccessToken()));
+        assert.equal(new Set(now).size, 1, "every tab holds the newest pair");
+      }
+      assert.deepEqual(b.ended, [], "no refresh with a replaced token");
+    });
+}
