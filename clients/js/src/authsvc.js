@@ -169,12 +169,14 @@ export function createAuthClient(options = {}) {
     if (renewed) schedule();
     persist();
     changed();
+    return true;
   }
 
   // A new pair from the server (or the same pair with a new user) to this tab and the others.
   function share(t, u) {
-    adopt(t, u, t.access == tokens?.access ? version : version + 1);
-    post({ t: "state", tokens, user, v: version });
+    if (adopt(t, u, t.access == tokens?.access ? version : version + 1)) {
+      post({ t: "state", tokens, user, v: version });
+    }
   }
 
   function end(reason, fromOtherTab) {

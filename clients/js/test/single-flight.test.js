@@ -125,3 +125,23 @@ for (const [label, options] of [["Web Locks", {}], ["no Web Locks (fallback)", {
       assert.deepEqual(b.ended, [], "no refresh with a replaced token");
     });
 }
+
+test("no Web Locks: a tab that claims after another's claim went by still loses to it", async (t) => {
+  // Tab one claims first, with the lower number; tab two was idle when that claim went by and
+  // claims 20 ms later: tab one must answer it, or both would refresh.
+  const ids = [0.1, 0.9];
+  const random = Math.random;
+  Math.random = () => ids.shift() ?? random();
+  t.after(() => (Math.random = random));
+  const server = fakeServer({ refreshDelay: 40 });
+  const b = browser(t, server, { locks: null });
+  const one = await b.tab();
+  const two = await b.tab();
+  await one.login("ada", "right password");
+  await waitFor(() => two.state.signedIn);
+  const first = one.refresh();
+  await new Promise((r) => setTimeout(r, 20));
+  const [a, c] = await Promise.all([first, two.refresh()]);
+  assert.equal(server.count("token/refresh/"), 1);
+  assert.equal(a, c);
+});
