@@ -206,7 +206,9 @@ export function createAuthClient(options = {}) {
         // claimed) is answered with ours; a tab already refreshing answers with one that beats
         // any, so the latecomer waits for its result.
         if (m.id < claim.id) claim.lost = true;
-        else if (!claim.lost && m.id >= 0) post({ t: "claim", before: m.before, id: claim.won ? -1 : claim.id });
+        else if (!claim.lost && m.id >= 0) {
+          post({ t: "claim", before: m.before, id: claim.won ? -1 : claim.id });
+        }
       }
     };
     post({ t: "hello" });
@@ -344,7 +346,8 @@ export function createAuthClient(options = {}) {
   const getProfile = async () => profile(await bearer("profile/", null, "GET"));
 
   function profile(p) {
-    if (tokens) share(tokens, { ...user, username: p.username, email: p.email, display_name: p.display_name });
+    const { username, email, display_name } = p;
+    if (tokens) share(tokens, { ...user, username, email, display_name });
     return p;
   }
 
@@ -359,7 +362,8 @@ export function createAuthClient(options = {}) {
     },
 
     async register(input) {
-      const r = signedIn(await call("register/", { ...input, password2: input.password2 ?? input.password }));
+      const body = { ...input, password2: input.password2 ?? input.password };
+      const r = signedIn(await call("register/", body));
       return { user: r.user, signedIn: !!r.access };
     },
     async login(usernameOrEmail, password) {
@@ -384,8 +388,7 @@ export function createAuthClient(options = {}) {
     getProfile,
     updateProfile: async (changes) => profile(await bearer("profile/", changes, "PATCH")),
     async changePassword(oldPassword, password, password2 = password) {
-      const r = await bearer("password/change/", { old_password: oldPassword, password, password2 });
-      share(r);
+      share(await bearer("password/change/", { old_password: oldPassword, password, password2 }));
     },
     async deleteAccount(password) {
       await bearer("profile/", { password }, "DELETE");
