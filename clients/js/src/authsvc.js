@@ -94,6 +94,10 @@ export function createAuthClient(options = {}) {
 
   let tokens = null; // {access, refresh}
   let user = null;
+  // Pairs are numbered across tabs (each new pair from the server is one more than the newest
+  // the tab has seen), so a message that crossed a newer one is known to be older: exp cannot
+  // tell, two pairs minted in one second have the same.
+  let version = 0;
   let refreshAt = 0; // seconds
   let expiresAt = 0;
   let timer;
@@ -107,7 +111,7 @@ export function createAuthClient(options = {}) {
 
   function persist() {
     // Storage is best effort: a full or refusing store must not break the signed-in tab.
-    (async () => store && store.set(tokens && { ...tokens, user }))().catch(() => {});
+    (async () => store && store.set(tokens && { ...tokens, user, v: version }))().catch(() => {});
   }
 
   function emit() {
@@ -151,28 +155,34 @@ export function createAuthClient(options = {}) {
     }
   }
 
-  // Takes tokens from this tab's work, another tab or storage. An older pair (an answer that
-  // crossed a refresh) never replaces a newer one.
-  function adopt(t, u) {
+  // Takes a pair (and user) from this tab's work, another tab or storage. An older pair never
+  // replaces a newer one; of two pairs of one number (two tabs that refreshed at once), the
+  // tab keeps its own.
+  function adopt(t, u, v = 0) {
     if (!t || !t.access || !t.refresh) return;
+    if (v < version || (v == version && tokens && t.access != tokens.access)) return;
     if (t.access == tokens?.access && (u === undefined || same(u, user))) return;
-    if (tokens && (times(t.access)[0] || 0) < (times(tokens.access)[0] || 0)) return;
+    const renewed = t.access != tokens?.access;
+    version = v;
     tokens = { access: t.access, refresh: t.refresh };
     if (u !== undefined) user = u;
-    schedule();
+    if (renewed) schedule();
     persist();
     changed();
+    return true;
   }
 
+  // A new pair from the server (or the same pair with a new user) to this tab and the others.
   function share(t, u) {
-    adopt(t, u);
-    post({ t: "state", tokens, user });
+    if (adopt(t, u, t.access == tokens?.access ? version : version + 1)) {
+      post({ t: "state", tokens, user, v: version });
+    }
   }
 
   function end(reason, fromOtherTab) {
     ended = reason;
     if (!tokens) return;
-    if (!fromOtherTab) post({ t: "end", reason });
+    if (!fromOtherTab) post({ t: "end", reason, v: version });
     tokens = user = null;
     clearTimeout(timer);
     persist();
@@ -187,13 +197,18 @@ export function createAuthClient(options = {}) {
 
   if (channel) {
     channel.onmessage = ({ data: m }) => {
-      if (m.t == "hello") tokens && post({ t: "state", tokens, user });
-      else if (m.t == "state") adopt(m.tokens, m.user);
-      else if (m.t == "end") end(m.reason, true);
+      if (m.t == "hello") tokens && post({ t: "state", tokens, user, v: version });
+      else if (m.t == "state") adopt(m.tokens, m.user, m.v);
+      // the end of an older pair's session leaves a newer sign-in alone
+      else if (m.t == "end") m.v >= version && end(m.reason, true);
       else if (m.t == "claim" && claim && claim.before == m.before) {
-        // A tab already refreshing answers every later claim, so the latecomer waits for it.
-        if (claim.won) m.id >= 0 && post({ t: "claim", before: m.before, id: -1 });
-        else if (m.id < claim.id) claim.lost = true;
+        // The lowest claim wins. A claim that may have missed ours (sent before this tab
+        // claimed) is answered with ours; a tab already refreshing answers with one that beats
+        // any, so the latecomer waits for its result.
+        if (m.id < claim.id) claim.lost = true;
+        else if (!claim.lost && m.id >= 0) {
+          post({ t: "claim", before: m.before, id: claim.won ? -1 : claim.id });
+        }
       }
     };
     post({ t: "hello" });
@@ -203,7 +218,7 @@ export function createAuthClient(options = {}) {
     try {
       if (store) {
         const t = await store.get();
-        if (t && (times(t.refresh)[0] || Infinity) > nowS()) adopt(t, t.user ?? null);
+        if (t && (times(t.refresh)[0] || Infinity) > nowS()) adopt(t, t.user ?? null, t.v);
       }
     } catch {} // unreadable storage is an empty one
     if (!tokens && channel) await until(undefined, HELLO_WAIT);
@@ -331,7 +346,8 @@ export function createAuthClient(options = {}) {
   const getProfile = async () => profile(await bearer("profile/", null, "GET"));
 
   function profile(p) {
-    if (tokens) share(tokens, { ...user, username: p.username, email: p.email, display_name: p.display_name });
+    const { username, email, display_name } = p;
+    if (tokens) share(tokens, { ...user, username, email, display_name });
     return p;
   }
 
@@ -346,7 +362,8 @@ export function createAuthClient(options = {}) {
     },
 
     async register(input) {
-      const r = signedIn(await call("register/", { ...input, password2: input.password2 ?? input.password }));
+      const body = { ...input, password2: input.password2 ?? input.password };
+      const r = signedIn(await call("register/", body));
       return { user: r.user, signedIn: !!r.access };
     },
     async login(usernameOrEmail, password) {
@@ -371,8 +388,7 @@ export function createAuthClient(options = {}) {
     getProfile,
     updateProfile: async (changes) => profile(await bearer("profile/", changes, "PATCH")),
     async changePassword(oldPassword, password, password2 = password) {
-      const r = await bearer("password/change/", { old_password: oldPassword, password, password2 });
-      share(r);
+      share(await bearer("password/change/", { old_password: oldPassword, password, password2 }));
     },
     async deleteAccount(password) {
       await bearer("profile/", { password }, "DELETE");

@@ -106,3 +106,42 @@ test("no refresh loop when the retry is refused as expired too", async (t) => {
   await waitFor(() => !other.state.signedIn);
   assert.deepEqual(b.ended.sort(), [[0, "token_expired"], [1, "token_expired"]]);
 });
+
+for (const [label, options] of [["Web Locks", {}], ["no Web Locks (fallback)", { locks: null }]]) {
+  test(`${label}: profile answers shared while a rotation is in flight never bring back the old pair`,
+    async (t) => {
+      // The clock stands still: the new access token has the very exp of the old one, so only
+      // the order of pairs, not their exp, can tell which is newer.
+      const server = fakeServer({ rotate: true, bearerDelay: 40 }); // answered after the refresh
+      const { b, tabs } = await signedInTabs(t, server, options);
+      for (let round = 0; round < 3; round++) {
+        const calls = tabs.flatMap((tab) => [tab.refresh(), tab.getProfile(), tab.getProfile(), tab.refresh()]);
+        await Promise.all(calls);
+        await new Promise((r) => setTimeout(r, 30));
+        assert.equal(server.count("token/refresh/"), round + 1, `round ${round}`);
+        const now = await Promise.all(tabs.map((tab) => tab.getAccessToken()));
+        assert.equal(new Set(now).size, 1, "every tab holds the newest pair");
+      }
+      assert.deepEqual(b.ended, [], "no refresh with a replaced token");
+    });
+}
+
+test("no Web Locks: a tab that claims after another's claim went by still loses to it", async (t) => {
+  // Tab one claims first, with the lower number; tab two was idle when that claim went by and
+  // claims 20 ms later: tab one must answer it, or both would refresh.
+  const ids = [0.1, 0.9];
+  const random = Math.random;
+  Math.random = () => ids.shift() ?? random();
+  t.after(() => (Math.random = random));
+  const server = fakeServer({ refreshDelay: 40 });
+  const b = browser(t, server, { locks: null });
+  const one = await b.tab();
+  const two = await b.tab();
+  await one.login("ada", "right password");
+  await waitFor(() => two.state.signedIn);
+  const first = one.refresh();
+  await new Promise((r) => setTimeout(r, 20));
+  const [a, c] = await Promise.all([first, two.refresh()]);
+  assert.equal(server.count("token/refresh/"), 1);
+  assert.equal(a, c);
+});

@@ -30,7 +30,7 @@ const refused = (reason) =>
     { "WWW-Authenticate": "Bearer" });
 
 /** A fake authsvc: every request is recorded in `calls`; `answer[path]` overrides a path. */
-export function fakeServer({ time = clock(), rotate = false, accessTtl = 60, refreshDelay = 20 } = {}) {
+export function fakeServer({ time = clock(), rotate = false, accessTtl = 60, refreshDelay = 20, bearerDelay = 0 } = {}) {
   let serial = 0;
   const refreshTokens = new Map(); // live refresh token -> session id
   const accessTokens = new Set();
@@ -109,6 +109,7 @@ export function fakeServer({ time = clock(), rotate = false, accessTtl = 60, ref
     }
     if (["password-reset/", "password-reset/confirm/", "verify-email/", "verify-email/resend/",
       "security/not-me/"].includes(path)) return json(200, { message: "ok" });
+    await sleep(bearerDelay);
     const refusal = bearer(call);
     if (refusal) return refusal;
     if (path == "profile/" && method == "GET") return json(200, profile);
