@@ -10,7 +10,7 @@ const RESULT_WAIT = 1000;
 const CLAIM_WAIT = 60;
 
 export class AuthError extends Error {
-  constructor(status, body = null, retryAfter = null, message) {
+  constructor(status, body = null, retryAfter = null, message, cause) {
     const b = body && typeof body == "object" ? body : {};
     const fields = {};
     if (status == 400) {
@@ -19,7 +19,8 @@ export class AuthError extends Error {
       if (b.detail) (fields.non_field_errors ||= []).push(String(b.detail));
     }
     const first = Object.values(fields)[0];
-    super(message || (typeof b.detail == "string" ? b.detail : first ? first[0] : "HTTP " + status));
+    super(message || (typeof b.detail == "string" ? b.detail : first ? first[0] : "HTTP " + status),
+      cause && { cause });
     this.name = "AuthError";
     this.status = status;
     this.code = b.code ?? null;
@@ -37,6 +38,16 @@ function times(jwt) {
     return [p.exp, p.iat];
   } catch {
     return [];
+  }
+}
+
+// The app's callbacks run inside the client's own work: one that throws is reported, and the
+// tab's state is still updated.
+function guarded(callback, value) {
+  try {
+    callback && callback(value);
+  } catch (e) {
+    (globalThis.reportError || console.error)(e);
   }
 }
 
@@ -87,7 +98,7 @@ export function createAuthClient(options = {}) {
   let expiresAt = 0;
   let timer;
   let inflight = null;
-  let ended = "signed_out"; // why the last session ended
+  let ended = null; // why the last session ended
   let claim = null; // this tab's open claim to refresh, when there are no Web Locks
   let state = { signedIn: false, user: null };
 
@@ -103,7 +114,7 @@ export function createAuthClient(options = {}) {
     const next = { signedIn: !!tokens, user: tokens ? user : null };
     if (next.signedIn != state.signedIn || !same(next.user, state.user)) {
       state = next;
-      for (const l of listeners) l(state);
+      for (const l of listeners) guarded(l, state);
     }
   }
 
@@ -166,13 +177,13 @@ export function createAuthClient(options = {}) {
     clearTimeout(timer);
     persist();
     changed();
-    try {
-      options.onSessionEnd?.(reason);
-    } catch {} // the app's handler failing must not break this tab's state
+    guarded(options.onSessionEnd, reason);
   }
 
   const endedError = () =>
     new AuthError(401, { detail: "Session ended", code: "token_not_valid", reason: ended });
+  const signedOutError = () =>
+    new AuthError(401, { detail: "Not signed in", code: "not_authenticated" });
 
   if (channel) {
     channel.onmessage = ({ data: m }) => {
@@ -211,7 +222,8 @@ export function createAuthClient(options = {}) {
     try {
       return await net(input, init);
     } catch (e) {
-      throw new AuthError(0, null, null, "Network error: " + (e && e.message || e));
+      // `cause` keeps what fetch() threw, e.g. the app's own AbortError.
+      throw new AuthError(0, null, null, "Network error: " + (e && e.message || e), e);
     }
   }
 
@@ -351,7 +363,7 @@ export function createAuthClient(options = {}) {
     },
     refresh: async () => {
       await ready;
-      if (!tokens) throw endedError();
+      if (!tokens) throw signedOutError();
       return refreshFrom(tokens.access);
     },
     getAccessToken,
@@ -398,7 +410,7 @@ export function createAuthClient(options = {}) {
         location.assign(opts.redirectTo.replace("{next}", encodeURIComponent(location.href)));
         return new Promise(() => {});
       }
-      throw new AuthError(401, { detail: "Not signed in", code: "not_authenticated" });
+      throw signedOutError();
     },
 
     close() {

@@ -1,0 +1,88 @@
+// Type-checked only (npm run typecheck): an app using every part of the interface, through
+// the package's exports. A declaration that is wrong or missing fails tsc here.
+import { AuthError, createAuthClient } from "@authsvc/client";
+import type {
+  AuthClient, AuthClientOptions, AuthState, EndReason, Profile, Session, Tokens, TokenStorage, User,
+} from "@authsvc/client";
+
+const storage: TokenStorage = {
+  get: async (): Promise<Tokens | null> => null,
+  set: (tokens: Tokens | null): void => void tokens,
+};
+const options: AuthClientOptions = {
+  baseUrl: new URL("https://auth.example.com/api/v1/auth/"),
+  storage,
+  channelName: "authsvc:example",
+  refreshMargin: 30,
+  onSessionEnd: (reason: EndReason) => console.log(reason),
+  fetch: globalThis.fetch,
+  now: Date.now,
+  locks: null,
+};
+for (const kind of ["memory", "session", "local"] as const) createAuthClient({ baseUrl: "/api/v1/auth/", storage: kind });
+const auth: AuthClient = createAuthClient(options);
+createAuthClient();
+
+export async function app(): Promise<void> {
+  await auth.ready;
+  const state: AuthState = auth.state;
+  const unsubscribe: () => void = auth.subscribe((s: AuthState) => console.log(s.signedIn, s.user?.username));
+  unsubscribe();
+  console.log(state.signedIn);
+
+  const registered: { user: User; signedIn: boolean } = await auth.register({
+    username: "ada", email: "ada@example.com", password: "correct horse", password2: "correct horse",
+    display_name: "Ada", role: "user",
+  });
+  await auth.register({ username: "ada", email: "ada@example.com", password: "correct horse" });
+  const user: User = await auth.login("ada", "correct horse");
+  console.log(registered.signedIn, user.email, user.display_name);
+  const access: string = await auth.refresh();
+  const maybe: string | null = await auth.getAccessToken();
+  console.log(access, maybe);
+
+  const profile: Profile = await auth.getProfile();
+  const updated: Profile = await auth.updateProfile({ display_name: "Ada L." });
+  await auth.updateProfile({});
+  console.log(profile.role, updated.display_name);
+  await auth.changePassword("old", "new password");
+  await auth.changePassword("old", "new password", "new password");
+  await auth.requestPasswordReset("ada@example.com");
+  await auth.confirmPasswordReset("token", "new password");
+  await auth.confirmPasswordReset("token", "new password", "new password");
+  await auth.verifyEmail("token");
+  await auth.resendVerification("ada@example.com");
+  await auth.notMe("token");
+
+  const sessions: Session[] = await auth.listSessions();
+  for (const s of sessions) if (!s.current) await auth.revokeSession(s.id);
+  console.log(sessions.map((s) => [s.created, s.last_used, s.user_agent, s.ip]));
+
+  const res: Response = await auth.fetch("/api/orders", { method: "POST", body: "{}" });
+  await auth.fetch(new URL("https://app.example.com/api/orders"));
+  await auth.fetch(new Request("/api/orders"));
+  console.log(res.status);
+
+  const guarded: Profile = await auth.requireAuth({ redirectTo: "/auth/signin?next={next}" });
+  await auth.requireAuth();
+  console.log(guarded.username);
+
+  try {
+    await auth.login("ada", "wrong");
+  } catch (e) {
+    if (e instanceof AuthError) {
+      const status: number = e.status;
+      const code: string | null = e.code;
+      const reason: string | null = e.reason;
+      const fields: Record<string, string[]> = e.fields;
+      const retryAfter: number | null = e.retryAfter;
+      const body: unknown = e.body;
+      const message: string = e.message;
+      console.log(status, code, reason, fields.password?.[0], retryAfter, body, message);
+    }
+  }
+  await auth.logoutAll();
+  await auth.deleteAccount("correct horse");
+  await auth.logout();
+  auth.close();
+}
