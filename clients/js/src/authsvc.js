@@ -99,11 +99,23 @@ export function createAuthClient(options = {}) {
   let timer;
   let inflight = null;
   let ended = null; // why the last session ended
+  let endings = 0; // sessions ended so far: a refresh answer from before one is dropped
+  // Seconds the server's clock is ahead of this tab's, learnt from the `iat` of each pair the
+  // server issues: `exp` is the server's time, and a tab whose clock is ahead by more than a
+  // token's lifetime would otherwise see every new token as due and refresh in a loop.
+  let skew = 0;
   let claim = null; // this tab's open claim to refresh, when there are no Web Locks
   let state = { signedIn: false, user: null };
 
   const post = (m) => channel && channel.postMessage(m);
-  const nowS = () => now() / 1000;
+  const nowS = () => now() / 1000 + skew;
+
+  // A pair the server has just issued: its `iat` is the server's now.
+  function issued(t) {
+    const iat = times(t.access)[1];
+    if (typeof iat == "number") skew = iat - now() / 1000;
+    return t;
+  }
 
   function persist() {
     // Storage is best effort: a full or refusing store must not break the signed-in tab.
@@ -166,12 +178,13 @@ export function createAuthClient(options = {}) {
 
   function share(t, u) {
     adopt(t, u);
-    post({ t: "state", tokens, user });
+    post({ t: "state", tokens, user, skew });
   }
 
   function end(reason, fromOtherTab) {
     ended = reason;
     if (!tokens) return;
+    endings++;
     if (!fromOtherTab) post({ t: "end", reason });
     tokens = user = null;
     clearTimeout(timer);
@@ -187,8 +200,11 @@ export function createAuthClient(options = {}) {
 
   if (channel) {
     channel.onmessage = ({ data: m }) => {
-      if (m.t == "hello") tokens && post({ t: "state", tokens, user });
-      else if (m.t == "state") adopt(m.tokens, m.user);
+      if (m.t == "hello") tokens && post({ t: "state", tokens, user, skew });
+      else if (m.t == "state") {
+        if (typeof m.skew == "number") skew = m.skew;
+        adopt(m.tokens, m.user);
+      }
       else if (m.t == "end") end(m.reason, true);
       else if (m.t == "claim" && claim && claim.before == m.before) {
         // A tab already refreshing answers every later claim, so the latecomer waits for it.
@@ -240,14 +256,19 @@ export function createAuthClient(options = {}) {
   }
 
   // The refresh itself, done by one tab only (the caller holds the lock or won the claim):
-  // skipped when another tab's broadcast has already replaced `before`.
+  // skipped when another tab's broadcast has already replaced `before`. An answer that
+  // arrives after the session ended (a sign-out while it was on the wire) is dropped: it must
+  // not sign the tabs back in.
   async function refreshIfStill(before) {
     if (!tokens || tokens.access != before) return;
+    const epoch = endings;
+    const { refresh } = tokens;
     try {
-      const r = await parse(await send("token/refresh/", "POST", { refresh: tokens.refresh }));
-      share({ access: r.access, refresh: r.refresh || tokens.refresh });
+      const r = await parse(await send("token/refresh/", "POST", { refresh }));
+      if (endings != epoch) throw endedError();
+      share(issued({ access: r.access, refresh: r.refresh || refresh }));
     } catch (e) {
-      if (e.status == 401) end(e.reason || e.code || "session_ended");
+      if (e.status == 401 && endings == epoch) end(e.reason || e.code || "session_ended");
       throw e;
     }
     return true;
@@ -324,7 +345,7 @@ export function createAuthClient(options = {}) {
     parse(await authorized((token) => send(path, method, body, token)));
 
   function signedIn(r) {
-    if (r.access) share({ access: r.access, refresh: r.refresh }, r.user || null);
+    if (r.access) share(issued({ access: r.access, refresh: r.refresh }), r.user || null);
     return r;
   }
 
@@ -372,7 +393,7 @@ export function createAuthClient(options = {}) {
     updateProfile: async (changes) => profile(await bearer("profile/", changes, "PATCH")),
     async changePassword(oldPassword, password, password2 = password) {
       const r = await bearer("password/change/", { old_password: oldPassword, password, password2 });
-      share(r);
+      share(issued(r));
     },
     async deleteAccount(password) {
       await bearer("profile/", { password }, "DELETE");
