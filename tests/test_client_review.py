@@ -36,3 +36,11 @@ def test_a_refresh_answered_after_logout_does_not_sign_the_tabs_back_in() -> Non
 @pytest.mark.timeout(70)
 def test_a_refresh_answered_after_logout_without_rotation_is_an_auth_error() -> None:
     run_case("after a logout with rotation off")
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: auth.fetch() attaches the access token to any "
+                   "URL, and any origin's 401 token_not_valid ends the session in every tab "
+                   "(authsvc.js fetch/authorized); a choice of origins is the lead's to make")
+@pytest.mark.timeout(70)
+def test_auth_fetch_to_another_origin_carries_no_token_and_cannot_end_the_session() -> None:
+    run_case("carries no token")

@@ -1,7 +1,7 @@
 // Found in review (branch attack): a tab's clock ahead of the server's, a refresh answer that
 // arrives after the session ended, and auth.fetch() to another origin.
 import assert from "node:assert/strict";
-import { browser, clock, fakeServer, sleep, test, waitFor } from "./support.js";
+import { BASE, browser, clock, fakeServer, sleep, test, waitFor } from "./support.js";
 
 test("a tab whose clock is ahead of the server's by more than a token's lifetime does not " +
   "refresh in a loop", async (t) => {
@@ -64,3 +64,29 @@ test("a refresh answered after a logout with rotation off settles with an AuthEr
     assert.equal(outcome?.name, "AuthError", `refresh() settled with ${outcome}`);
     assert.equal(tab.state.signedIn, false);
   });
+
+test("auth.fetch() to an origin that is neither the page's nor authsvc's carries no token, " +
+  "and that origin's 401 does not end the session", async (t) => {
+  const server = fakeServer();
+  const elsewhere = [];
+  // A third party's API (an app passing a URL from its data, an analytics endpoint, ...):
+  // it records what it gets and answers as a simplejwt service with other keys would.
+  const fetch = async (input, init) => {
+    const request = new Request(input, init);
+    if (new URL(request.url).origin != new URL(BASE).origin) {
+      elsewhere.push(request.headers.get("Authorization"));
+      return new Response(JSON.stringify({ detail: "Token is invalid", code: "token_not_valid" }),
+        { status: 401, headers: { "Content-Type": "application/json" } });
+    }
+    return server.fetch(input, init);
+  };
+  const b = browser(t, server, { fetch });
+  const [tab, other] = [await b.tab(), await b.tab()];
+  await tab.login("ada", "right password");
+  const answer = await tab.fetch("https://third-party.example/v1/data");
+  assert.equal(answer.status, 401);
+  assert.deepEqual(elsewhere, [null], "the access token went to another origin");
+  await sleep(20);
+  assert.equal(tab.state.signedIn, true, "another origin's 401 ended the session");
+  assert.equal(other.state.signedIn, true);
+});
