@@ -20,7 +20,12 @@ def run_case(name: str) -> None:
     run = subprocess.run([node, "--test", "--test-reporter=tap", f"--test-name-pattern={name}",
                           str(CASES)], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "# pass 1" in run.stdout, run.stdout  # the case ran (a renamed one would not)
+    # TAP lines of the cases that ran (the others are skipped by the name pattern); a case
+    # marked todo in node (a finding not fixed yet) fails here without failing `node --test`.
+    ran = [line for line in run.stdout.splitlines()
+           if line.startswith(("ok ", "not ok ")) and "# SKIP" not in line]
+    assert len(ran) == 1, run.stdout  # the case ran (a renamed one would not)
+    assert ran[0].startswith("ok "), run.stdout
 
 
 @pytest.mark.timeout(70)
