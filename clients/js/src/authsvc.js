@@ -102,13 +102,14 @@ export function createAuthClient(options = {}) {
   let endings = 0; // sessions ended so far: a refresh answer from before one is dropped
   // Seconds the server's clock is ahead of this tab's, learnt from the `iat` of each pair the
   // server issues: `exp` is the server's time, and a tab whose clock is ahead by more than a
-  // token's lifetime would otherwise see every new token as due and refresh in a loop.
-  let skew = 0;
+  // token's lifetime would otherwise see every new token as due and refresh in a loop. null:
+  // not known yet (this tab has had no pair from the server nor from a tab that had one).
+  let skew = null;
   let claim = null; // this tab's open claim to refresh, when there are no Web Locks
   let state = { signedIn: false, user: null };
 
   const post = (m) => channel && channel.postMessage(m);
-  const nowS = () => now() / 1000 + skew;
+  const nowS = () => now() / 1000 + (skew ?? 0);
 
   // A pair the server has just issued: its `iat` is the server's now.
   function issued(t) {
@@ -202,7 +203,7 @@ export function createAuthClient(options = {}) {
     channel.onmessage = ({ data: m }) => {
       if (m.t == "hello") tokens && post({ t: "state", tokens, user, skew });
       else if (m.t == "state") {
-        if (typeof m.skew == "number") skew = m.skew;
+        if (typeof m.skew == "number" && skew == null) skew = m.skew;
         adopt(m.tokens, m.user);
       }
       else if (m.t == "end") end(m.reason, true);
