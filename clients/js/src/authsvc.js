@@ -111,10 +111,11 @@ export function createAuthClient(options = {}) {
   const post = (m) => channel && channel.postMessage(m);
   const nowS = () => now() / 1000 + (skew ?? 0);
 
-  // A pair the server has just issued: its `iat` is the server's now.
+  // A pair the server has just issued: its `iat` is the server's now, in whole seconds; taken
+  // as the end of that second, so the estimate errs by under a second towards refreshing early.
   function issued(t) {
     const iat = times(t.access)[1];
-    if (typeof iat == "number") skew = iat - now() / 1000;
+    if (typeof iat == "number") skew = iat + 1 - now() / 1000;
     return t;
   }
 
