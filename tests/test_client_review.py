@@ -34,6 +34,11 @@ def test_a_tab_clock_ahead_of_the_server_does_not_refresh_in_a_loop() -> None:
 
 
 @pytest.mark.timeout(70)
+def test_a_page_reloaded_with_a_clock_ahead_does_not_refresh_at_once() -> None:
+    run_case("reloaded with a clock ahead")
+
+
+@pytest.mark.timeout(70)
 def test_a_refresh_answered_after_logout_does_not_sign_the_tabs_back_in() -> None:
     run_case("after a logout does not sign the tabs back in")
 

@@ -121,7 +121,7 @@ export function createAuthClient(options = {}) {
 
   function persist() {
     // Storage is best effort: a full or refusing store must not break the signed-in tab.
-    (async () => store && store.set(tokens && { ...tokens, user }))().catch(() => {});
+    (async () => store && store.set(tokens && { ...tokens, user, skew }))().catch(() => {});
   }
 
   function emit() {
@@ -221,6 +221,7 @@ export function createAuthClient(options = {}) {
     try {
       if (store) {
         const t = await store.get();
+        if (t && typeof t.skew == "number" && skew == null) skew = t.skew;
         if (t && (times(t.refresh)[0] || Infinity) > nowS()) adopt(t, t.user ?? null);
       }
     } catch {} // unreadable storage is an empty one

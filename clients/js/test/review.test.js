@@ -1,7 +1,7 @@
 // Found in review (branch attack): a tab's clock ahead of the server's, a refresh answer that
 // arrives after the session ended, and auth.fetch() to another origin.
 import assert from "node:assert/strict";
-import { BASE, browser, clock, fakeServer, sleep, test, waitFor } from "./support.js";
+import { BASE, browser, clock, fakeServer, memoryStorage, sleep, test, waitFor } from "./support.js";
 
 test("a tab whose clock is ahead of the server's by more than a token's lifetime does not " +
   "refresh in a loop", async (t) => {
@@ -24,6 +24,23 @@ test("a tab whose clock is ahead of the server's by more than a token's lifetime
   await sleep(50); // the new pair's broadcast
   assert.equal(await other.getAccessToken(), await tab.getAccessToken());
   assert.equal(server.count("token/refresh/"), 1);
+});
+
+test("a page reloaded with a clock ahead of the server's (session storage) does not refresh " +
+  "at once", async (t) => {
+  globalThis.sessionStorage = memoryStorage();
+  t.after(() => delete globalThis.sessionStorage);
+  const server = fakeServer({ accessTtl: 60, refreshDelay: 5 });
+  const fast = clock(server.time.ms + 600_000);
+  const first = browser(t, server, { now: fast.now, storage: "session" });
+  const tab = await first.tab();
+  await tab.login("ada", "right password");
+  tab.close(); // the page navigates: the next page's client starts from storage alone
+  const reloaded = await browser(t, server, { now: fast.now, storage: "session",
+    channelName: first.channelName }).tab();
+  assert.equal(reloaded.state.signedIn, true);
+  await sleep(100);
+  assert.equal(server.count("token/refresh/"), 0);
 });
 
 test("a refresh answered after a logout does not sign the tabs back in", async (t) => {
