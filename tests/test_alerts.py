@@ -94,6 +94,23 @@ def test_refresh_token_reuse_is_mailed(settings: Settings, make_client: Any,
     assert link_token(theft)
 
 
+def test_a_logout_racing_a_rotation_is_no_theft_alert(settings: Settings, make_client: Any,
+                                                       smtp_server: Any, tmp_path: Path) -> None:
+    """Issue 11 review: a tab signing out with the token another tab rotated inside
+    rotation_grace is the same browser, as refresh/ holds: no "possible token theft" mail."""
+    mailbox, _ = smtp_server
+    now = [2_000_000_000.0]
+    client = make_client(alerting(settings).replace(jwt={"rotate_refresh_tokens": True}),
+                         clock=lambda: now[0])
+    original = register(client)["refresh"]
+    assert client.post(API + "token/refresh/", json={"refresh": original}).status_code == 200
+    now[0] += 1
+    assert client.post(API + "logout/", json={"refresh_token": original}).status_code == 400
+    deliver(settings, tmp_path)
+    subjects = [m["Subject"] for m in mailbox.messages]
+    assert "Your session was ended: possible token theft" not in subjects, subjects
+
+
 def test_alerts_off_send_nothing(client: httpx.Client, settings: Settings, smtp_server: Any,
                                  tmp_path: Path) -> None:
     """[alerts] enabled = false: no alert mail."""

@@ -370,14 +370,33 @@ def test_every_token_of_a_session_ended_by_reuse_is_refused_as_token_reused(
     assert_refused(profile(rotating, other["access"]), "session_ended")
 
 
-def test_rotated_out_token_at_logout_ends_the_session(rotating: httpx.Client,
-                                                      clock: Clock) -> None:
+def test_rotated_out_token_at_logout_ends_the_session(rotating: httpx.Client, clock: Clock,
+                                                      settings: Settings) -> None:
     """Issue 3: an already-rotated refresh token presented to logout/ ends the session (400)."""
     original = register(rotating)["refresh"]
     clock.now = T0 + 1000
     successor = refresh(rotating, original).json()["refresh"]
+    clock.now += settings.jwt.rotation_grace + 1  # inside it, see the test below
     assert_logout_refused(logout(rotating, original))
     assert_refused(refresh(rotating, successor), "token_reused")
+
+
+def test_a_logout_racing_another_tabs_rotation_is_a_sign_out_not_a_theft(
+        rotating: httpx.Client, settings: Settings, sync_redis: redis.Redis,
+        clock: Clock) -> None:
+    """Issue 11 review: one tab signs out with the refresh token another tab rotated a moment
+    ago (its new pair not yet broadcast). Inside rotation_grace that token is still this
+    browser's, as refresh/ already holds: the session ends (and the token, already revoked,
+    is a 400), but it is no theft: no token_reused for the other tabs' tokens."""
+    original = register(rotating)["refresh"]
+    clock.now = T0 + 1000
+    rotated = refresh(rotating, original).json()
+    clock.now += settings.jwt.rotation_grace
+    assert_logout_refused(logout(rotating, original))
+    sid = claims(settings, original)["sid"]
+    assert sync_redis.get(RedisKeys(settings.redis.prefix).ended(sid)) is None
+    assert_refused(profile(rotating, rotated["access"]), "session_ended")
+    assert_refused(refresh(rotating, rotated["refresh"]), "session_ended")
 
 
 def test_concurrent_rotations_of_one_token_get_one_successor(rotating: httpx.Client) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tracemalloc
 from pathlib import Path
 
 import httpx
@@ -111,3 +112,35 @@ def test_unknown_pages_are_404_and_the_folder_leads_to_sign_in() -> None:
     for path in ("/auth/", "/auth"):
         answer = get(ON, path)
         assert answer.status_code == 307 and answer.headers["location"] == "/auth/signin"
+
+
+def test_an_asset_name_too_long_for_the_file_system_is_404_not_an_outage() -> None:
+    """A name past the file system's 255 bytes made is_file() raise ENAMETOOLONG, which the
+    error handler calls a backing-service outage (503, and a warning in the log per request)."""
+    assert get(ON, f"/auth/assets/{'a' * 300}.js").status_code == 404
+
+
+def test_missing_asset_names_leave_nothing_behind_in_memory() -> None:
+    """Every name an attacker tries must not be remembered: a cache of misses grows without
+    bound, one entry per request."""
+    def held_by_ui() -> int:
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(True, ui.__file__, all_frames=True)])
+        return sum(stat.size for stat in snapshot.statistics("filename"))
+
+    async def ask(names: range) -> None:
+        transport = httpx.ASGITransport(app=create_app(ON))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for n in names:
+                assert (await client.get(f"/auth/assets/missing-{n}-{'x' * 100}.js")
+                        ).status_code == 404
+
+    tracemalloc.start(10)
+    try:
+        asyncio.run(ask(range(5)))  # whatever is made once, on the first requests
+        before = held_by_ui()
+        asyncio.run(ask(range(5, 105)))
+        grown = held_by_ui() - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 10_000, f"{grown} bytes held after 100 missing names"

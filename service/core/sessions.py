@@ -230,8 +230,9 @@ class SessionService:
         try:
             claims = self._codec.decode(token, REFRESH, now)
             user_id = user_id_of(claims)
-            outcome = await self._session_store.logout(user_id, claims.sid, claims.jti,
-                                                       claims.ver, self._ttl(claims.exp, now))
+            outcome = await self._session_store.logout(
+                user_id, claims.sid, claims.jti, claims.ver, self._ttl(claims.exp, now), now,
+                self._s.jwt.rotation_grace)
             user = await self._rows.read(user_id, outcome.user)
             check_token_user(claims, user)
             if outcome.status != "ok":

@@ -66,33 +66,34 @@ def _tags(header: str) -> set[str]:
 
 
 @cache
-def _load(path: Path) -> StaticFile | None:
-    return StaticFile(path) if path.is_file() else None
+def _files() -> dict[str, StaticFile]:
+    """Every file served, by its URL name, read on first use. A request's name is only looked
+    up here, never handed to the file system: a miss costs nothing and is not remembered (a
+    cache of misses would grow by one entry per name tried), and a name too long for the file
+    system is a plain 404, not an OSError."""
+    sources = {CLIENT_PATH: CLIENT_MODULE, **{name: PAGES_DIR / f"{name}.html" for name in PAGES},
+               **{f"assets/{path.name}": path for path in PAGES_DIR.iterdir()
+                  if ASSET_NAME.fullmatch(path.name)}}
+    return {name: StaticFile(path) for name, path in sources.items() if path.is_file()}
 
 
-def _existing(path: Path) -> StaticFile:
-    found = _load(path)
+def _existing(name: str) -> StaticFile:
+    found = _files().get(name)
     if found is None:
         raise HTTPException(404)
     return found
 
 
 async def client_module(request: Request) -> Response:
-    return _existing(CLIENT_MODULE).answer(request, CLIENT_HEADERS)
+    return _existing(CLIENT_PATH).answer(request, CLIENT_HEADERS)
 
 
 async def page(request: Request) -> Response:
-    name = request.path_params["page"]
-    if name not in PAGES:
-        raise HTTPException(404)
-    return _existing(PAGES_DIR / f"{name}.html").answer(request, PAGE_HEADERS)
+    return _existing(request.path_params["page"]).answer(request, PAGE_HEADERS)
 
 
 async def asset(request: Request) -> Response:
-    name = request.path_params["name"]
-    if not ASSET_NAME.fullmatch(name):
-        raise HTTPException(404)
-    return _existing(PAGES_DIR / name).answer(request, PAGE_HEADERS)
+    return _existing("assets/" + request.path_params["name"]).answer(request, PAGE_HEADERS)
 
 
 async def to_signin(request: Request) -> Response:

@@ -82,9 +82,16 @@ end""" + _END_REUSED + """
 return {'reused'}
 """)
 
-# ARGV: uid, jti, ver, blacklist ttl. -> {status}: ok | stale | ended | revoked | reused
+# ARGV: uid, jti, ver, blacklist ttl, now, grace. -> {status}: ok | stale | ended | revoked |
+# reused. The token another tab replaced inside the grace window is this browser's, as
+# _ROTATE holds: signing out with it ends the session (the token itself is already revoked),
+# and is no theft.
 _LOGOUT = Script(_HEAD + """
-if s[2] ~= ARGV[2] then""" + _END_REUSED + """
+if s[2] ~= ARGV[2] then
+  if s[3] == ARGV[2] and tonumber(ARGV[5]) - tonumber(s[4]) <= tonumber(ARGV[6]) then
+    redis.call('DEL', KEYS[1])
+    return {'revoked', user}
+  end""" + _END_REUSED + """
   return {'reused', user}
 end
 redis.call('DEL', KEYS[1])
@@ -193,11 +200,12 @@ class SessionStore:
                                   int(text(result[3])))
         return RefreshOutcome(status)
 
-    async def logout(self, user_id: int, sid: str, jti: str, ver: int,
-                     blacklist_ttl: int) -> RefreshOutcome:
-        """End the session of a live refresh token and blacklist it; else say why not."""
+    async def logout(self, user_id: int, sid: str, jti: str, ver: int, blacklist_ttl: int,
+                     now: float, grace: int) -> RefreshOutcome:
+        """End the session of a live refresh token (or of the one it replaced less than
+        `grace` seconds ago) and blacklist it; else say why not."""
         status, user = await self.redis.eval(_LOGOUT, self._script_keys(user_id, sid, jti),
-                                             [user_id, jti, ver, blacklist_ttl])
+                                             [user_id, jti, ver, blacklist_ttl, int(now), grace])
         return RefreshOutcome(text(status), parse_row(user_id, user)[0])
 
     async def set_current(self, user_id: int, sid: str, refresh_jti: str, now: float, exp: int,

@@ -62,6 +62,9 @@ export interface AuthClientOptions {
   refreshMargin?: number;
   /** Called in every tab of the origin when the session ends, with why. */
   onSessionEnd?: (reason: EndReason) => void;
+  /** Origins besides the page's and the API's to which fetch() attaches the access token
+   * (your API on another host, e.g. "https://api.example.com"). Default none. */
+  tokenOrigins?: string[];
   /** For tests and non-browser runtimes. */
   fetch?: typeof fetch;
   now?: () => number;
@@ -133,7 +136,9 @@ export interface AuthClient {
   revokeSession(id: string): Promise<void>;
 
   /** fetch() with the access token attached (refreshed once on a 401 token_expired): for the
-   * app's own API, which checks the same tokens. */
+   * app's own API, which checks the same tokens. Only requests to the page's origin, the
+   * API's and `tokenOrigins` carry the token; any other goes out as a plain fetch(), and its
+   * 401 never ends the session. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
 
   /** The profile of the signed-in user; when signed out, redirects to `redirectTo` (and never

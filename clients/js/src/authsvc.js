@@ -87,6 +87,8 @@ export function createAuthClient(options = {}) {
   const locks = options.locks === undefined ? globalThis.navigator?.locks : options.locks;
   const kind = options.storage || "memory";
   const store = typeof kind == "object" ? kind : kind != "memory" && webStorage(kind, name);
+  const trusted = new Set([new URL(base).origin, globalThis.location?.origin,
+    ...(options.tokenOrigins || []).map((o) => new URL(o).origin)]);
   const Channel = globalThis.BroadcastChannel;
   const channel = Channel && new Channel(name);
   const listeners = new Set();
@@ -103,15 +105,30 @@ export function createAuthClient(options = {}) {
   let timer;
   let inflight = null;
   let ended = null; // why the last session ended
+  let endings = 0; // sessions ended so far: a refresh answer from before one is dropped
+  // Seconds the server's clock is ahead of this tab's, learnt from the `iat` of each pair the
+  // server issues: `exp` is the server's time, and a tab whose clock is ahead by more than a
+  // token's lifetime would otherwise see every new token as due and refresh in a loop. null:
+  // not known yet (this tab has had no pair from the server nor from a tab that had one).
+  let skew = null;
   let claim = null; // this tab's open claim to refresh, when there are no Web Locks
   let state = { signedIn: false, user: null };
 
   const post = (m) => channel && channel.postMessage(m);
-  const nowS = () => now() / 1000;
+  const nowS = () => now() / 1000 + (skew ?? 0);
+
+  // A pair the server has just issued: its `iat` is the server's now, in whole seconds; taken
+  // as the end of that second, so the estimate errs by under a second towards refreshing early.
+  function issued(t) {
+    const iat = times(t.access)[1];
+    if (typeof iat == "number") skew = iat + 1 - now() / 1000;
+    return t;
+  }
 
   function persist() {
     // Storage is best effort: a full or refusing store must not break the signed-in tab.
-    (async () => store && store.set(tokens && { ...tokens, user, v: version }))().catch(() => {});
+    (async () => store && store.set(tokens && { ...tokens, user, v: version, skew }))()
+      .catch(() => {});
   }
 
   function emit() {
@@ -175,13 +192,14 @@ export function createAuthClient(options = {}) {
   // A new pair from the server (or the same pair with a new user) to this tab and the others.
   function share(t, u) {
     if (adopt(t, u, t.access == tokens?.access ? version : version + 1)) {
-      post({ t: "state", tokens, user, v: version });
+      post({ t: "state", tokens, user, v: version, skew });
     }
   }
 
   function end(reason, fromOtherTab) {
     ended = reason;
     if (!tokens) return;
+    endings++;
     if (!fromOtherTab) post({ t: "end", reason, v: version });
     tokens = user = null;
     clearTimeout(timer);
@@ -197,8 +215,11 @@ export function createAuthClient(options = {}) {
 
   if (channel) {
     channel.onmessage = ({ data: m }) => {
-      if (m.t == "hello") tokens && post({ t: "state", tokens, user, v: version });
-      else if (m.t == "state") adopt(m.tokens, m.user, m.v);
+      if (m.t == "hello") tokens && post({ t: "state", tokens, user, v: version, skew });
+      else if (m.t == "state") {
+        if (typeof m.skew == "number" && skew == null) skew = m.skew;
+        adopt(m.tokens, m.user, m.v);
+      }
       // the end of an older pair's session leaves a newer sign-in alone
       else if (m.t == "end") m.v >= version && end(m.reason, true);
       else if (m.t == "claim" && claim && claim.before == m.before) {
@@ -218,6 +239,7 @@ export function createAuthClient(options = {}) {
     try {
       if (store) {
         const t = await store.get();
+        if (t && typeof t.skew == "number" && skew == null) skew = t.skew;
         if (t && (times(t.refresh)[0] || Infinity) > nowS()) adopt(t, t.user ?? null, t.v);
       }
     } catch {} // unreadable storage is an empty one
@@ -255,14 +277,19 @@ export function createAuthClient(options = {}) {
   }
 
   // The refresh itself, done by one tab only (the caller holds the lock or won the claim):
-  // skipped when another tab's broadcast has already replaced `before`.
+  // skipped when another tab's broadcast has already replaced `before`. An answer that
+  // arrives after the session ended (a sign-out while it was on the wire) is dropped: it must
+  // not sign the tabs back in.
   async function refreshIfStill(before) {
     if (!tokens || tokens.access != before) return;
+    const epoch = endings;
+    const { refresh } = tokens;
     try {
-      const r = await parse(await send("token/refresh/", "POST", { refresh: tokens.refresh }));
-      share({ access: r.access, refresh: r.refresh || tokens.refresh });
+      const r = await parse(await send("token/refresh/", "POST", { refresh }));
+      if (endings != epoch) throw endedError();
+      share(issued({ access: r.access, refresh: r.refresh || refresh }));
     } catch (e) {
-      if (e.status == 401) end(e.reason || e.code || "session_ended");
+      if (e.status == 401 && endings == epoch) end(e.reason || e.code || "session_ended");
       throw e;
     }
     return true;
@@ -339,7 +366,7 @@ export function createAuthClient(options = {}) {
     parse(await authorized((token) => send(path, method, body, token)));
 
   function signedIn(r) {
-    if (r.access) share({ access: r.access, refresh: r.refresh }, r.user || null);
+    if (r.access) share(issued({ access: r.access, refresh: r.refresh }), r.user || null);
     return r;
   }
 
@@ -388,7 +415,8 @@ export function createAuthClient(options = {}) {
     getProfile,
     updateProfile: async (changes) => profile(await bearer("profile/", changes, "PATCH")),
     async changePassword(oldPassword, password, password2 = password) {
-      share(await bearer("password/change/", { old_password: oldPassword, password, password2 }));
+      const r = await bearer("password/change/", { old_password: oldPassword, password, password2 });
+      share(issued(r));
     },
     async deleteAccount(password) {
       await bearer("profile/", { password }, "DELETE");
@@ -408,6 +436,9 @@ export function createAuthClient(options = {}) {
 
     fetch(input, init) {
       const req = new Request(input, init);
+      // The token goes only where it is meant to: anywhere else it would be given away, and a
+      // stranger's 401 would end the session in every tab.
+      if (!trusted.has(new URL(req.url).origin)) return request(req);
       return authorized((token) => {
         const r = req.clone(); // the body of a request can be sent once; the retry needs its own
         if (token) r.headers.set("Authorization", "Bearer " + token);

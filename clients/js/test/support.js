@@ -168,6 +168,8 @@ export function browser(t, server, options = {}) {
       const index = opened.length;
       const client = createAuthClient({
         baseUrl: BASE, channelName, locks, fetch: server.fetch, now: server.time.now,
+        // The app's own API: the page's origin in a browser (Node has no location).
+        tokenOrigins: ["http://app.test"],
         onSessionEnd: (reason) => this.ended.push([index, reason]),
         ...options, ...more,
       });

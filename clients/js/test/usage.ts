@@ -14,6 +14,7 @@ const options: AuthClientOptions = {
   storage,
   channelName: "authsvc:example",
   refreshMargin: 30,
+  tokenOrigins: ["https://api.example.com"],
   onSessionEnd: (reason: EndReason) => console.log(reason),
   fetch: globalThis.fetch,
   now: Date.now,

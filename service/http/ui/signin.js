@@ -21,7 +21,7 @@ function showReason() {
   if (!reason) return;
   // Not a secret, but a reload or bookmark should not repeat an old message.
   history.replaceState(history.state, "", location.pathname + location.search);
-  reasonBox.textContent = REASONS[reason] ?? REASONS.default;
+  reasonBox.textContent = Object.hasOwn(REASONS, reason) ? REASONS[reason] : REASONS.default;
 }
 
 showReason();
