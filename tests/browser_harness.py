@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from browser_other_origin import other_origin
 from browser_site import Site, running_site
 from needed_tools import chromium_path
@@ -27,7 +26,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 from playwright.sync_api import expect as playwright_expect
-from support import Mailbox, free_port
+from support import Mailbox, smtp_sink
 
 # The closed network refuses Google's hosts: nothing may phone home or wait on it.
 CHROMIUM_ARGS = ["--disable-gpu", "--disable-background-networking",
@@ -71,12 +70,8 @@ def chromium(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture(scope="session")
 def mail_sink() -> Iterator[tuple[Mailbox, int]]:
     """The SMTP server both sites' workers deliver to (tests tell mails apart by address)."""
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
+    with smtp_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="session")

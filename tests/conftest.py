@@ -20,9 +20,15 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from aiosmtpd.controller import Controller
 from needed_tools import chromium_path, chromium_setting, node_missing
-from support import LiveServer, Mailbox, app_settings, delete_prefixed, free_port, migrated_template
+from support import (
+    LiveServer,
+    Mailbox,
+    app_settings,
+    delete_prefixed,
+    migrated_template,
+    smtp_sink,
+)
 
 from service.app import create_app
 from service.config import (
@@ -77,12 +83,8 @@ def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
+    with smtp_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import closing
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import closing, contextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,6 +26,7 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from aiosmtpd.controller import Controller
 from databases import Database
 from rq import Queue
 
@@ -72,6 +73,19 @@ class Mailbox:
             return "451 Requested action aborted: try again later"
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
+
+
+@contextmanager
+def smtp_sink() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free port, collecting into a Mailbox."""
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
 
 
 class Clock:

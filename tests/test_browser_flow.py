@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +29,7 @@ from browser_steps import (
     sign_in,
     wait_until,
 )
-from playwright.sync_api import expect
+from playwright.sync_api import BrowserContext, expect
 from support import Mailbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
@@ -65,27 +67,50 @@ def test_register_edit_the_profile_and_outlive_the_access_token(
     assert claims(sent)["exp"] > expires, "the request after exp carried the expired token"
 
 
-@pytest.mark.timeout(60)
-def test_two_tabs_make_one_refresh_and_both_stay_signed_in(
-        site: Site, open_context: OpenContext) -> None:
+@dataclass
+class TwoTabs:
+    """Two tabs of one browser, signed in, past the first access token's expiry."""
+
+    user: User
+    context: BrowserContext
+    watch: RefreshWatch
+    first: Tab
+    second: Tab
+    login: dict[str, Any]
+    expires: float      # the first access token's exp
+    refreshed: Any      # the one token/refresh/ request made for both tabs
+
+
+def two_tabs_past_one_expiry(site: Site, open_context: OpenContext) -> TwoTabs:
+    """Sign in in one tab, open a second (signed in by the first), and count the refreshes
+    over the access token's life: both tabs hold the same token, so both schedule its refresh
+    for the same moment, and exactly one request must go out."""
     user = User.fresh()
     register_by_api(site, user)
     context = open_context(site)
     watch = RefreshWatch(context)
     first = Tab(context.new_page())
     started = time.time()
-    access = sign_in(first.page, user)["access"]
+    login = sign_in(first.page, user)
     second = open_tab(context, "/auth/profile")
     expect_profile(second.page, user)
-
-    # Both tabs hold the same token, so both schedule its refresh for the same moment.
-    expires = claims(access)["exp"]
+    expires = claims(login["access"])["exp"]
     wait_until(first.page, expires + 0.5)
     cycle = watch.between(started, expires + 0.5)
-    print(f"refresh requests over one access-token lifetime, two tabs: {len(cycle)}")
+    rotation = "on" if site.rotation else "off"
+    print(f"refresh requests over one access-token lifetime, two tabs, rotation {rotation}: "
+          f"{len(cycle)}")
     assert len(cycle) == 1, [s.request.url for s in cycle]
-    assert cycle[0].request.response() is not None
-    assert cycle[0].request.response().status == 200  # type: ignore[union-attr]
+    answer = cycle[0].request.response()
+    assert answer is not None and answer.status == 200
+    return TwoTabs(user, context, watch, first, second, login, expires, cycle[0])
+
+
+@pytest.mark.timeout(60)
+def test_two_tabs_make_one_refresh_and_both_stay_signed_in(
+        site: Site, open_context: OpenContext) -> None:
+    tabs = two_tabs_past_one_expiry(site, open_context)
+    user, first, second = tabs.user, tabs.first, tabs.second
     for tab, name in ((first, "First Tab"), (second, "Second Tab")):
         save_display_name(tab.page, name)
         expect_profile(tab.page, user)
@@ -94,29 +119,17 @@ def test_two_tabs_make_one_refresh_and_both_stay_signed_in(
 @pytest.mark.timeout(75)
 def test_with_rotation_one_refresh_reaches_every_tab_and_reuse_ends_them_all(
         rotation_site: Site, open_context: OpenContext) -> None:
-    user = User.fresh()
-    register_by_api(rotation_site, user)
-    context = open_context(rotation_site)
-    watch = RefreshWatch(context)
-    first = Tab(context.new_page())
-    started = time.time()
-    login = sign_in(first.page, user)
-    second = open_tab(context, "/auth/profile")
-    expect_profile(second.page, user)
-
-    expires = claims(login["access"])["exp"]
-    wait_until(first.page, expires + 0.5)
-    cycle = watch.between(started, expires + 0.5)
-    print(f"refresh requests over one access-token lifetime, two tabs, rotation on: {len(cycle)}")
-    assert len(cycle) == 1, [s.request.url for s in cycle]
-    answer = cycle[0].request.response()
-    assert answer is not None and answer.status == 200
+    tabs = two_tabs_past_one_expiry(rotation_site, open_context)
+    user, context, watch, login, expires = (tabs.user, tabs.context, tabs.watch, tabs.login,
+                                            tabs.expires)
+    first, second = tabs.first, tabs.second
+    answer = tabs.refreshed.request.response()
     rotated = answer.json()
     assert rotated["refresh"] != login["refresh"], "rotation on, but the same refresh token"
 
     # The tab that did not refresh must hold the rotated token: close the one that did, and
     # the next refresh comes from the other tab (or a new one it told).
-    refresher = cycle[0].request.frame.page
+    refresher = tabs.refreshed.request.frame.page
     survivor = second if refresher == first.page else first
     refresher.close()
     newcomer = open_tab(context, "/auth/profile")
