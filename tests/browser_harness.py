@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_other_origin import other_origin
+from browser_other_origin import OtherOrigin, other_origin
 from browser_site import Site, running_site
 from needed_tools import chromium_path
 from playwright.sync_api import (
@@ -75,11 +75,16 @@ def mail_sink() -> Iterator[tuple[Mailbox, int]]:
 
 
 @pytest.fixture(scope="session")
-def cors_origin() -> Iterator[str]:
-    """Another origin serving a page that imports the client, listed in the site's [cors]
-    allow_origins."""
+def other_origin_server() -> Iterator[OtherOrigin]:
+    """Another origin serving a page that imports the client (and the files tests add),
+    listed in the site's [cors] allow_origins."""
     with other_origin() as origin:
         yield origin
+
+
+@pytest.fixture(scope="session")
+def cors_origin(other_origin_server: OtherOrigin) -> str:
+    return other_origin_server.url
 
 
 @pytest.fixture(scope="session")
