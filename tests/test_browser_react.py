@@ -120,3 +120,33 @@ def test_require_auth_redirects_a_signed_out_visitor_but_waits_for_the_other_tab
     expect(second.page.get_by_role("heading", name="Sign in to continue")).to_be_visible()
     assert parse_qs(urlsplit(second.page.url).query)["next"] == [guarded], second.page.url
     expect_no_console_errors(open_context, context)
+
+
+# Records whether `text` is ever put into the page from now on, however briefly.
+WATCH_FOR_TEXT = """(text) => {
+  window.textSeen = false;
+  new MutationObserver((records) => {
+    for (const record of records)
+      for (const node of record.addedNodes)
+        if (node.textContent.includes(text)) window.textSeen = true;
+  }).observe(document.body, { childList: true, subtree: true });
+}"""
+
+
+@pytest.mark.timeout(LIMIT)
+def test_a_guard_mounted_once_the_client_is_ready_never_shows_its_fallback(
+        site: Site, react_app: AppUrl, open_context: OpenContext) -> None:
+    """A signed-in visitor opening a guarded route would otherwise see the fallback (a sign-in
+    prompt, say) flash before the children, on every mount."""
+    user = User.fresh()
+    register_by_api(site, user)
+    context = open_context(site)
+    page = context.new_page()
+    page.goto(react_app("later"))
+    sign_in(page, user)
+    expect(page.get_by_role("status")).to_have_text(f"Signed in as {user.username}")
+    page.evaluate(WATCH_FOR_TEXT, FALLBACK)
+    page.get_by_role("button", name="Open orders").click()
+    expect(page.get_by_role("heading", name=f"Orders of {user.username}")).to_be_visible()
+    assert page.evaluate("window.textSeen") is False, "the fallback was shown to a signed-in user"
+    expect_no_console_errors(open_context, context)

@@ -2,18 +2,29 @@
 // imports React. No JSX: the file runs as it is, with no build step.
 import { createElement, Fragment, useEffect, useState, useSyncExternalStore } from "react";
 
+// Clients whose `ready` has settled. A promise cannot be read synchronously: without this, a
+// component mounted long after (a guarded route opened later) would start not ready, and
+// <RequireAuth> would flash its fallback to a signed-in user on every mount.
+const settled = new WeakSet();
+
 /** The client's state ({signedIn, user}) plus `ready`, re-rendered on every change. */
 export function useAuth(client) {
   const snapshot = () => client.state;
   const state = useSyncExternalStore(client.subscribe, snapshot, snapshot);
-  const [ready, setReady] = useState(false);
+  const [, rerender] = useState(0);
+  const ready = settled.has(client);
   useEffect(() => {
+    // Rendered not ready, so render again once it is (maybe at once: it may have settled since).
+    if (ready) return;
     let mounted = true;
-    client.ready.then(() => mounted && setReady(true));
+    client.ready.then(() => {
+      settled.add(client);
+      if (mounted) rerender((n) => n + 1);
+    });
     return () => {
       mounted = false;
     };
-  }, [client]);
+  }, [client, ready]);
   return { ...state, ready };
 }
 

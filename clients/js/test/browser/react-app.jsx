@@ -4,9 +4,9 @@
 // development build, so that React's own warnings reach the console, which fails the test.
 //
 // The query says which API (`api`: its base URL) and which view: "guard" (the default: a
-// <RequireAuth> with a fallback, the state, a sign-in form and a sign-out button), "redirect"
-// (a <RequireAuth> with redirectTo, alone) or "signin" (where "redirect" sends a signed-out
-// visitor: the state and the forms again).
+// <RequireAuth> with a fallback, the state, a sign-in form and a sign-out button), "later" (the
+// same, but the guard mounted by a button), "redirect" (a <RequireAuth> with redirectTo, alone)
+// or "signin" (where "redirect" sends a signed-out visitor: the state and the forms again).
 import { StrictMode, useState } from "react";
 import { flushSync } from "react-dom";
 import { createRoot } from "react-dom/client";
@@ -49,7 +49,9 @@ function SignInForm() {
   return (
     <form onSubmit={submit}>
       <label>Username <input name="username" autoComplete="username" /></label>
-      <label>Password <input name="password" type="password" autoComplete="current-password" /></label>
+      <label>
+        Password <input name="password" type="password" autoComplete="current-password" />
+      </label>
       <button>Sign in</button>
       <p role="alert">{error}</p>
     </form>
@@ -64,6 +66,23 @@ function GuardView() {
       <RequireAuth client={auth} fallback={<p>Sign in to see your orders</p>}>
         <Orders />
       </RequireAuth>
+    </>
+  );
+}
+
+// A guard mounted long after the client is ready, as on a route the app opens later.
+function LaterView() {
+  const [open, setOpen] = useState(false);
+  return (
+    <>
+      <Account />
+      <SignInForm />
+      <button type="button" onClick={() => setOpen(true)}>Open orders</button>
+      {open && (
+        <RequireAuth client={auth} fallback={<p>Sign in to see your orders</p>}>
+          <Orders />
+        </RequireAuth>
+      )}
     </>
   );
 }
@@ -87,7 +106,7 @@ function SignInView() {
   );
 }
 
-const views = { guard: GuardView, redirect: RedirectView, signin: SignInView };
+const views = { guard: GuardView, later: LaterView, redirect: RedirectView, signin: SignInView };
 const View = views[params.get("view") || "guard"];
 
 // The first render and its effects happen now, before another tab can answer this one's
