@@ -190,8 +190,12 @@ export function createAuthClient(options = {}) {
   }
 
   // A new pair from the server (or the same pair with a new user) to this tab and the others.
-  function share(t, u) {
-    if (adopt(t, u, t.access == tokens?.access ? version : version + 1)) {
+  // A sign-in's number is the time, in ms: it outnumbers every pair before it in any tab, also
+  // one that counted further than this tab (a tab opened after a sign-out starts from 0).
+  function share(t, u, signIn) {
+    const v = signIn ? Math.max(version + 1, Date.now())
+      : t.access == tokens?.access ? version : version + 1;
+    if (adopt(t, u, v)) {
       post({ t: "state", tokens, user, v: version, skew });
     }
   }
@@ -366,7 +370,7 @@ export function createAuthClient(options = {}) {
     parse(await authorized((token) => send(path, method, body, token)));
 
   function signedIn(r) {
-    if (r.access) share(issued({ access: r.access, refresh: r.refresh }), r.user || null);
+    if (r.access) share(issued({ access: r.access, refresh: r.refresh }), r.user || null, true);
     return r;
   }
 
