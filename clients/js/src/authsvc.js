@@ -293,10 +293,21 @@ export function createAuthClient(options = {}) {
       if (endings != epoch) throw endedError();
       share(issued({ access: r.access, refresh: r.refresh || refresh }));
     } catch (e) {
-      if (e.status == 401 && endings == epoch) end(e.reason || e.code || "session_ended");
+      if (e.status == 401 && endings == epoch) {
+        if (await replaced(before, e.reason)) return true;
+        if (endings == epoch) end(e.reason || e.code || "session_ended");
+      }
       throw e;
     }
     return true;
+  }
+
+  // Whether a refused token has been replaced here meanwhile. A password change refuses every
+  // token of the old password before its answer (this browser's new pair) arrives: a request
+  // or refresh of any tab refused then waits for that pair rather than ending the session.
+  async function replaced(before, reason) {
+    if (reason == "password_changed") await until(before, RESULT_WAIT);
+    return !!tokens && tokens.access != before;
   }
 
   async function withLocks(before) {
@@ -348,8 +359,9 @@ export function createAuthClient(options = {}) {
     return tokens ? tokens.access : null;
   }
 
-  // Sends with the access token; on a 401 token_expired refreshes once and retries once; any
-  // other refusal of the token ends the session in every tab.
+  // Sends with the access token; on a 401 token_expired refreshes once and retries once (with
+  // the tab's newer token if it has one by then); any other refusal of the token ends the
+  // session in every tab.
   async function authorized(sendWith) {
     let token = await getAccessToken();
     for (let retried = 0; ; retried++) {
@@ -357,11 +369,11 @@ export function createAuthClient(options = {}) {
       if (res.status != 401 || !token) return res;
       const b = await res.clone().json().catch(() => ({}));
       if (b.code != "token_not_valid") return res;
-      if (b.reason != "token_expired" || retried) {
+      if (!retried && (await replaced(token, b.reason))) token = tokens.access;
+      else if (b.reason != "token_expired" || retried) {
         if (tokens?.access == token) end(b.reason || "session_ended");
         return res;
-      }
-      token = await refreshFrom(token);
+      } else token = await refreshFrom(token);
     }
   }
 

@@ -17,3 +17,66 @@ test("a sign-in in a tab opened after a sign-out reaches a tab that had refreshe
     assert.equal(old.state.signedIn, true, "the older tab never heard of the new sign-in");
     assert.equal(await old.getAccessToken(), await fresh.getAccessToken());
   });
+
+// The server has changed the password (every token of the old version is refused with
+// password_changed) and its answer, the tab's new pair, is still on the wire.
+function passwordChangeOnTheWire(server) {
+  const stale = new Set();
+  const refuse = () => new Response(JSON.stringify({ detail: "Token is invalid",
+    code: "token_not_valid", reason: "password_changed" }), { status: 401 });
+  const fetch = async (input, init = {}) => {
+    const request = new Request(input, init);
+    const path = new URL(request.url).pathname;
+    const body = init.body ? JSON.parse(init.body) : {};
+    const access = (request.headers.get("Authorization") || "").replace("Bearer ", "");
+    if (stale.has(access) || stale.has(body.refresh)) return refuse();
+    const answer = await server.fetch(input, init);
+    if (path.endsWith("password/change/")) {
+      for (const call of server.calls) {
+        if (call.auth) stale.add(call.auth.replace("Bearer ", ""));
+      }
+      if (fetch.refresh) stale.add(fetch.refresh);
+      await sleep(150);
+    }
+    return answer;
+  };
+  return fetch;
+}
+
+test("another tab's request refused as password_changed while this tab's own change is " +
+  "answered does not sign either tab out", async (t) => {
+  const server = fakeServer({ refreshDelay: 0 });
+  const fetch = passwordChangeOnTheWire(server);
+  const b = browser(t, server, { fetch });
+  const [changer, other] = [await b.tab(), await b.tab()];
+  await changer.login("ada", "right password");
+  await waitFor(() => other.state.signedIn);
+  const changing = changer.changePassword("right password", "new password");
+  await waitFor(() => server.count("password/change/") == 1);
+  await sleep(20);
+  const seen = await other.getProfile().then((p) => p.username, (e) => e.reason);
+  await changing;
+  await sleep(50);
+  assert.deepEqual(b.ended, [], "a session end was announced");
+  assert.equal(changer.state.signedIn, true);
+  assert.equal(other.state.signedIn, true);
+  assert.equal(seen, "ada");
+});
+
+test("this tab's own refresh refused as password_changed while its change is answered does " +
+  "not sign it out", async (t) => {
+  const server = fakeServer({ refreshDelay: 0 });
+  const fetch = passwordChangeOnTheWire(server);
+  const b = browser(t, server, { fetch });
+  const tab = await b.tab({ storage: { get: () => null, set: (p) => p && (fetch.refresh = p.refresh) } });
+  await tab.login("ada", "right password");
+  const changing = tab.changePassword("right password", "new password");
+  await waitFor(() => server.count("password/change/") == 1);
+  await sleep(20);
+  const refreshed = await tab.refresh().then(() => "ok", (e) => e.reason);
+  await changing;
+  await sleep(50);
+  assert.deepEqual(b.ended, [], "a session end was announced");
+  assert.equal(tab.state.signedIn, true);
+  assert.equal(refreshed, "ok");
+});
