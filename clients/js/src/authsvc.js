@@ -103,6 +103,7 @@ export function createAuthClient(options = {}) {
   let refreshAt = 0; // seconds
   let expiresAt = 0;
   let timer;
+  let retryWait = 0; // ms until a failed refresh is asked again (doubling)
   let inflight = null;
   let ended = null; // why the last session ended
   let endings = 0; // sessions ended so far: a refresh answer from before one is dropped
@@ -158,8 +159,20 @@ export function createAuthClient(options = {}) {
     });
   }
 
+  // A refresh that failed on its way (network, 5xx, 429) is asked again soon, then less often:
+  // with rotation on, the server may have rotated the token and only its answer was lost, and
+  // it gives the same successor again only within rotation_grace (10 s by default); after
+  // that, the replaced token presented is reuse, and the session ends as theft.
+  function retry(before, after) {
+    retryWait = Math.min(retryWait * 2 || 500, 60_000);
+    clearTimeout(timer);
+    timer = setTimeout(() => refreshFrom(before).catch(() => {}),
+      after ? after * 1000 : retryWait);
+  }
+
   function schedule() {
     clearTimeout(timer);
+    retryWait = 0;
     if (!tokens) return;
     const [exp, iat] = times(tokens.access);
     expiresAt = exp || Infinity;
@@ -296,6 +309,8 @@ export function createAuthClient(options = {}) {
       if (e.status == 401 && endings == epoch) {
         if (await replaced(before, e.reason)) return true;
         if (endings == epoch) end(e.reason || e.code || "session_ended");
+      } else if ((!e.status || e.status == 429 || e.status >= 500) && tokens?.access == before) {
+        retry(before, e.retryAfter);
       }
       throw e;
     }

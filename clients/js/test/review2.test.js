@@ -80,3 +80,38 @@ test("this tab's own refresh refused as password_changed while its change is ans
   assert.equal(tab.state.signedIn, true);
   assert.equal(refreshed, "ok");
 });
+
+test("a refresh whose answer was lost is asked again at once, while the server's rotation " +
+  "grace still gives the same successor", async (t) => {
+  const server = fakeServer({ rotate: true, refreshDelay: 0 });
+  // The server's grace (service/store/sessions.py _ROTATE): the replaced token presented
+  // again soon after gets the same successor; later it is reuse and ends the session.
+  const GRACE_MS = 2000;
+  const answered = new Map(); // refresh token -> [its answer's text, when]
+  let lose = 1;
+  const fetch = async (input, init = {}) => {
+    if (!String(input).endsWith("token/refresh/")) return server.fetch(input, init);
+    const { refresh } = JSON.parse(init.body);
+    const earlier = answered.get(refresh);
+    if (earlier) {
+      if (Date.now() - earlier[1] > GRACE_MS) return new Response(JSON.stringify({
+        detail: "Token was already used", code: "token_not_valid", reason: "token_reused" }),
+      { status: 401 });
+      return new Response(earlier[0], { status: 200 });
+    }
+    const answer = await server.fetch(input, init);
+    answered.set(refresh, [await answer.clone().text(), Date.now()]);
+    if (lose-- > 0) throw new TypeError("Failed to fetch"); // rotated, but the answer is lost
+    return answer;
+  };
+  const b = browser(t, server, { fetch });
+  const tab = await b.tab();
+  await tab.login("ada", "right password");
+  const first = await tab.getAccessToken();
+  await tab.refresh().catch(() => {}); // the tab still holds the replaced pair
+  await waitFor(() => tab.getAccessToken().then((a) => a != first), GRACE_MS);
+  server.time.ms += 3_600_000; // much later, the next refresh
+  await tab.refresh();
+  assert.deepEqual(b.ended, []);
+  assert.equal(tab.state.signedIn, true);
+});
