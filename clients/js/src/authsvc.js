@@ -31,11 +31,12 @@ export class AuthError extends Error {
   }
 }
 
-// The JWT payload is read for its times only (when to refresh), never trusted for anything else.
+// The JWT payload is read for its times (when to refresh) and its session id (which pairs
+// a session end applies to), never trusted for anything else.
 function times(jwt) {
   try {
     const p = JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    return [p.exp, p.iat];
+    return [p.exp, p.iat, p.sid];
   } catch {
     return [];
   }
@@ -52,6 +53,7 @@ function guarded(callback, value) {
 }
 
 const same = (a, b) => JSON.stringify(a) == JSON.stringify(b);
+const sidOf = (t) => times(t.access)[2];
 
 function seconds(header) {
   if (!header) return null;
@@ -107,6 +109,9 @@ export function createAuthClient(options = {}) {
   let inflight = null;
   let ended = null; // why the last session ended
   let endings = 0; // sessions ended so far: a refresh answer from before one is dropped
+  // Sessions this tab knows have ended: a pair of one of them, from a tab that had not heard
+  // yet (its refresh answered as another tab signed out), never signs this tab back in.
+  const over = new Set();
   // Seconds the server's clock is ahead of this tab's, learnt from the `iat` of each pair the
   // server issues: `exp` is the server's time, and a tab whose clock is ahead by more than a
   // token's lifetime would otherwise see every new token as due and refresh in a loop. null:
@@ -189,7 +194,7 @@ export function createAuthClient(options = {}) {
   // replaces a newer one; of two pairs of one number (two tabs that refreshed at once), the
   // tab keeps its own.
   function adopt(t, u, v = 0) {
-    if (!t || !t.access || !t.refresh) return;
+    if (!t || !t.access || !t.refresh || over.has(sidOf(t))) return;
     if (v < version || (v == version && tokens && t.access != tokens.access)) return;
     if (t.access == tokens?.access && (u === undefined || same(u, user))) return;
     const renewed = t.access != tokens?.access;
@@ -216,8 +221,10 @@ export function createAuthClient(options = {}) {
   function end(reason, fromOtherTab) {
     ended = reason;
     if (!tokens) return;
+    const sid = sidOf(tokens);
+    if (sid != null) over.add(sid);
     endings++;
-    if (!fromOtherTab) post({ t: "end", reason, v: version });
+    if (!fromOtherTab) post({ t: "end", reason, v: version, sid });
     tokens = user = null;
     clearTimeout(timer);
     persist();
@@ -237,8 +244,13 @@ export function createAuthClient(options = {}) {
         if (typeof m.skew == "number" && skew == null) skew = m.skew;
         adopt(m.tokens, m.user, m.v);
       }
-      // the end of an older pair's session leaves a newer sign-in alone
-      else if (m.t == "end") m.v >= version && end(m.reason, true);
+      // A session's end ends its pairs, also one newer than the ending tab's (a refresh
+      // answered as it signed out), and leaves another session (a newer sign-in) alone.
+      else if (m.t == "end") {
+        const mine = tokens && sidOf(tokens);
+        if (m.sid != null) over.add(m.sid);
+        if (m.sid != null && mine != null ? m.sid == mine : m.v >= version) end(m.reason, true);
+      }
       else if (m.t == "claim" && claim && claim.before == m.before) {
         // The lowest claim wins. A claim that may have missed ours (sent before this tab
         // claimed) is answered with ours; a tab already refreshing answers with one that beats

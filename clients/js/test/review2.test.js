@@ -115,3 +115,32 @@ test("a refresh whose answer was lost is asked again at once, while the server's
   assert.deepEqual(b.ended, []);
   assert.equal(tab.state.signedIn, true);
 });
+
+for (const rotate of [false, true]) {
+  test(`rotation ${rotate ? "on" : "off"}: a sign-out whose end crosses another tab's new pair ` +
+    "on the channel signs both tabs out", async (t) => {
+    const server = fakeServer({ rotate, refreshDelay: 0 });
+    let open;
+    const gate = new Promise((resolve) => (open = resolve));
+    // Both answers are held, then given at once: each tab acts on its own before either
+    // hears of the other's (a refresh and a sign-out answered in the same moment).
+    const fetch = async (input, init) => {
+      const answer = await server.fetch(input, init);
+      if (/token\/refresh\/|logout\//.test(String(input))) await gate;
+      return answer;
+    };
+    const b = browser(t, server, { fetch });
+    const [refresher, leaver] = [await b.tab(), await b.tab()];
+    await refresher.login("ada", "right password");
+    await waitFor(() => leaver.state.signedIn);
+    const refreshing = refresher.refresh().catch(() => {});
+    await waitFor(() => server.count("token/refresh/") == 1);
+    const leaving = leaver.logout();
+    await waitFor(() => server.count("logout/") == 1);
+    open();
+    await Promise.all([refreshing, leaving]);
+    await sleep(100);
+    assert.equal(leaver.state.signedIn, false, "signed back in by the other tab's new pair");
+    assert.equal(refresher.state.signedIn, false, "the sign-out never reached the other tab");
+  });
+}
