@@ -171,8 +171,9 @@ export function createAuthClient(options = {}) {
   function retry(before, after) {
     retryWait = Math.min(retryWait * 2 || 500, 60_000);
     clearTimeout(timer);
+    // (a delay over setTimeout's 2^31-1 ms would fire at once)
     timer = setTimeout(() => refreshFrom(before).catch(() => {}),
-      after ? after * 1000 : retryWait);
+      Math.min(2 ** 31 - 1, after ? after * 1000 : retryWait));
   }
 
   function schedule() {

@@ -144,3 +144,15 @@ for (const rotate of [false, true]) {
     assert.equal(refresher.state.signedIn, false, "the sign-out never reached the other tab");
   });
 }
+
+test("a refresh refused 429 with a Retry-After of weeks is not asked again at once",
+  async (t) => {
+    const server = fakeServer({ refreshDelay: 0 });
+    server.answer["token/refresh/"] = () => new Response(JSON.stringify({
+      detail: "Request was throttled." }), { status: 429, headers: { "Retry-After": "3000000" } });
+    const tab = await browser(t, server).tab();
+    await tab.login("ada", "right password");
+    await tab.refresh().catch(() => {});
+    await sleep(200);
+    assert.equal(server.count("token/refresh/"), 1);
+  });
