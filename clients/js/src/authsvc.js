@@ -209,10 +209,11 @@ export function createAuthClient(options = {}) {
   }
 
   // A new pair from the server (or the same pair with a new user) to this tab and the others.
-  // A sign-in's number is the time, in ms: it outnumbers every pair before it in any tab, also
-  // one that counted further than this tab (a tab opened after a sign-out starts from 0).
-  function share(t, u, signIn) {
-    const v = signIn ? Math.max(version + 1, Date.now())
+  // A sign-in's or password change's number is the time, in ms: it outnumbers every pair
+  // before it in any tab, also one that counted further than this tab (a tab opened after a
+  // sign-out starts from 0), or that refreshed with the old password as it was changed.
+  function share(t, u, fresh) {
+    const v = fresh ? Math.max(version + 1, Date.now())
       : t.access == tokens?.access ? version : version + 1;
     if (adopt(t, u, v)) {
       post({ t: "state", tokens, user, v: version, skew });
@@ -460,7 +461,7 @@ export function createAuthClient(options = {}) {
     updateProfile: async (changes) => profile(await bearer("profile/", changes, "PATCH")),
     async changePassword(oldPassword, password, password2 = password) {
       const r = await bearer("password/change/", { old_password: oldPassword, password, password2 });
-      share(issued(r));
+      share(issued(r), undefined, true);
     },
     async deleteAccount(password) {
       await bearer("profile/", { password }, "DELETE");

@@ -1,6 +1,6 @@
 // Found in the second review (branch attack2).
 import assert from "node:assert/strict";
-import { browser, fakeServer, sleep, test, waitFor } from "./support.js";
+import { browser, fakeServer, jwt, sleep, test, waitFor } from "./support.js";
 
 test("a sign-in in a tab opened after a sign-out reaches a tab that had refreshed before",
   async (t) => {
@@ -156,3 +156,37 @@ test("a refresh refused 429 with a Retry-After of weeks is not asked again at on
     await sleep(200);
     assert.equal(server.count("token/refresh/"), 1);
   });
+
+test("a password change answered as another tab's refresh is answered gives every tab the " +
+  "change's pair, not the refresh's of the old password", async (t) => {
+  const server = fakeServer({ refreshDelay: 0 });
+  let open;
+  const gate = new Promise((resolve) => (open = resolve));
+  let changed;
+  // The server keeps the session (same sid) and refuses the old password's tokens; the
+  // refresh was served just before the change, and both answers arrive at once.
+  server.answer["password/change/"] = (call) => {
+    const sid = JSON.parse(Buffer.from(call.auth.split(".")[1], "base64url")).sid;
+    changed = { access: server.issue(sid), refresh: jwt({ token_type: "refresh", sid, n: "c" }) };
+    return new Response(JSON.stringify(changed), { status: 200 });
+  };
+  const fetch = async (input, init) => {
+    const answer = await server.fetch(input, init);
+    if (/token\/refresh\/|password\/change\//.test(String(input))) await gate;
+    return answer;
+  };
+  const b = browser(t, server, { fetch });
+  const [changer, refresher] = [await b.tab(), await b.tab()];
+  await changer.login("ada", "right password");
+  await waitFor(() => refresher.state.signedIn);
+  const refreshing = refresher.refresh().catch(() => {});
+  await waitFor(() => server.count("token/refresh/") == 1);
+  const changing = changer.changePassword("right password", "new password");
+  await waitFor(() => server.count("password/change/") == 1);
+  open();
+  await Promise.all([refreshing, changing]);
+  await sleep(100);
+  assert.equal(await changer.getAccessToken(), changed.access);
+  assert.equal(await refresher.getAccessToken(), changed.access,
+    "the other tab kept the old password's pair (refused from now on: the session ends)");
+});
