@@ -331,12 +331,14 @@ export function createAuthClient(options = {}) {
     return true;
   }
 
-  // Whether a refused token has been replaced here meanwhile. A password change refuses every
-  // token of the old password before its answer (this browser's new pair) arrives: a request
-  // or refresh of any tab refused then waits for that pair rather than ending the session.
+  // Whether a token refused as password_changed is being replaced by this browser's own
+  // change: the server refuses every token of the old password before the change's answer
+  // (the new pair of the same session) arrives, so a request or refresh of any tab refused
+  // then waits for that pair rather than ending the session.
   async function replaced(before, reason) {
-    if (reason == "password_changed") await until(before, RESULT_WAIT);
-    return !!tokens && tokens.access != before;
+    if (reason != "password_changed") return false;
+    await until(before, RESULT_WAIT);
+    return !!tokens && tokens.access != before && sidOf(tokens) == times(before)[2];
   }
 
   async function withLocks(before) {

@@ -18,9 +18,19 @@ test("a sign-in in a tab opened after a sign-out reaches a tab that had refreshe
     assert.equal(await old.getAccessToken(), await fresh.getAccessToken());
   });
 
+// The server's password change: the same session goes on with a new pair.
+function changeKeepsTheSession(server) {
+  server.answer["password/change/"] = (call) => {
+    const sid = JSON.parse(Buffer.from(call.auth.split(".")[1], "base64url")).sid;
+    server.changed = { access: server.issue(sid), refresh: jwt({ token_type: "refresh", sid }) };
+    return new Response(JSON.stringify(server.changed), { status: 200 });
+  };
+}
+
 // The server has changed the password (every token of the old version is refused with
 // password_changed) and its answer, the tab's new pair, is still on the wire.
 function passwordChangeOnTheWire(server) {
+  changeKeepsTheSession(server);
   const stale = new Set();
   const refuse = () => new Response(JSON.stringify({ detail: "Token is invalid",
     code: "token_not_valid", reason: "password_changed" }), { status: 401 });
@@ -162,14 +172,8 @@ test("a password change answered as another tab's refresh is answered gives ever
   const server = fakeServer({ refreshDelay: 0 });
   let open;
   const gate = new Promise((resolve) => (open = resolve));
-  let changed;
-  // The server keeps the session (same sid) and refuses the old password's tokens; the
-  // refresh was served just before the change, and both answers arrive at once.
-  server.answer["password/change/"] = (call) => {
-    const sid = JSON.parse(Buffer.from(call.auth.split(".")[1], "base64url")).sid;
-    changed = { access: server.issue(sid), refresh: jwt({ token_type: "refresh", sid, n: "c" }) };
-    return new Response(JSON.stringify(changed), { status: 200 });
-  };
+  // The refresh was served just before the change, and both answers arrive at once.
+  changeKeepsTheSession(server);
   const fetch = async (input, init) => {
     const answer = await server.fetch(input, init);
     if (/token\/refresh\/|password\/change\//.test(String(input))) await gate;
@@ -186,7 +190,7 @@ test("a password change answered as another tab's refresh is answered gives ever
   open();
   await Promise.all([refreshing, changing]);
   await sleep(100);
-  assert.equal(await changer.getAccessToken(), changed.access);
-  assert.equal(await refresher.getAccessToken(), changed.access,
+  assert.equal(await changer.getAccessToken(), server.changed.access);
+  assert.equal(await refresher.getAccessToken(), server.changed.access,
     "the other tab kept the old password's pair (refused from now on: the session ends)");
 });
