@@ -274,7 +274,10 @@ export function createAuthClient(options = {}) {
         if (t && (times(t.refresh)[0] || Infinity) > nowS()) adopt(t, t.user ?? null, t.v);
       }
     } catch {} // unreadable storage is an empty one
-    if (!tokens && channel) await until(undefined, HELLO_WAIT);
+    // A stored pair due for refresh may be one another tab has replaced since (a restored
+    // or duplicated tab): with rotation on, refreshing with it would be reuse, so the open
+    // tabs' answer is awaited first, as with no pair at all.
+    if (channel && (!tokens || nowS() >= refreshAt)) await until(tokens?.access, HELLO_WAIT);
   })();
 
   async function send(path, method, body, token) {

@@ -194,3 +194,36 @@ test("a password change answered as another tab's refresh is answered gives ever
   assert.equal(await refresher.getAccessToken(), server.changed.access,
     "the other tab kept the old password's pair (refused from now on: the session ends)");
 });
+
+test("a tab restored with a rotated-out pair in its storage, due for refresh, waits for the " +
+  "open tabs' newer pair before refreshing", async (t) => {
+  const server = fakeServer({ rotate: true, refreshDelay: 0 });
+  const b = browser(t, server);
+  // The open tab is busy: it hears the restored tab's hello 40 ms late.
+  const Real = globalThis.BroadcastChannel;
+  globalThis.BroadcastChannel = class extends Real {
+    set onmessage(listener) {
+      super.onmessage = (event) => setTimeout(() => listener(event), 40);
+    }
+  };
+  let open;
+  try {
+    open = await b.tab();
+  } finally {
+    globalThis.BroadcastChannel = Real;
+  }
+  await open.login("ada", "right password");
+  let kept;
+  const copy = await b.tab({ storage: { get: () => null, set: (p) => void (kept ??= p) } });
+  await waitFor(() => kept);
+  copy.close();
+  server.time.ms += 70_000; // the stored access token is due
+  await open.refresh(); // rotated: the stored refresh token is replaced
+  const before = server.calls.length;
+  await b.tab({ storage: { get: () => kept, set() {} } });
+  await sleep(200);
+  const replayed = server.calls.slice(before)
+    .filter((c) => c.path == "token/refresh/" && c.body.refresh == kept.refresh);
+  assert.equal(replayed.length, 0, "refreshed with the replaced token");
+  assert.deepEqual(b.ended, []);
+});
