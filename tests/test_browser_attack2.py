@@ -22,7 +22,7 @@ from browser_steps import (
     sign_in,
     wait_until,
 )
-from playwright.sync_api import Route
+from playwright.sync_api import Route, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -105,3 +105,42 @@ def test_a_rotation_whose_answer_was_lost_keeps_the_session(
     expect_profile(tab.page, user)
     log = open_context.console(context)  # the lost answer, printed by Chromium, is the test's
     log.errors[:] = [e for e in log.errors if "ERR_CONNECTION_RESET" not in e]
+
+
+@pytest.mark.timeout(60)
+def test_another_tabs_request_while_the_password_change_is_answered_keeps_both_tabs(
+        rotation_site: Site, open_context: OpenContext) -> None:
+    """The server changes the password (the old password's tokens are refused from then on)
+    and its answer, the changing tab's new pair, is on its way while the other tab saves its
+    display name. That tab's 401 password_changed signed both tabs out; it must wait for the
+    pair instead."""
+    user = User.fresh()
+    register_by_api(rotation_site, user)
+    context = open_context(rotation_site)
+    changer = Tab(context.new_page())
+    sign_in(changer.page, user)
+    other = Tab(context.new_page())
+    other.page.goto("/auth/profile")
+    expect_profile(other.page, user)
+
+    def answer_late(route: Route) -> None:
+        answer = route.fetch()  # changed on the server
+        time.sleep(0.7)  # the answer on the wire
+        route.fulfill(response=answer)
+
+    changer.page.route("**/api/v1/auth/password/change/", answer_late)
+    other.page.get_by_label("Display name").fill("Saved Meanwhile")
+    # The other tab's click lands while the change's answer is held.
+    other.page.evaluate("""() => setTimeout(() => document.querySelector(
+        "#display-name-form button[type=submit]").click(), 300)""")
+    changer.page.get_by_label("Current password").fill(user.password)
+    new_password = user.password + " changed"
+    changer.page.get_by_label("New password", exact=True).fill(new_password)
+    changer.page.get_by_label("Repeat new password").fill(new_password)
+    changer.page.get_by_role("button", name="Change password").click()
+    expect(changer.page.locator("#password-form [role=status]")).to_contain_text(
+        "Your password is changed")
+    form = other.page.locator("#display-name-form")
+    expect(form.get_by_role("status")).to_have_text("Saved.")
+    expect_profile(other.page, user)
+    save_display_name(changer.page, "Still Here")
