@@ -31,11 +31,12 @@ export class AuthError extends Error {
   }
 }
 
-// The JWT payload is read for its times only (when to refresh), never trusted for anything else.
+// The JWT payload is read for its times (when to refresh) and its session id (which pairs
+// a session end applies to), never trusted for anything else.
 function times(jwt) {
   try {
     const p = JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    return [p.exp, p.iat];
+    return [p.exp, p.iat, p.sid];
   } catch {
     return [];
   }
@@ -52,6 +53,7 @@ function guarded(callback, value) {
 }
 
 const same = (a, b) => JSON.stringify(a) == JSON.stringify(b);
+const sidOf = (t) => times(t.access)[2];
 
 function seconds(header) {
   if (!header) return null;
@@ -103,9 +105,13 @@ export function createAuthClient(options = {}) {
   let refreshAt = 0; // seconds
   let expiresAt = 0;
   let timer;
+  let retryWait = 0; // ms until a failed refresh is asked again (doubling)
   let inflight = null;
   let ended = null; // why the last session ended
   let endings = 0; // sessions ended so far: a refresh answer from before one is dropped
+  // Sessions this tab knows have ended: a pair of one of them, from a tab that had not heard
+  // yet (its refresh answered as another tab signed out), never signs this tab back in.
+  const over = new Set();
   // Seconds the server's clock is ahead of this tab's, learnt from the `iat` of each pair the
   // server issues: `exp` is the server's time, and a tab whose clock is ahead by more than a
   // token's lifetime would otherwise see every new token as due and refresh in a loop. null:
@@ -158,8 +164,21 @@ export function createAuthClient(options = {}) {
     });
   }
 
+  // A refresh that failed on its way (network, 5xx, 429) is asked again soon, then less often:
+  // with rotation on, the server may have rotated the token and only its answer was lost, and
+  // it gives the same successor again only within rotation_grace (10 s by default); after
+  // that, the replaced token presented is reuse, and the session ends as theft.
+  function retry(before, after) {
+    retryWait = Math.min(retryWait * 2 || 500, 60_000);
+    clearTimeout(timer);
+    // (a delay over setTimeout's 2^31-1 ms would fire at once)
+    timer = setTimeout(() => refreshFrom(before).catch(() => {}),
+      Math.min(2 ** 31 - 1, after ? after * 1000 : retryWait));
+  }
+
   function schedule() {
     clearTimeout(timer);
+    retryWait = 0;
     if (!tokens) return;
     const [exp, iat] = times(tokens.access);
     expiresAt = exp || Infinity;
@@ -176,7 +195,7 @@ export function createAuthClient(options = {}) {
   // replaces a newer one; of two pairs of one number (two tabs that refreshed at once), the
   // tab keeps its own.
   function adopt(t, u, v = 0) {
-    if (!t || !t.access || !t.refresh) return;
+    if (!t || !t.access || !t.refresh || over.has(sidOf(t))) return;
     if (v < version || (v == version && tokens && t.access != tokens.access)) return;
     if (t.access == tokens?.access && (u === undefined || same(u, user))) return;
     const renewed = t.access != tokens?.access;
@@ -190,8 +209,13 @@ export function createAuthClient(options = {}) {
   }
 
   // A new pair from the server (or the same pair with a new user) to this tab and the others.
-  function share(t, u) {
-    if (adopt(t, u, t.access == tokens?.access ? version : version + 1)) {
+  // A sign-in's or password change's number is the time, in ms: it outnumbers every pair
+  // before it in any tab, also one that counted further than this tab (a tab opened after a
+  // sign-out starts from 0), or that refreshed with the old password as it was changed.
+  function share(t, u, fresh) {
+    const v = fresh ? Math.max(version + 1, Date.now())
+      : t.access == tokens?.access ? version : version + 1;
+    if (adopt(t, u, v)) {
       post({ t: "state", tokens, user, v: version, skew });
     }
   }
@@ -199,8 +223,10 @@ export function createAuthClient(options = {}) {
   function end(reason, fromOtherTab) {
     ended = reason;
     if (!tokens) return;
+    const sid = sidOf(tokens);
+    if (sid != null) over.add(sid);
     endings++;
-    if (!fromOtherTab) post({ t: "end", reason, v: version });
+    if (!fromOtherTab) post({ t: "end", reason, v: version, sid });
     tokens = user = null;
     clearTimeout(timer);
     persist();
@@ -220,8 +246,13 @@ export function createAuthClient(options = {}) {
         if (typeof m.skew == "number" && skew == null) skew = m.skew;
         adopt(m.tokens, m.user, m.v);
       }
-      // the end of an older pair's session leaves a newer sign-in alone
-      else if (m.t == "end") m.v >= version && end(m.reason, true);
+      // A session's end ends its pairs, also one newer than the ending tab's (a refresh
+      // answered as it signed out), and leaves another session (a newer sign-in) alone.
+      else if (m.t == "end") {
+        const mine = tokens && sidOf(tokens);
+        if (m.sid != null) over.add(m.sid);
+        if (m.sid != null && mine != null ? m.sid == mine : m.v >= version) end(m.reason, true);
+      }
       else if (m.t == "claim" && claim && claim.before == m.before) {
         // The lowest claim wins. A claim that may have missed ours (sent before this tab
         // claimed) is answered with ours; a tab already refreshing answers with one that beats
@@ -243,7 +274,10 @@ export function createAuthClient(options = {}) {
         if (t && (times(t.refresh)[0] || Infinity) > nowS()) adopt(t, t.user ?? null, t.v);
       }
     } catch {} // unreadable storage is an empty one
-    if (!tokens && channel) await until(undefined, HELLO_WAIT);
+    // A stored pair due for refresh may be one another tab has replaced since (a restored
+    // or duplicated tab): with rotation on, refreshing with it would be reuse, so the open
+    // tabs' answer is awaited first, as with no pair at all.
+    if (channel && (!tokens || nowS() >= refreshAt)) await until(tokens?.access, HELLO_WAIT);
   })();
 
   async function send(path, method, body, token) {
@@ -289,10 +323,25 @@ export function createAuthClient(options = {}) {
       if (endings != epoch) throw endedError();
       share(issued({ access: r.access, refresh: r.refresh || refresh }));
     } catch (e) {
-      if (e.status == 401 && endings == epoch) end(e.reason || e.code || "session_ended");
+      if (e.status == 401 && endings == epoch) {
+        if (await replaced(before, e.reason)) return true;
+        if (endings == epoch) end(e.reason || e.code || "session_ended");
+      } else if ((!e.status || e.status == 429 || e.status >= 500) && tokens?.access == before) {
+        retry(before, e.retryAfter);
+      }
       throw e;
     }
     return true;
+  }
+
+  // Whether a token refused as password_changed is being replaced by this browser's own
+  // change: the server refuses every token of the old password before the change's answer
+  // (the new pair of the same session) arrives, so a request or refresh of any tab refused
+  // then waits for that pair rather than ending the session.
+  async function replaced(before, reason) {
+    if (reason != "password_changed") return false;
+    await until(before, RESULT_WAIT);
+    return !!tokens && tokens.access != before && sidOf(tokens) == times(before)[2];
   }
 
   async function withLocks(before) {
@@ -344,8 +393,9 @@ export function createAuthClient(options = {}) {
     return tokens ? tokens.access : null;
   }
 
-  // Sends with the access token; on a 401 token_expired refreshes once and retries once; any
-  // other refusal of the token ends the session in every tab.
+  // Sends with the access token; on a 401 token_expired refreshes once and retries once (with
+  // the tab's newer token if it has one by then); any other refusal of the token ends the
+  // session in every tab.
   async function authorized(sendWith) {
     let token = await getAccessToken();
     for (let retried = 0; ; retried++) {
@@ -353,11 +403,11 @@ export function createAuthClient(options = {}) {
       if (res.status != 401 || !token) return res;
       const b = await res.clone().json().catch(() => ({}));
       if (b.code != "token_not_valid") return res;
-      if (b.reason != "token_expired" || retried) {
+      if (!retried && (await replaced(token, b.reason))) token = tokens.access;
+      else if (b.reason != "token_expired" || retried) {
         if (tokens?.access == token) end(b.reason || "session_ended");
         return res;
-      }
-      token = await refreshFrom(token);
+      } else token = await refreshFrom(token);
     }
   }
 
@@ -366,7 +416,7 @@ export function createAuthClient(options = {}) {
     parse(await authorized((token) => send(path, method, body, token)));
 
   function signedIn(r) {
-    if (r.access) share(issued({ access: r.access, refresh: r.refresh }), r.user || null);
+    if (r.access) share(issued({ access: r.access, refresh: r.refresh }), r.user || null, true);
     return r;
   }
 
@@ -416,7 +466,7 @@ export function createAuthClient(options = {}) {
     updateProfile: async (changes) => profile(await bearer("profile/", changes, "PATCH")),
     async changePassword(oldPassword, password, password2 = password) {
       const r = await bearer("password/change/", { old_password: oldPassword, password, password2 });
-      share(issued(r));
+      share(issued(r), undefined, true);
     },
     async deleteAccount(password) {
       await bearer("profile/", { password }, "DELETE");
