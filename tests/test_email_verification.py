@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -15,7 +14,7 @@ import httpx
 import pytest
 from api import API, USER, login, register
 from rq import Queue
-from support import run_worker, wait_for_mail_count
+from support import run_worker, wait_for_jobs, wait_for_mail_count
 
 from service.app import database
 from service.config import Rate, Settings
@@ -131,13 +130,8 @@ def test_a_resend_flood_for_one_address_answers_alike_and_mails_at_most_the_cap(
              for i in range(8)]
     assert codes == [200] * 8
     wait_for_mail_count(settings, sync_redis, "alice@example.com", 9)
-    # Every request is counted now; the three under the cap may still be enqueuing (a task
-    # counts, then mints its link, then enqueues), and no fourth can: wait for the third.
-    queue = Queue(queue_name(settings), connection=sync_redis)
-    deadline = time.monotonic() + 10
-    while queue.count < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert queue.count == 3
+    wait_for_jobs(settings, sync_redis, 3)  # a task enqueues its mail after counting it
+    assert Queue(queue_name(settings), connection=sync_redis).count == 3
 
 
 def _crashed_registration(settings: Settings) -> None:
