@@ -55,9 +55,10 @@ def serve(variant: str, env: dict[str, str],
     python = sys.executable if tree == ROOT else str(tree / ".venv" / "bin" / "python")
     process = subprocess.Popen(["taskset", "-c", "0", python,
                                 str(tree / "bench" / "serve_variant.py"), variant, str(port)],
-                               env={**env, "PYTHONPATH": str(tree)})
+                               env={**env, "PYTHONPATH": str(tree)},
+                               cwd=tree)  # its own config.toml: sections differ by version
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    for _ in range(600):  # 30 s: the first start also starts the embedded Valkey
         try:
             httpx.get(url + "/healthz", timeout=1)
             return process, url
