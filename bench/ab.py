@@ -87,6 +87,29 @@ def wrk(args: list[str], seconds: int) -> tuple[float, str]:
     return rps, p99
 
 
+def run_rounds(args: argparse.Namespace, trees: dict[str, Path], env: dict[str, str],
+               tmp: Path) -> dict[str, list[float]]:
+    """Register the bench user, then serve A and B in turns under wrk; req/s per side."""
+    subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env, check=True,
+                   capture_output=True)
+    process, url = serve("with", env)
+    tokens = httpx.post(url + PREFIX + "/register/", json=USER).json()
+    process.terminate()
+    process.wait()
+    results: dict[str, list[float]] = {"A": [], "B": []}
+    for _ in range(args.rounds):
+        for side, variant in (("A", args.a), ("B", args.b)):
+            process, url = serve(variant, env, trees[side])
+            try:
+                rps, p99 = wrk(wrk_command(args.scenario, url, tokens, tmp), args.seconds)
+            finally:
+                process.terminate()
+                process.wait()
+            results[side].append(rps)
+            print(f"{side} {variant:8} {rps:9.0f} req/s  p99 {p99}", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,28 +125,12 @@ def main() -> None:
     trees = {"A": ROOT, "B": args.b_tree.resolve()}
     with tempfile.TemporaryDirectory(prefix="authsvc-bench-", dir="/tmp") as tmp:
         env = environment(Path(tmp))
-        subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env, check=True,
-                       capture_output=True)
-        process, url = serve("with", env)
-        tokens = httpx.post(url + PREFIX + "/register/", json=USER).json()
-        process.terminate()
-        process.wait()
-        results: dict[str, list[float]] = {"A": [], "B": []}
-        for _ in range(args.rounds):
-            for side, variant in (("A", args.a), ("B", args.b)):
-                process, url = serve(variant, env, trees[side])
-                try:
-                    rps, p99 = wrk(wrk_command(args.scenario, url, tokens, Path(tmp)),
-                                   args.seconds)
-                finally:
-                    process.terminate()
-                    process.wait()
-                results[side].append(rps)
-                print(f"{side} {variant:8} {rps:9.0f} req/s  p99 {p99}", flush=True)
-        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                        "from service.local.embedded_redis import stop; stop(Path(sys.argv[1]))",
-                        tmp],
-                       env=env, check=False)
+        try:
+            results = run_rounds(args, trees, env, Path(tmp))
+        finally:  # whatever failed: the embedded Valkey must not outlive its directory
+            subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                            "from service.local.embedded_redis import stop; "
+                            "stop(Path(sys.argv[1]))", tmp], env=env, check=False)
     a, b = statistics.median(results["A"]), statistics.median(results["B"])
     where = "" if trees["B"] == ROOT else f" ({trees['B']})"
     print(f"{args.scenario}, median: A {args.a} {a:.0f} req/s, B {args.b}{where} {b:.0f} req/s, "
