@@ -144,3 +144,14 @@ def test_missing_asset_names_leave_nothing_behind_in_memory() -> None:
     finally:
         tracemalloc.stop()
     assert grown < 10_000, f"{grown} bytes held after 100 missing names"
+
+
+def test_the_document_names_exactly_the_assets_served() -> None:
+    """The OpenAPI document's asset names are the folder's scripts and stylesheet, each 200."""
+    doc = get(ON, "/api/v1/openapi.json").json()
+    (name,) = doc["paths"]["/auth/assets/{name}"]["get"]["parameters"]
+    listed = name["schema"]["enum"]
+    on_disk = sorted(p.name for p in ui.PAGES_DIR.iterdir() if p.suffix in (".js", ".css"))
+    assert listed == on_disk and "ui.css" in listed
+    for asset in listed:
+        assert get(ON, f"/auth/assets/{asset}").status_code == 200, asset

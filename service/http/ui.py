@@ -77,6 +77,12 @@ def _files() -> dict[str, StaticFile]:
     return {name: StaticFile(path) for name, path in sources.items() if path.is_file()}
 
 
+def asset_names() -> list[str]:
+    """The pages' scripts and stylesheet, as /auth/assets/{name} serves them."""
+    return sorted(name.removeprefix("assets/") for name in _files()
+                  if name.startswith("assets/"))
+
+
 def _existing(name: str) -> StaticFile:
     found = _files().get(name)
     if found is None:

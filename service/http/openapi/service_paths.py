@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.config import UiSettings
 from service.http.openapi.build import Json, content, operation, ref, response
-from service.http.ui import CLIENT_PATH, PAGES, PAGES_PREFIX
+from service.http.ui import CLIENT_PATH, PAGES, PAGES_PREFIX, asset_names
 
 
 def service_paths(ui: UiSettings) -> Json:
@@ -49,7 +49,7 @@ def service_paths(ui: UiSettings) -> Json:
                                      "text/css": {"schema": {"type": "string"}}}},
                  "304": {"description": "Unchanged since the ETag sent."}}
         file = {"name": "name", "in": "path", "required": True,
-                "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*\\.(js|css)$"}}
+                "schema": {"type": "string", "enum": asset_names()}}
         paths[PAGES_PREFIX + "assets/{name}"] = {"get": {
             **operation("getPageAsset", "A file of the hosted pages ([ui] enabled)",
                         "The pages' own scripts and stylesheet.", asset, errors=("NotFound",),
