@@ -56,6 +56,10 @@ redis.call('DEL', KEYS[1])
 if left > 0 then redis.call('SET', KEYS[4], 'token_reused', 'EX', left) end
 """
 
+# The presented token (ARGV[2]) is the one the last rotation replaced, at most `grace`
+# (ARGV[6]) seconds before `now` (ARGV[5]): the same browser's other tab, not a thief.
+_IN_GRACE = "s[3] == ARGV[2] and tonumber(ARGV[5]) - tonumber(s[4]) <= tonumber(ARGV[6])"
+
 # KEYS: session, blacklist:{jti}, user cache, ended. ARGV: uid, jti, database's ver, its role,
 # now. -> {status}: ok | stale | ended | revoked | reused
 _REFRESH = Script(_DB_HEAD + """
@@ -76,7 +80,7 @@ if s[2] == ARGV[2] then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[9])
   return {'rotated', ARGV[7], ARGV[8], ARGV[5]}
 end
-if s[3] == ARGV[2] and tonumber(ARGV[5]) - tonumber(s[4]) <= tonumber(ARGV[6]) then
+if """ + _IN_GRACE + """ then
   return {'grace', s[2], s[5], s[4]}
 end""" + _END_REUSED + """
 return {'reused'}
@@ -88,7 +92,7 @@ return {'reused'}
 # and is no theft.
 _LOGOUT = Script(_HEAD + """
 if s[2] ~= ARGV[2] then
-  if s[3] == ARGV[2] and tonumber(ARGV[5]) - tonumber(s[4]) <= tonumber(ARGV[6]) then
+  if """ + _IN_GRACE + """ then
     redis.call('DEL', KEYS[1])
     return {'revoked', user}
   end""" + _END_REUSED + """
