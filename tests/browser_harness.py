@@ -105,6 +105,17 @@ def rotation_site(tmp_path_factory: pytest.TempPathFactory, redis_url: str,
         yield started
 
 
+@pytest.fixture(scope="module")
+def limited_site(tmp_path_factory: pytest.TempPathFactory, redis_url: str,
+                 sqlite_template: Path, mail_sink: tuple[Mailbox, int]) -> Iterator[Site]:
+    """Rate limits on, as in production: two logins per minute per client."""
+    with running_site(tmp_path_factory.mktemp("limited-site"), redis_url, mail_sink[1],
+                      sqlite_template, rotation=False,
+                      extra={"AUTH_RATE_LIMIT_ENABLED": "true",
+                             "AUTH_RATE_LIMIT_LOGIN": "2/minute"}) as started:
+        yield started
+
+
 class ConsoleLog:
     """Console errors and uncaught exceptions of every page of a context (CSP violations are
     console errors in Chromium)."""

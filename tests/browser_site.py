@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -75,7 +75,7 @@ class Site:
 
 
 def site_env(settings: Settings, port: int, rotation: bool,
-             cors_origins: tuple[str, ...]) -> dict[str, str]:
+             cors_origins: tuple[str, ...], extra: Mapping[str, str]) -> dict[str, str]:
     """The test configuration: pages on, short tokens, no rate limits or lockout, fast argon2,
     and email links pointing at the pages on this site."""
     url = f"http://localhost:{port}"
@@ -96,6 +96,7 @@ def site_env(settings: Settings, port: int, rotation: bool,
         "AUTH_ALERTS_URL_TEMPLATE": url + "/auth/not-me#token={token}",
         "AUTH_CORS_ALLOW_ORIGINS": ",".join(cors_origins),
         "AUTH_LOG_LEVEL": "WARNING",
+        **extra,
     })
     return env
 
@@ -116,13 +117,14 @@ def wait_until_healthy(site: Site) -> None:
 
 @contextlib.contextmanager
 def running_site(home: Path, redis_url: str, smtp_port: int, sqlite_template: Path,
-                 rotation: bool, cors_origins: tuple[str, ...] = ()) -> Iterator[Site]:
+                 rotation: bool, cors_origins: tuple[str, ...] = (),
+                 extra: Mapping[str, str] | None = None) -> Iterator[Site]:
     """Serve and worker started, healthy; both stopped (and this site's Redis keys deleted)
     on the way out, also when starting failed."""
     prefix = f"authbrowser-{uuid.uuid4().hex[:10]}:"
     settings = app_settings(home, redis_url, prefix, smtp_port, sqlite_template)
     port = free_port()
-    env = site_env(settings, port, rotation, cors_origins)
+    env = site_env(settings, port, rotation, cors_origins, extra or {})
     started: list[Process] = []
     try:
         serve = Process("serve", [sys.executable, "-m", "service.cli", "serve"], env, home)

@@ -171,3 +171,30 @@ def test_the_client_imports_and_signs_in_from_another_origin(
     assert served.value.headers.get("access-control-allow-origin") == cors_origin, \
         served.value.headers
     expect(page).to_have_title(f"signed in as {user.username}")
+
+
+@pytest.mark.timeout(45)
+def test_wrong_passwords_and_a_rate_limit_are_said_in_words(
+        limited_site: Site, open_context: OpenContext) -> None:
+    """With production's rate limits on: a wrong password is an alert naming no field, and
+    the login past the limit says how long to wait (from Retry-After); the form stays usable."""
+    user = User.fresh()
+    register_by_api(limited_site, user)
+    page = open_context(limited_site).new_page()
+    page.goto("/auth/signin")
+    alert = page.get_by_role("alert").filter(has_text=re.compile(r"\S"))
+    waits: list[str] = []
+    page.on("response", lambda r: waits.append(r.headers.get("retry-after", ""))
+            if r.status == 429 else None)
+    for attempt in range(3):
+        page.get_by_label("Username or email").fill(user.email)
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Sign in").click()
+        if attempt < 2:
+            expect(alert).to_contain_text(re.compile("credentials|password", re.IGNORECASE))
+    expect(alert).to_contain_text(re.compile(r"Too many attempts, try again in \d+ seconds?\."))
+    assert len(waits) == 1 and waits[0].isdigit(), waits
+    assert f"in {waits[0]} second" in alert.inner_text()
+    expect(page.get_by_role("button", name="Sign in")).to_be_enabled()
+    expect(page).to_have_url(re.compile(r"/auth/signin$"))
+    page.screenshot(path=screenshot_path("signin-429-desktop"), full_page=True)

@@ -45,6 +45,10 @@ def test_the_client_module_is_the_repository_file_with_an_etag() -> None:
     assert again.status_code == 304 and again.content == b""
     other = get(Settings(), ui.CLIENT_PATH, headers={"If-None-Match": '"stale"'})
     assert other.status_code == 200
+    listed = get(Settings(), ui.CLIENT_PATH,
+                 headers={"If-None-Match": f'"stale", W/{answer.headers["etag"]}'})
+    assert listed.status_code == 304
+    assert get(Settings(), ui.CLIENT_PATH, headers={"If-None-Match": "*"}).status_code == 304
     head = get(Settings(), ui.CLIENT_PATH, "HEAD")
     assert head.status_code == 200 and head.content == b""
 

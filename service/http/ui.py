@@ -56,7 +56,8 @@ class StaticFile:
 
     def answer(self, request: Request, headers: dict[str, str]) -> Response:
         tagged = {**headers, "ETag": self.etag}
-        if self.etag in _tags(request.headers.get("if-none-match", "")):
+        tags = _tags(request.headers.get("if-none-match", ""))
+        if self.etag in tags or "*" in tags:  # RFC 9110 13.1.2: "*" matches any current file
             return Response(status_code=304, headers=tagged)
         return Response(self.body, media_type=self.media_type, headers=tagged)
 
