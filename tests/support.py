@@ -263,9 +263,12 @@ def app_settings(tmp: Path, redis_url: str, prefix: str, smtp_port: int, templat
 
 
 def delete_prefixed(redis_url: str, prefix: str) -> None:
-    """Delete this test's keys, and only those: nobody else's data is flushed."""
+    """Delete this test's keys, and only those: nobody else's data is flushed. RQ's keys for
+    the test's queue (named from the prefix) go too: RQ keeps a queue's finished and failed
+    registries with no TTL, and every run would leave them behind."""
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    keys = [*client.scan_iter(match=f"{prefix}*", count=1000),
+            *client.scan_iter(match=f"rq:*:{prefix}*", count=1000)]
     if keys:
         client.delete(*keys)
     client.close()
