@@ -271,6 +271,9 @@ def delete_prefixed(redis_url: str, prefix: str) -> None:
             *client.scan_iter(match=f"rq:*:{prefix}*", count=1000)]
     if keys:
         client.delete(*keys)
+    queues = list(client.sscan_iter("rq:queues", match=f"rq:queue:{prefix}*"))
+    if queues:  # RQ's own index of every queue it has seen
+        client.srem("rq:queues", *queues)
     client.close()
 
 
