@@ -75,7 +75,8 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def empty_postgres(postgres_url: str) -> str:
     """The session's database with no schema in it (each test starts unmigrated)."""
-    asyncio.run(execute(postgres_url, "DROP TABLE IF EXISTS users, alembic_version CASCADE"))
+    asyncio.run(execute(postgres_url, "DROP TABLE IF EXISTS users, legacy_users, legacy_tokens, "
+                                      "alembic_version CASCADE"))
     return postgres_url
 
 

@@ -35,12 +35,36 @@ users = sa.Table(
     sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("date_joined", sa.DateTime(timezone=True), nullable=False),
     sa.Column("email_verified", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The Django id of a user imported by `authsvc import-django` (old tokens name it).
+    sa.Column("legacy_id", sa.BigInteger, nullable=True),
     sa.Index("uq_users_username_norm", "username_norm", unique=True),
     sa.Index("uq_users_email_norm", "email_norm", unique=True),
+    sa.Index("uq_users_legacy_id", "legacy_id", unique=True),
     # An id is never given to a second account (a deleted account's tokens name it): SQLite
     # without AUTOINCREMENT reuses the highest id once it is deleted. PostgreSQL's serial
     # never goes back.
     sqlite_autoincrement=True,
+)
+
+
+# The move from Django (migration 0004, store/legacy.py): every Django id ever imported (kept
+# after the account is deleted here, so no import brings it back), and old refresh tokens by
+# jti: blacklisted on the old side, or the session their first use here started.
+legacy_users = sa.Table(
+    "legacy_users", metadata,
+    sa.Column("legacy_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+    # Old access tokens of this user issued before this moment (Unix time) are refused.
+    sa.Column("tokens_ended_at", sa.BigInteger, nullable=True),
+)
+
+legacy_tokens = sa.Table(
+    "legacy_tokens", metadata,
+    sa.Column("jti", sa.String(255), primary_key=True),
+    sa.Column("legacy_id", sa.BigInteger, nullable=False),
+    sa.Column("sid", sa.String(64), nullable=True),
+    sa.Column("revoked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
 )
 
 
@@ -53,7 +77,8 @@ def _select_user_by(column: str) -> sa.TextualSelect:
     return clause.columns(*users.c)
 
 
-_USER_BY = {name: _select_user_by(name) for name in ("id", "username_norm", "email_norm")}
+_USER_BY = {name: _select_user_by(name)
+            for name in ("id", "username_norm", "email_norm", "legacy_id")}
 
 # What a refresh must judge on the database's word (issue 9.7), and nothing else: one narrow
 # point read by primary key, written once (see _select_user_by).
@@ -84,6 +109,7 @@ class User:
     token_version: int
     date_joined: dt.datetime
     email_verified: bool = False
+    legacy_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> User:
@@ -92,7 +118,7 @@ class User:
                    display_name=m["display_name"], role=m["role"],
                    is_active=bool(m["is_active"]), password_hash=m["password_hash"],
                    token_version=m["token_version"], date_joined=m["date_joined"],
-                   email_verified=bool(m["email_verified"]))
+                   email_verified=bool(m["email_verified"]), legacy_id=m["legacy_id"])
 
 
 class DuplicateUser(Exception):
@@ -192,6 +218,10 @@ class UserStore:
         """A username, or an email when it contains '@' (usernames never do)."""
         folded = fold(identifier)  # fold first: a fullwidth ＠ is an @ too
         return await self._by("email_norm" if "@" in folded else "username_norm", folded)
+
+    async def by_legacy_id(self, legacy_id: int) -> User | None:
+        """The user imported from Django with this id (old tokens name it)."""
+        return await self._by("legacy_id", legacy_id)
 
     async def by_email(self, email: str) -> User | None:
         return await self._by("email_norm", fold(email))
