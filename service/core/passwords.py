@@ -14,6 +14,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from service.config import PasswordSettings
+from service.core import django_hashes
 from service.store.users import fold
 
 
@@ -75,6 +76,8 @@ class PasswordHasher:
         return self._hasher.hash(normalise(password))
 
     def _verify_sync(self, stored_hash: str | None, password: str) -> Verification:
+        if stored_hash is not None and django_hashes.is_django_hash(stored_hash):
+            return self._verify_django(stored_hash, password)
         password = normalise(password)
         try:
             self._hasher.verify(stored_hash or self._dummy_hash, password)
@@ -85,6 +88,15 @@ class PasswordHasher:
         if self._hasher.check_needs_rehash(stored_hash):
             return Verification(True, self._hasher.hash(password))
         return Verification(True)
+
+    def _verify_django(self, stored_hash: str, password: str) -> Verification:
+        """An imported Django hash, checked on the password as typed (Django hashed it so),
+        then re-made as argon2id. An unusable one (`!…`) costs what an unknown user costs."""
+        if django_hashes.hash_format(stored_hash) == "unusable":
+            return self._verify_sync(None, password)
+        if not django_hashes.verify(stored_hash, password):
+            return Verification(False)
+        return Verification(True, self.hash_sync(password))
 
     async def hash(self, password: str) -> str:
         loop = asyncio.get_running_loop()
