@@ -21,6 +21,7 @@ from service.core.deletion import AccountDeletion
 from service.core.devices import DeviceTokens
 from service.core.health import Health
 from service.core.limits import RateLimiter
+from service.core.migration import OldTokens
 from service.core.passwords import PasswordHasher
 from service.core.recovery import RecoveryService
 from service.core.sessions import SessionService
@@ -35,6 +36,7 @@ from service.store import jwt_secret, sealed_links
 from service.store.cache import UserCache
 from service.store.counters import LimitCounters
 from service.store.keys import RedisKeys
+from service.store.legacy import LegacyStore
 from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
 from service.store.redis_wire import RedisWire, check_url
@@ -96,12 +98,14 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         limiter = RateLimiter(settings.rate_limit, counters)
         codec = TokenCodec(settings.jwt, secret)
         rows = CachedUsers(users, cache, session_store)
+        old_tokens = OldTokens(settings, users, LegacyStore(db), session_store)
         sessions = SessionService(
             settings, users, cache, counters, session_store, hasher, codec,
             DeviceTokens(secret, settings.lockout.device_ttl), limiter,
-            Alerts(settings.alerts, links, mail), rows, clock)
+            Alerts(settings.alerts, links, mail), rows, old_tokens, clock)
         deletion = AccountDeletion(users, session_store)
-        app.state.authenticator = Authenticator(codec, session_store, rows, clock)
+        app.state.authenticator = Authenticator(codec, session_store, rows, old_tokens,
+                                                   clock)
         app.state.sessions = sessions
         app.state.accounts = AccountService(settings, users, cache, counters, session_store,
                                             hasher, limiter, sessions)

@@ -7,6 +7,7 @@ Any bad value raises ConfigError naming the key, so startup fails with one clear
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import os
 import re
@@ -177,6 +178,37 @@ class UiSettings:
 
 
 @dataclass(frozen=True)
+class MigrationSettings:
+    """The cut-over from a Django REST Framework + simplejwt service (README, "Moving in from
+    Django"): its tokens are accepted until `accept_until` (RFC 3339, UTC)."""
+
+    simplejwt_signing_key: str = ""
+    simplejwt_algorithm: str = "HS256"
+    simplejwt_issuer: str = ""
+    simplejwt_audience: str = ""
+    simplejwt_user_id_claim: str = "user_id"
+    accept_until: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.simplejwt_signing_key)
+
+    def accept_until_epoch(self) -> float:
+        """`accept_until` as a Unix time (0: no window)."""
+        if not self.accept_until:
+            return 0.0
+        return parse_utc(self.accept_until).timestamp()
+
+
+def parse_utc(text: str) -> datetime.datetime:
+    """An RFC 3339 time with its offset (`Z` or `+00:00`); ValueError otherwise."""
+    moment = datetime.datetime.fromisoformat(text.strip().replace("z", "Z"))
+    if moment.tzinfo is None:
+        raise ValueError("needs an offset (Z for UTC)")
+    return moment.astimezone(datetime.UTC)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -197,6 +229,7 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
     cors: CorsSettings = CorsSettings()
     ui: UiSettings = UiSettings()
+    migration: MigrationSettings = MigrationSettings()
     log: LogSettings = LogSettings()
     data_dir: Path = Path("./data")
 
@@ -426,6 +459,25 @@ def validate(s: Settings) -> None:
     _check("{token}" in s.alerts.url_template, "[alerts] url_template", "must contain {token}")
     _check(s.alerts.link_ttl >= 60, "[alerts] link_ttl", "must be >= 60 seconds")
     _validate_cors(s.cors)
+    _validate_migration(s.migration)
+
+
+def _validate_migration(m: MigrationSettings) -> None:
+    """simplejwt's tokens only with a key long enough and a window that ends."""
+    if not (m.enabled or m.accept_until):
+        return
+    _check(m.enabled, "[migration] simplejwt_signing_key", "must be set with accept_until")
+    _check(m.simplejwt_algorithm in SUPPORTED_JWT_ALGORITHMS, "[migration] simplejwt_algorithm",
+           f"must be one of {', '.join(SUPPORTED_JWT_ALGORITHMS)}")
+    _check(bool(m.simplejwt_user_id_claim), "[migration] simplejwt_user_id_claim",
+           "must not be empty")
+    _check(bool(m.accept_until), "[migration] accept_until",
+           "must be set (the UTC time old tokens stop being accepted)")
+    try:
+        m.accept_until_epoch()
+    except ValueError as exc:
+        raise ConfigError(f"[migration] accept_until: {exc}: expected an RFC 3339 time such "
+                          f"as 2027-01-31T00:00:00Z (got {m.accept_until!r})") from exc
 
 
 # An origin as browsers send it: scheme://host[:port], lower case, no path, no trailing slash.

@@ -140,7 +140,9 @@ class AccountService:
         user = cached(changed)  # re-read: never publish fields read before the hashing
         await self._cache.put(user)
         await self._session_store.end_all(row.id, keep=caller.sid)
-        pair = await self._sessions.renew(user, caller.sid)
+        # An old simplejwt access token names no session: the change starts one.
+        pair = await (self._sessions.renew(user, caller.sid) if caller.sid
+                      else self._sessions.start(user, client))
         log.info("password changed for user %s", row.id)
         return pair
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.core.cached_users import CachedUsers, check_token_user, user_id_of
+from service.core.migration import OldTokens, not_ours
 from service.core.tokens import ACCESS, TokenCodec
 from service.errors import TokenInvalid
 from service.store.cache import CachedUser
@@ -15,7 +16,8 @@ from service.store.sessions import SessionStore
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated Bearer request: the user's current row and the token's session."""
+    """An authenticated Bearer request: the user's current row and the token's session
+    ("" for an old simplejwt access token, which names none)."""
 
     user: CachedUser
     sid: str
@@ -34,8 +36,9 @@ class Authenticator:
     """Judges access tokens on their signature, their session and their user's cached row."""
 
     def __init__(self, codec: TokenCodec, sessions: SessionStore, rows: CachedUsers,
-                 clock: Callable[[], float] = time.time) -> None:
+                 old_tokens: OldTokens, clock: Callable[[], float] = time.time) -> None:
         self._codec = codec
+        self._old = old_tokens
         self._sessions = sessions
         self._rows = rows
         self._clock = clock
@@ -46,7 +49,13 @@ class Authenticator:
         Judged on the cached row: an access token may live on it until the token expires
         (README, "What survives a Redis failure"). A token newer than the cached row proves
         the row is behind the database (a Redis rollback): it is re-read and healed."""
-        claims = self._codec.decode(access_token, ACCESS, self._clock())
+        now = self._clock()
+        try:
+            claims = self._codec.decode(access_token, ACCESS, now)
+        except TokenInvalid as exc:
+            if not (not_ours(exc) and self._old.accepting(now)):
+                raise
+            return await self._old_caller(access_token, now, exc)
         user_id = user_id_of(claims)
         seen = await self._sessions.user_and_alive(user_id, claims.sid)
         if not seen.alive and seen.deleted:  # a deleted account's dead session: no database read
@@ -58,3 +67,11 @@ class Authenticator:
         if not seen.alive:
             raise await session_ended(self._sessions, claims.sid)
         return Caller(user, claims.sid)
+
+    async def _old_caller(self, access_token: str, now: float, ours: TokenInvalid) -> Caller:
+        """A simplejwt access token during the cut-over: a caller with no session of ours
+        (sid ""), judged on the database (core/migration.py)."""
+        try:
+            return Caller(await self._old.access(access_token, now), "")
+        except TokenInvalid as exc:
+            raise ours if not_ours(exc) else exc from None

@@ -23,6 +23,7 @@ from service.core.cached_users import (
 from service.core.devices import DeviceTokens
 from service.core.limits import RateLimiter, client_key, device_key, identifier_key
 from service.core.lockout import Lockout, login_counters
+from service.core.migration import OldRefresh, OldTokens, not_ours
 from service.core.passwords import PasswordHasher
 from service.core.tokens import REFRESH, Claims, TokenCodec, TokenPair
 from service.errors import (
@@ -81,7 +82,8 @@ class SessionService:
     def __init__(self, settings: Settings, users: UserStore, cache: UserCache,
                  counters: LimitCounters, session_store: SessionStore, hasher: PasswordHasher,
                  codec: TokenCodec, devices: DeviceTokens, limiter: RateLimiter, alerts: Alerts,
-                 rows: CachedUsers, clock: Callable[[], float] = time.time) -> None:
+                 rows: CachedUsers, old_tokens: OldTokens,
+                 clock: Callable[[], float] = time.time) -> None:
         self._s = settings
         self._users = users
         self._cache = cache
@@ -94,6 +96,7 @@ class SessionService:
         self._clock = clock
         self._lockout = Lockout(settings.lockout, counters)
         self._rows = rows
+        self._old = old_tokens
 
     # -- start ----------------------------------------------------------------------------
     async def login(self, data: LoginInput, client: Client) -> SignIn:
@@ -157,13 +160,34 @@ class SessionService:
         return max(1, int(exp + self._s.jwt.leeway - now) + 1)
 
     # -- refresh and end ------------------------------------------------------------------
-    async def refresh(self, token: str) -> Refreshed:
-        """A new access token for a refresh token (and its successor when rotating)."""
+    async def _refresh_claims(self, token: str, now: float) -> tuple[Claims, OldRefresh | None]:
+        """A refresh token's claims: authsvc's, or, while the cut-over window lasts, an old
+        simplejwt token's as authsvc's (core/migration.py)."""
+        try:
+            return self._codec.decode(token, REFRESH, now), None
+        except TokenInvalid as exc:
+            if not (not_ours(exc) and self._old.accepting(now)):
+                raise
+            try:
+                old = await self._old.refresh(token, now)
+            except TokenInvalid as old_exc:
+                raise exc if not_ours(old_exc) else old_exc from None
+            return old.claims, old
+
+    async def refresh(self, token: str,
+                      client: Callable[[], Client] | None = None) -> Refreshed:
+        """A new access token for a refresh token (and its successor when rotating);
+        `client` tells who asks, for a session an old simplejwt token starts."""
         now = self._clock()
-        claims = self._codec.decode(token, REFRESH, now)
+        claims, old = await self._refresh_claims(token, now)
         user_id = user_id_of(claims)
         state = await self._token_state(user_id, claims)
         ver, role = state.token_version, state.role
+        if old is not None and old.record is None:
+            who = client() if client else Client("", "")
+            await self._old.start_session(old, now, user_agent=who.user_agent, ip=who.ip)
+        elif old is not None:
+            log.info("simplejwt token used: refresh, user %s, session %s", user_id, claims.sid)
         if self._s.jwt.rotate_refresh_tokens:
             outcome = await self._session_store.rotate(
                 user_id, claims.sid, claims.jti, ver, role, now,
@@ -228,8 +252,12 @@ class SessionService:
         that cannot be revoked now."""
         now = self._clock()
         try:
-            claims = self._codec.decode(token, REFRESH, now)
+            claims, old = await self._refresh_claims(token, now)
             user_id = user_id_of(claims)
+            if old is not None:
+                await self._logout_old(old, now)
+                if old.record is None:  # never used here: no session to end
+                    return
             outcome = await self._session_store.logout(
                 user_id, claims.sid, claims.jti, claims.ver, self._ttl(claims.exp, now), now,
                 self._s.jwt.rotation_grace)
@@ -240,8 +268,19 @@ class SessionService:
         except TokenInvalid as exc:
             raise ValidationFailed.on("refresh_token", exc.detail) from exc
 
+    async def _logout_old(self, old: OldRefresh, now: float) -> None:
+        """An old refresh token at logout: judged on the database's row (as a refresh is),
+        then refused for good in SQL before its session (if any) ends in Redis."""
+        user = await self._users.by_id(int(old.claims.sub))
+        if user is None:
+            raise TokenInvalid("user_not_found", "User not found")
+        check_token_user(old.claims, cached(user))
+        await self._old.revoke(old, now)
+
     async def logout_all(self, caller: Caller) -> int:
-        """End every session of the caller; how many there were."""
+        """End every session of the caller (and their old simplejwt access tokens, during
+        the cut-over); how many sessions there were."""
+        await self._old.end_access_tokens(caller.user.id, self._clock())
         return await self._session_store.end_all(caller.user.id)
 
     async def list_sessions(self, caller: Caller) -> list[SessionInfo]:

@@ -95,7 +95,7 @@ async def logout(request: Request) -> Response:
 
 async def token_refresh(request: Request) -> Response:
     token = inputs.token_input(await json_body(request), "refresh")
-    refreshed = await _sessions(request).refresh(token)
+    refreshed = await _sessions(request).refresh(token, lambda: _client(request))
     body = {"access": refreshed.access}
     if refreshed.refresh is not None:
         body["refresh"] = refreshed.refresh

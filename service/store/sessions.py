@@ -104,6 +104,20 @@ return {'ok', user}
 """)
 
 
+# A session started only if it does not exist yet (an old simplejwt token's first use: two
+# tabs' first uses name the same session). KEYS: session, the user's index. ARGV: uid, cur,
+# created/last_used, exp, user agent, ip, session ttl, index ttl, sid. -> 1 if started.
+_START_IF_ABSENT = Script("""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'cur', ARGV[2], 'created', ARGV[3],
+           'last_used', ARGV[3], 'exp', ARGV[4], 'user_agent', ARGV[5], 'ip', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('SADD', KEYS[2], ARGV[9])
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+return 1
+""")
+
+
 # A deleted account (issue 9.6): every session of the user ends and the cached row becomes a
 # marker with no account data in it, which no reader's fill can overwrite (fills only land on
 # an absent key): every token of the id then goes to the database, which no longer has it.
@@ -163,6 +177,15 @@ class SessionStore:
             ("EXPIRE", key, ttl),
             ("SADD", index, sid),
             ("EXPIRE", index, self._index_ttl))
+
+    async def start_if_absent(self, *, sid: str, user_id: int, refresh_jti: str, now: float,
+                              exp: int, ttl: int, user_agent: str, ip: str) -> bool:
+        """start(), unless session `sid` exists already; True if this call started it."""
+        started = await self.redis.eval(
+            _START_IF_ABSENT, [self._keys.session(sid), self._keys.user_sessions(user_id)],
+            [user_id, refresh_jti, int(now), exp, user_agent[:256], ip, ttl, self._index_ttl,
+             sid])
+        return bool(started)
 
     async def user_and_alive(self, user_id: int, sid: str) -> UserAndSession:
         """One round trip for every Bearer request: the cached user and whether the session

@@ -1,0 +1,91 @@
+"""Tokens minted by the Django REST Framework + simplejwt service authsvc replaces, decoded
+with its key, algorithm, issuer and audience while `[migration] accept_until` lasts.
+
+simplejwt's claims: token_type (access | refresh), exp, iat, jti and the user id claim
+(`user_id` by default; a string or a number, as simplejwt versions differ). No session, no
+token version: core/migration.py gives them those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from service.config import MigrationSettings
+from service.errors import TokenInvalid
+
+# Django's ids: positive BigAutoField values.
+_MAX_ID = 2 ** 63 - 1
+
+
+@dataclass(frozen=True)
+class OldClaims:
+    """A simplejwt token's verified claims."""
+
+    legacy_id: int
+    jti: str
+    iat: int
+    exp: int
+    token_type: str
+
+
+class SimpleJwtCodec:
+    """Verifies simplejwt tokens; refuses every one after `accept_until`."""
+
+    def __init__(self, settings: MigrationSettings, leeway: int) -> None:
+        self._s = settings
+        self._leeway = leeway
+        self._until = settings.accept_until_epoch()
+
+    def accepting(self, now: float) -> bool:
+        return self._s.enabled and now < self._until
+
+    def decode(self, token: str, expected_type: str, now: float) -> OldClaims:
+        """Verify signature, algorithm, times and type; TokenInvalid with a reason."""
+        if not self.accepting(now):
+            raise TokenInvalid("bad_signature")
+        try:
+            payload = jwt.decode(
+                token, self._s.simplejwt_signing_key, algorithms=[self._s.simplejwt_algorithm],
+                audience=self._s.simplejwt_audience or None,
+                issuer=self._s.simplejwt_issuer or None,
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                         "verify_aud": bool(self._s.simplejwt_audience),
+                         "verify_iss": bool(self._s.simplejwt_issuer),
+                         "require": ["exp", "jti", "token_type"]})
+        except jwt.InvalidSignatureError as exc:
+            raise TokenInvalid("bad_signature") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise TokenInvalid("bad_signature", "Token is signed with a refused algorithm") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenInvalid("wrong_audience") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenInvalid("wrong_issuer") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid("malformed") from exc
+        claims = self._claims(payload)
+        if claims.exp + self._leeway <= now:
+            raise TokenInvalid("token_expired", "Token is expired")
+        if claims.iat - self._leeway > now:
+            raise TokenInvalid("token_not_yet_valid", "Token was issued in the future")
+        if claims.token_type != expected_type:
+            raise TokenInvalid("wrong_token_type", "Token has wrong type")
+        return claims
+
+    def _claims(self, payload: dict[str, Any]) -> OldClaims:
+        raw_id = payload.get(self._s.simplejwt_user_id_claim)
+        if isinstance(raw_id, str) and raw_id.isascii() and raw_id.isdigit() and len(raw_id) < 20:
+            raw_id = int(raw_id)
+        jti, exp, token_type = payload["jti"], payload["exp"], payload["token_type"]
+        iat = payload.get("iat", 0)  # simplejwt always sets it; older tokens may not
+        for value in (raw_id, exp, iat):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TokenInvalid("malformed", "Token claim is malformed")
+        assert isinstance(raw_id, int)
+        if not 1 <= raw_id <= _MAX_ID or not isinstance(jti, str) or not 1 <= len(jti) <= 255:
+            raise TokenInvalid("malformed", "Token claim is malformed")
+        if not isinstance(token_type, str):
+            raise TokenInvalid("malformed", "Token claim token_type is malformed")
+        return OldClaims(legacy_id=raw_id, jti=jti, iat=iat, exp=exp, token_type=token_type)
