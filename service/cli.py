@@ -1,4 +1,5 @@
-"""The `authsvc` command: serve, worker, migrate, create-user, delete-user, dev."""
+"""The `authsvc` command: serve, worker, migrate, create-user, delete-user, import-django,
+dev."""
 
 from __future__ import annotations
 
@@ -290,6 +291,56 @@ async def _delete_user(settings: Settings, identifier: str) -> None:
     print(f"deleted user {user.username} (id {user.id}): every session and token refused")
 
 
+def cmd_import_django(args: argparse.Namespace) -> None:
+    from service.store.django_source import SourceError
+
+    settings = _settings()
+    if not 1 <= args.batch_size <= 5000:
+        sys.exit("authsvc: --batch-size must be 1..5000")
+    _require_migrated(settings)
+    columns = {}
+    for item in args.column:
+        name, sep, column = item.partition("=")
+        if not sep or not name or not column:
+            sys.exit(f"authsvc: --column {item!r}: expected FIELD=COLUMN")
+        columns[name] = column
+    try:
+        with _database_errors(settings):
+            summary = asyncio.run(_import_django(settings, args, columns))
+    except SourceError as exc:
+        sys.exit(f"authsvc: import-django: {exc}")
+    for line in summary:
+        print(line)
+
+
+async def _import_django(settings: Settings, args: argparse.Namespace,
+                         columns: dict[str, str]) -> list[str]:
+    from tqdm import tqdm
+
+    from service.config import ADMIN_ROLE
+    from service.core.django_import import DjangoImport, ImportOptions
+    from service.store.django_source import DjangoSource
+    from service.store.user_import import ImportTarget
+
+    options = ImportOptions(
+        known_roles=settings.auth.known_roles(), default_role=settings.auth.default_role,
+        admin_role=ADMIN_ROLE, emails_verified=not args.unverified_emails,
+        dry_run=args.dry_run, batch_size=args.batch_size, blacklist=not args.no_blacklist)
+    target = ImportTarget(settings.database.url)
+    try:
+        async with DjangoSource(args.database_url, args.table, columns) as source:
+            total = await source.count()
+            # A bar on a terminal only (tqdm's disable=None); logs and CI get the summary.
+            with tqdm(total=total, unit=" users", file=sys.stderr, disable=None,
+                      desc="dry run" if args.dry_run else "importing") as bar:
+                summary = await DjangoImport(source, target, options).run(bar.update)
+    finally:
+        await target.close()
+    header = [f"Django users read: {total}" + (" (dry run: nothing written)"
+                                               if args.dry_run else "")]
+    return header + summary.lines()
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     """Everything on embedded defaults in one command; Ctrl-C stops it all."""
     from service.local import dev
@@ -342,6 +393,26 @@ def parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete-user", help="delete an account, ending its sessions at once")
     delete.add_argument("user", help="the username or email")
     delete.set_defaults(func=cmd_delete_user)
+    imp = sub.add_parser(
+        "import-django", help="import a Django project's users, keeping their password hashes",
+        description="Import the users of a Django project's database (SQLite or PostgreSQL), "
+                    "keeping their password hashes; safe to re-run (README: Moving in from "
+                    "Django).")
+    imp.add_argument("database_url", help="sqlite:///path/db.sqlite3, postgresql://..., or a "
+                                          "SQLite file")
+    imp.add_argument("--table", default="auth_user",
+                     help="the Django user table (default auth_user; e.g. accounts_user)")
+    imp.add_argument("--column", action="append", default=[], metavar="FIELD=COLUMN",
+                     help="read an authsvc field (username, email, password, is_active, "
+                          "date_joined, display_name, role) from another column; repeatable")
+    imp.add_argument("--dry-run", action="store_true", help="write nothing, report the same")
+    imp.add_argument("--batch-size", type=int, default=1000,
+                     help="users per transaction (default 1000)")
+    imp.add_argument("--no-blacklist", action="store_true",
+                     help="do not import simplejwt's token blacklist")
+    imp.add_argument("--unverified-emails", action="store_true",
+                     help="mark imported emails unverified (default: verified)")
+    imp.set_defaults(func=cmd_import_django)
     dev = sub.add_parser("dev", help="migrate, embedded Redis, API, worker and mail catcher")
     dev.set_defaults(func=cmd_dev)
     return root
