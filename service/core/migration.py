@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 
 from service.config import Settings
@@ -67,6 +68,13 @@ class OldTokens:
         self._sessions = sessions
         self._leeway = settings.jwt.leeway
         self._seen: set[str] = set()
+        if settings.migration.enabled:
+            until = settings.migration.accept_until
+            if self._codec.accepting(time.time()):
+                log.info("accepting the old service's simplejwt tokens until %s", until)
+            else:
+                log.warning("[migration] accept_until (%s) has passed: old simplejwt tokens "
+                            "are refused; remove [migration]", until)
 
     def accepting(self, now: float) -> bool:
         return self._codec.accepting(now)
