@@ -258,3 +258,14 @@ def test_the_cutover_on_postgresql(on_postgres: Settings, make_client: Any,
                    "token_revoked")
     assert api.post(LOGOUT, json={"refresh_token": old["refresh"]}).status_code == 205
     assert_refused(api.post(REFRESH, json={"refresh": old["refresh"]}), "token_revoked")
+
+
+def test_the_openapi_document_says_when_old_tokens_are_accepted(cutover: Settings) -> None:
+    from service.http.openapi import document
+
+    refresh = "/api/v1/auth/token/refresh/"
+    on = document(cutover)
+    assert cutover.migration.accept_until in on["paths"][refresh]["post"]["description"]
+    assert "simplejwt" in on["components"]["securitySchemes"]["bearerAuth"]["description"]
+    off = document(cutover.replace(migration={"simplejwt_signing_key": "", "accept_until": ""}))
+    assert "simplejwt" not in str(off)

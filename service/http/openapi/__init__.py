@@ -10,6 +10,7 @@ from service.http.openapi.auth_paths import account_paths, reset_paths, session_
 from service.http.openapi.build import Json
 from service.http.openapi.components import field_schemas, request_schemas, response_schemas
 from service.http.openapi.error_responses import error_responses, error_schemas, headers
+from service.http.openapi.notes import cutover_note
 from service.http.openapi.security_paths import security_paths
 from service.http.openapi.service_paths import service_paths
 
@@ -49,7 +50,8 @@ def document(settings: Settings) -> Json:
                         **error_schemas()},
             "responses": error_responses(s),
             "headers": headers(),
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                               "bearerFormat": "JWT"}},
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "An access token." + cutover_note(s, "access tokens")}},
         },
     }

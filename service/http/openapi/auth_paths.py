@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.config import Settings
 from service.http.openapi.build import AUTH, Json, operation, ref, response, token_response
-from service.http.openapi.notes import mail_cap, reauth_note, throttle
+from service.http.openapi.notes import cutover_note, mail_cap, reauth_note, throttle
 
 
 def account_paths(s: Settings) -> Json:
@@ -40,7 +40,7 @@ def account_paths(s: Settings) -> Json:
             "logout", "Revoke a refresh token",
             "The token stays refused until it would have expired. Any token that cannot be "
             "revoked now (malformed, forged, expired, already revoked, an access token) is a "
-            "400 on `refresh_token`.",
+            "400 on `refresh_token`." + cutover_note(s, "refresh tokens"),
             {"205": response("Reset Content: revoked. The body is empty.")},
             body="LogoutRequest", errors=("BadRequest", "ServiceUnavailable"))},
     }
@@ -100,7 +100,7 @@ def session_paths(s: Settings) -> Json:
             "refreshToken", "Get a new access token",
             "Returns `refresh` too only when `[jwt] rotate_refresh_tokens` is on (here: "
             f"{rotation}); the old refresh token is then revoked. A refresh token's expiry is "
-            "fixed at issue.",
+            "fixed at issue." + cutover_note(s, "refresh tokens"),
             {"200": token_response("A new access token.", "TokenRefreshResponse")},
             body="TokenRefreshRequest",
             errors=("BadRequest", "TokenRefused", "ServiceUnavailable"))},

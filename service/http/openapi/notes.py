@@ -1,4 +1,5 @@
-"""Sentences on rate limits, mail caps and password checks that depend on the settings."""
+"""Sentences on rate limits, mail caps, password checks and the cut-over from Django that
+depend on the settings."""
 
 from __future__ import annotations
 
@@ -32,3 +33,12 @@ def reauth_note(s: Settings) -> str:
                  "the account's checks are refused (429) until the window ends.")
     return note
 
+
+
+def cutover_note(s: Settings, kind: str) -> str:
+    """A sentence on the old simplejwt tokens accepted during the cut-over (when it is on)."""
+    if not s.migration.enabled:
+        return ""
+    return (f" Until {s.migration.accept_until}, {kind} minted by the Django REST Framework + "
+            "simplejwt service this one replaces are accepted too (README, Moving in from "
+            "Django).")
