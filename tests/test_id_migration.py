@@ -20,6 +20,7 @@ from service.store.users import TokenState, UserStore
 
 T = TypeVar("T")
 PREVIOUS = "0002"
+REVISION = "0003"  # the migration these tests are about (later ones add columns)
 JOINED = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
@@ -84,8 +85,8 @@ def test_migrating_a_database_with_rows_keeps_every_row_and_never_reuses_an_id(
                                     email_verified=i == 2, role=("user", "admin", "viewer")[i]))
            for i, name in enumerate(("alice", "bob", "carol"))]
     before = run(database_url, everything)
-    migrate.upgrade(database_url)
-    assert migrate.current(database_url) == "0003"
+    migrate.upgrade(database_url, REVISION)
+    assert migrate.current(database_url) == REVISION
     assert run(database_url, everything) == before
     run(database_url, execute("DELETE FROM users WHERE id = :id", id=ids[-1]))
     assert run(database_url, insert("dave")) == ids[-1] + 1
@@ -103,13 +104,13 @@ def test_a_rebuild_interrupted_before_it_committed_can_be_run_again(tmp_path: Pa
     run(url, insert("alice"))
     run(url, execute("CREATE TABLE _alembic_tmp_users (id INTEGER PRIMARY KEY)"))
     before = run(url, everything)
-    migrate.upgrade(url)
+    migrate.upgrade(url, REVISION)
     assert run(url, everything) == before
 
 
 def test_the_downgrade_keeps_every_row(database_url: str) -> None:
     """0003 undone: the rows stay (SQLite goes back to a plain INTEGER PRIMARY KEY)."""
-    migrate.upgrade(database_url)
+    migrate.upgrade(database_url, REVISION)
     run(database_url, insert("alice"))
     before = run(database_url, everything)
     command.downgrade(migrate.alembic_config(database_url), PREVIOUS)

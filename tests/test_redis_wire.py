@@ -479,9 +479,21 @@ def test_a_url_that_misplaces_its_password_is_refused_without_printing_it(url: s
     assert "s3cr3t" not in message
 
 
+def test_a_capitalised_scheme_is_read_alike_or_refused() -> None:
+    """redis-py before 8.2 refused Redis:// in RQ's sync parser while its asyncio one read
+    localhost; 8.2 reads it as redis://. Either way the API and RQ never disagree on the host."""
+    url = "Redis://cache.internal/0"
+    try:
+        options = check_url(url)
+    except UnsupportedURL as refused:
+        assert str(refused).startswith("[redis] url: ")
+        return
+    assert options["host"] == "cache.internal"
+    assert redis.connection.parse_url(url)["host"] == "cache.internal"  # type: ignore[no-untyped-call]
+
+
 @pytest.mark.parametrize("url", [
-    "Redis://cache.internal/0", "redis:cache.internal/0", "rediss:cache.internal",
-    "unix:redis.sock", "redis://[::1/0",
+    "redis:cache.internal/0", "rediss:cache.internal", "unix:redis.sock", "redis://[::1/0",
 ])
 def test_a_url_redis_py_cannot_read_is_a_configuration_error(url: str) -> None:
     """RQ (redis-py's own parser) refuses these, or the API would read another host: both
