@@ -5,12 +5,15 @@ side, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from api import (
     LOGIN,
@@ -26,6 +29,7 @@ from api import (
 )
 from django_ref import (
     BY_FORMAT,
+    TOKENS,
     USERS,
     copy_fixture_to_postgres,
     drop_fixture_from_postgres,
@@ -269,3 +273,92 @@ def test_the_openapi_document_says_when_old_tokens_are_accepted(cutover: Setting
     assert "simplejwt" in on["components"]["securitySchemes"]["bearerAuth"]["description"]
     off = document(cutover.replace(migration={"simplejwt_signing_key": "", "accept_until": ""}))
     assert "simplejwt" not in str(off)
+
+
+# -- found by review: revocations that raced or missed an old token ---------------------------
+def test_logout_all_ends_old_refresh_tokens_never_used_here(api: httpx.Client) -> None:
+    first, second = USERS["BCRYPT.Two"]["sessions"]
+    access = api.post(REFRESH, json={"refresh": first["refresh"]}).json()["access"]
+    assert api.post(LOGOUT_ALL, headers=bearer(access)).status_code == 205
+    assert_refused(api.post(REFRESH, json={"refresh": second["refresh"]}), "session_ended")
+
+
+def slow_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Half a second between an old token's first-use checks and its session's start."""
+    from service.core import migration
+
+    original = migration.OldTokens.start_session
+
+    async def slow(self: Any, *args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0.5)
+        await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(migration.OldTokens, "start_session", slow)
+
+
+def refresh_in_background(api: httpx.Client, token: str) -> tuple[threading.Thread,
+                                                                    dict[str, httpx.Response]]:
+    answers: dict[str, httpx.Response] = {}
+
+    def run() -> None:
+        with httpx.Client(base_url=api.base_url, timeout=30) as other:
+            answers["refresh"] = other.post(REFRESH, json={"refresh": token})
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.15)  # the refresh is past its checks, before its session starts
+    return thread, answers
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_a_logout_racing_an_old_tokens_first_use_wins(
+        cutover: Settings, make_client: Any, monkeypatch: pytest.MonkeyPatch,
+        rotate: bool) -> None:
+    slow_first_use(monkeypatch)
+    api = make_client(cutover.replace(jwt={"rotate_refresh_tokens": rotate}))
+    old = session_of(USERS["pbkdf2_one"])
+    thread, answers = refresh_in_background(api, old["refresh"])
+    assert api.post(LOGOUT, json={"refresh_token": old["refresh"]}).status_code == 205
+    thread.join(10)
+    assert_refused(answers["refresh"], "token_revoked")
+    assert_refused(api.post(REFRESH, json={"refresh": old["refresh"]}), "token_revoked")
+
+
+def test_a_logout_all_racing_an_old_tokens_first_use_wins(
+        api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow_first_use(monkeypatch)
+    user = USERS["siteadmin"]
+    old = session_of(user)
+    access = login(api, user["username"], user["password"]).json()["access"]
+    time.sleep(1.05)  # the logout-all's second is later than the old token's issue
+    thread, answers = refresh_in_background(api, old["refresh"])
+    assert api.post(LOGOUT_ALL, headers=bearer(access)).status_code == 205
+    thread.join(10)
+    assert_refused(answers["refresh"], "session_ended")
+
+
+def test_ending_a_session_started_by_an_old_token_ends_the_old_access_tokens(
+        cutover: Settings, make_client: Any) -> None:
+    api = make_client(cutover.replace(jwt={"rotate_refresh_tokens": True}))
+    old = session_of(USERS["argon2_one"])
+    pair = api.post(REFRESH, json={"refresh": old["refresh"]}).json()
+    assert api.post(LOGOUT, json={"refresh_token": pair["refresh"]}).status_code == 205
+    assert_refused(api.get(PROFILE, headers=bearer(old["access"])), "session_ended")
+
+
+def signed(**claims: Any) -> str:
+    payload = {"token_type": "refresh", "exp": int(time.time()) + 600,
+               "iat": int(time.time()), "jti": "a-jti", "user_id": str(USERS["bob"]["id"]),
+               **claims}
+    return jwt.encode(payload, TOKENS["signing_key"], algorithm="HS256")
+
+
+@pytest.mark.parametrize("claims", [{"exp": 10 ** 20}, {"exp": 2 ** 63}, {"iat": -5},
+                                    {"jti": "\ud800"}, {"jti": "white space"}, {"jti": ""}])
+def test_an_old_token_with_claims_out_of_range_is_refused_not_a_crash(
+        api: httpx.Client, claims: dict[str, Any]) -> None:
+    token = signed(**claims)
+    assert_refused(api.post(REFRESH, json={"refresh": token}), "malformed")
+    assert api.post(LOGOUT, json={"refresh_token": token}).status_code == 400
+    access = signed(token_type="access", **claims)
+    assert_refused(api.get(PROFILE, headers=bearer(access)), "malformed")

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import time
 import unicodedata
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -113,30 +114,31 @@ def test_the_codec_reads_the_reference_tokens() -> None:
 
 
 @pytest.mark.parametrize(("token", "reason"), [
-    (old_token(exp=int(time.time()) - 60), "token_expired"),
-    (old_token(iat=int(time.time()) + 600), "token_not_yet_valid"),
-    (old_token(token_type="refresh"), "wrong_token_type"),
-    (old_token(user_id=None), "malformed"),
-    (old_token(user_id=True), "malformed"),
-    (old_token(user_id=4.0), "malformed"),
-    (old_token(user_id="-4"), "malformed"),
-    (old_token(user_id=0), "malformed"),
-    (old_token(user_id="4" * 30), "malformed"),
-    (old_token(user_id=2 ** 70), "malformed"),
-    (old_token(jti=None), "malformed"),
-    (old_token(jti=7), "malformed"),
-    (old_token(jti="j" * 256), "malformed"),
-    (old_token(exp="soon"), "malformed"),
-    (jwt.encode({"token_type": "access", "exp": 2 ** 40, "jti": "x", "user_id": 1},
+    (lambda: old_token(exp=int(time.time()) - 60), "token_expired"),
+    (lambda: old_token(iat=int(time.time()) + 600), "token_not_yet_valid"),
+    (lambda: old_token(token_type="refresh"), "wrong_token_type"),
+    (lambda: old_token(user_id=None), "malformed"),
+    (lambda: old_token(user_id=True), "malformed"),
+    (lambda: old_token(user_id=4.0), "malformed"),
+    (lambda: old_token(user_id="-4"), "malformed"),
+    (lambda: old_token(user_id=0), "malformed"),
+    (lambda: old_token(user_id="4" * 30), "malformed"),
+    (lambda: old_token(user_id=2 ** 70), "malformed"),
+    (lambda: old_token(jti=None), "malformed"),
+    (lambda: old_token(jti=7), "malformed"),
+    (lambda: old_token(jti="j" * 256), "malformed"),
+    (lambda: old_token(exp="soon"), "malformed"),
+    (lambda: jwt.encode({"token_type": "access", "exp": 2 ** 40, "jti": "x", "user_id": 1},
                 "another key of the right length, 32+ bytes", algorithm="HS256"),
      "bad_signature"),
-    (jwt.encode({"token_type": "access", "exp": 2 ** 40, "jti": "x", "user_id": 1}, "",
+    (lambda: jwt.encode({"token_type": "access", "exp": 2 ** 40, "jti": "x", "user_id": 1}, "",
                 algorithm="none"), "bad_signature"),
-    ("not.a.token", "malformed"),
+    (lambda: "not.a.token", "bad_signature"),
 ])
-def test_the_codec_refuses_with_a_reason(token: str, reason: str) -> None:
+def test_the_codec_refuses_with_a_reason(token: Callable[[], str], reason: str) -> None:
+    """Each token is made when its test runs: its times are relative to then."""
     with pytest.raises(TokenInvalid) as refused:
-        codec().decode(token, "access", time.time())
+        codec().decode(token(), "access", time.time())
     assert refused.value.reason == reason
 
 
@@ -170,3 +172,45 @@ def test_a_half_set_migration_section_is_a_config_error(section: dict[str, str],
                                                         message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(Settings(migration=MigrationSettings(**section)))
+
+
+def over_cost_hashes() -> list[str]:
+    """Well-formed hashes costing more than any Django made (found by review: each took
+    3 s to 28 s and up to 4 GiB a check before their costs were bounded)."""
+    import bcrypt
+
+    cheap = bcrypt.hashpw(b"x", b"$2b$04$abcdefghijklmnopqrstuu").decode()
+    argon2_id = BY_FORMAT["argon2"]["password_hash"]
+    return [
+        "bcrypt$" + cheap.replace("$04$", "$16$"),
+        "bcrypt_sha256$" + cheap.replace("$04$", "$31$"),
+        argon2_id.replace("m=102400", "m=4194304"),
+        argon2_id.replace("t=2", "t=50"),
+        argon2_id.replace("p=8", "p=64"),
+        pbkdf2("x", 10_000_000),
+        "pbkdf2_sha256$100000$salt$" + base64.b64encode(b"x" * 3200).decode(),
+        "scrypt$1048576$salt$8$1$" + base64.b64encode(b"x" * 64).decode(),
+        "scrypt$32768$salt$8$16$" + base64.b64encode(b"x" * 64).decode(),
+        pbkdf2("x") + "A" * 300,
+    ]
+
+
+@pytest.mark.parametrize("stored", over_cost_hashes())
+def test_a_hash_costing_more_than_django_ever_made_is_refused_without_computing(
+        stored: str) -> None:
+    started = time.perf_counter()
+    assert not django_hashes.verify(stored, "x")
+    assert not django_hashes.importable(stored)  # and the import skips it (hash_unsupported)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_every_reference_hash_is_importable() -> None:
+    for user in TOKENS["users"]:
+        if user.get("password_hash"):
+            assert django_hashes.importable(user["password_hash"]), user["hasher"]
+
+
+def test_a_short_simplejwt_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        validate(Settings(migration=MigrationSettings(
+            simplejwt_signing_key="short", accept_until="2027-01-01T00:00:00Z")))

@@ -214,3 +214,45 @@ def test_a_missing_django_database_is_one_line(cli_env: dict[str, str], tmp_path
     done = authsvc(tmp_path, cli_env, "import-django", str(tmp_path / "absent.sqlite3"))
     assert done.returncode != 0 and "no such file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def hostile_django(path: Path) -> None:
+    """Rows a Django database can hold that authsvc cannot read (SQLite keeps any value)."""
+    hashed = USERS["argon2_one"]["password_hash"]
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE auth_user (id, password, username, email, is_active, "
+                   "date_joined, is_superuser)")
+        db.executemany("INSERT INTO auth_user VALUES (?, ?, ?, ?, 1, ?, 0)", [
+            (1, hashed, "good", "good@example.com", "2020-01-01 00:00:00"),
+            ("uuid-like", hashed, "textid", "textid@example.com", "2020-01-01 00:00:00"),
+            (0, hashed, "zero", "zero@example.com", "2020-01-01 00:00:00"),
+            (2, hashed, "baddate", "baddate@example.com", "0000-00-00 00:00:00"),
+            (3, hashed, "worse", "worse@example.com", "not a date"),
+            (4, "pbkdf2_sha256$1000$s$" + "A" * 400, "longhash", "long@example.com", None),
+            (5, None, "nohash", "nohash@example.com", None),
+            (6, hashed, None, "nouser@example.com", None),
+            (7, hashed, "x" * 200, "longname@example.com", None),
+            (8, hashed, "longmail", "a" * 300 + "@example.com", None),
+            (9, hashed, "nodate", "nodate@example.com", None)])
+        db.execute("CREATE TABLE token_blacklist_outstandingtoken (id, token, created_at, "
+                   "expires_at, user_id, jti)")
+        db.execute("CREATE TABLE token_blacklist_blacklistedtoken (id, blacklisted_at, token_id)")
+        db.executemany("INSERT INTO token_blacklist_outstandingtoken VALUES (?, '', NULL, ?, ?, ?)",
+                       [(1, "2999-01-01 00:00:00", 1, "good-jti"),
+                        (2, "someday", 1, "bad-date"), (3, "2999-01-01 00:00:00", "x", "bad-id"),
+                        (4, "2999-01-01 00:00:00", 1, None)])
+        db.executemany("INSERT INTO token_blacklist_blacklistedtoken VALUES (?, NULL, ?)",
+                       [(1, 1), (2, 2), (3, 3), (4, 4)])
+
+
+def test_rows_authsvc_cannot_read_are_skipped_with_a_reason_not_a_crash(
+        settings: Settings, tmp_path: Path) -> None:
+    django = tmp_path / "hostile.sqlite3"
+    hostile_django(django)
+    summary = run_import(settings, django, table="auth_user")
+    assert summary.imported == 2, summary.lines()  # good, and nodate (joined: now)
+    assert dict(summary.skipped) == {"id_invalid": 2, "date_invalid": 2, "hash_unsupported": 2,
+                                     "username_invalid": 2, "email_invalid": 1}, summary.lines()
+    assert (summary.tokens_revoked, summary.tokens_unreadable) == (1, 3)
+    again = run_import(settings, django, table="auth_user")
+    assert (again.imported, again.unchanged) == (0, 2)

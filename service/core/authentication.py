@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from service.core.cached_users import CachedUsers, check_token_user, user_id_of
 from service.core.migration import OldTokens, not_ours
+from service.core.simplejwt import not_old
 from service.core.tokens import ACCESS, TokenCodec
 from service.errors import TokenInvalid
 from service.store.cache import CachedUser
@@ -74,4 +75,4 @@ class Authenticator:
         try:
             return Caller(await self._old.access(access_token, now), "")
         except TokenInvalid as exc:
-            raise ours if not_ours(exc) else exc from None
+            raise ours if not_old(exc) else exc from None

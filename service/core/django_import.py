@@ -10,7 +10,8 @@ Rules, per Django row, in id order:
   another: `username_has_at`, `username_invalid`, `email_missing`, `email_invalid`,
   `email_conflict`, `username_conflict` (taken here, or by an earlier row of the same
   import), `role_unknown` (not a role of [auth]), `hash_unsupported` (a hash format
-  authsvc cannot verify);
+  authsvc cannot verify, or one costing more than any Django made), `id_invalid` (no
+  positive 64-bit integer), `date_invalid` (a join date that is no time);
 - it keeps its hash, active flag and join date; its email counts as verified (the old
   service let it sign in) unless `emails_verified` is off. Token version 0 (the version old
   simplejwt tokens are judged as, core/migration.py).
@@ -51,6 +52,7 @@ class ImportSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_examples: dict[str, list[int]] = field(default_factory=dict)  # reason -> ids
     tokens_revoked: int = 0
+    tokens_unreadable: int = 0
 
     def skip(self, reason: str, legacy_id: int) -> None:
         self.skipped[reason] += 1
@@ -74,6 +76,9 @@ class ImportSummary:
             ids = ", ".join(str(i) for i in self.skipped_examples.get(reason, []))
             out.append(f"  {reason}: {count} (Django ids {ids}{', ...' if count > 5 else ''})")
         out.append(f"old refresh tokens blacklisted: {self.tokens_revoked}")
+        if self.tokens_unreadable:
+            out.append(f"blacklist entries not read (no usable jti, user id or expiry): "
+                       f"{self.tokens_unreadable}")
         return out
 
 
@@ -111,7 +116,7 @@ class DjangoImport:
             await self._import_batch(rows, summary, claimed)
             progress(len(rows))
         if self._o.blacklist:
-            summary.tokens_revoked = await self._import_blacklist()
+            summary.tokens_revoked, summary.tokens_unreadable = await self._import_blacklist()
         return summary
 
     async def _import_batch(self, rows: list[DjangoUser], summary: ImportSummary,
@@ -141,6 +146,9 @@ class DjangoImport:
         batch = Batch()
         for row in rows:
             display_name = (row.display_name or "").strip()[:DISPLAY_NAME_MAX]
+            if row.problem == "id_invalid":
+                summary.skip("id_invalid", row.id)
+                continue
             if row.id in existing.imported:
                 user_id, current = existing.imported[row.id]
                 if display_name != current:
@@ -152,7 +160,8 @@ class DjangoImport:
             if row.id in existing.deleted:
                 summary.skip("deleted_in_authsvc", row.id)
                 continue
-            reason, values = self._new_user(row, display_name)
+            reason, values = (row.problem, {}) if row.problem else self._new_user(row,
+                                                                                  display_name)
             if reason is None:
                 username_norm, email_norm = values["username_norm"], values["email_norm"]
                 if email_norm in existing.emails or email_norm in claimed.emails:
@@ -180,7 +189,7 @@ class DjangoImport:
         email = canonical_email(row.email)
         if email_problem(email):
             return "email_invalid", {}
-        if django_hashes.hash_format(row.password) is None:
+        if not django_hashes.importable(row.password):
             return "hash_unsupported", {}
         role = row.role if row.role is not None else (
             self._o.admin_role if row.is_superuser else self._o.default_role)
@@ -195,10 +204,10 @@ class DjangoImport:
             "password_changed_at": now, "date_joined": joined,
             "email_verified": self._o.emails_verified, "legacy_id": row.id}
 
-    async def _import_blacklist(self) -> int:
+    async def _import_blacklist(self) -> tuple[int, int]:
         """simplejwt's blacklist (unexpired entries), so a token revoked there stays revoked
-        here; returns how many were not revoked here yet."""
-        revoked = await self._source.revoked_tokens(self._clock())
+        here; returns how many were not revoked here yet, and how many were unreadable."""
+        revoked, unreadable = await self._source.revoked_tokens(self._clock())
         total = 0
         for start in range(0, len(revoked), self._o.batch_size):
             chunk = revoked[start:start + self._o.batch_size]
@@ -209,4 +218,4 @@ class DjangoImport:
                 await self._target.revoke_tokens([
                     {"jti": t.jti, "legacy_id": t.legacy_id, "sid": None, "revoked": True,
                      "expires_at": t.expires_at} for t in fresh])
-        return total
+        return total, unreadable

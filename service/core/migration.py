@@ -6,8 +6,9 @@ in SQL; every later use goes on in that session, so logout, logout-all, `session
 rotation cover it like any other. An old token is judged as minted under token version 0
 (the version an import gives): a password change or reset, a role change or an admin's
 revoke here refuses it, as it refuses authsvc's own tokens. Old access tokens carry no
-session: they are refused once their user logs out an old refresh token or logs out
-everywhere (`legacy_users.tokens_ended_at`). Every use is logged (`simplejwt token used`),
+session: they are refused once a session of their user ends by a logout or everywhere
+(`legacy_users.tokens_ended_at`); logging out everywhere also refuses the old refresh tokens
+never used here (`sessions_ended_at`). Every use is logged (`simplejwt token used`),
 so an operator sees when the old tokens have died out.
 """
 
@@ -92,20 +93,31 @@ class OldTokens:
 
     async def refresh(self, token: str, now: float) -> OldRefresh:
         """An old refresh token as authsvc's claims; TokenInvalid when it is refused here
-        (blacklisted on the old side, logged out here, or its user is gone)."""
+        (blacklisted on the old side, logged out or ended everywhere here, its user gone)."""
         old = self._codec.decode(token, REFRESH, now)
         user = await self._user(old)
         record = await self._legacy.token(old.jti)
         if record is not None and record.revoked:
             raise TokenInvalid("token_revoked", "Token is blacklisted")
+        await self._check_not_ended(old)
         sid = record.sid if record is not None and record.sid else session_id_for(old.jti)
         return OldRefresh(self._as_claims(old, user.id, user.role, sid), record, old)
+
+    async def _check_not_ended(self, old: OldClaims) -> None:
+        """Logout everywhere ended the user's old refresh tokens issued before it, also those
+        never used here (they had no session to end)."""
+        ended = (await self._legacy.cutoffs(old.legacy_id)).refresh
+        if ended is not None and old.iat <= ended:
+            raise TokenInvalid("session_ended", "Session has ended")
 
     async def start_session(self, found: OldRefresh, now: float, *, user_agent: str,
                             ip: str) -> None:
         """The first use of an old refresh token: its session, then the SQL record that it
-        was used (a lost Redis must never let the token start a second one). A record that
-        cannot be written ends the session again: the client's retry starts it anew."""
+        was used (a lost Redis must never let the token start a second one). A logout or a
+        logout everywhere that landed meanwhile wins: the session ends again (they write SQL
+        before they end sessions, this writes Redis before it reads SQL, so one of the two
+        always sees the other). So does a record that cannot be written: the retry starts
+        the session anew."""
         claims = found.claims
         user_id = int(claims.sub)
         ttl = max(1, int(claims.exp + self._leeway - now) + 1)
@@ -113,7 +125,11 @@ class OldTokens:
             sid=claims.sid, user_id=user_id, refresh_jti=claims.jti, now=now, exp=claims.exp,
             ttl=ttl, user_agent=user_agent, ip=ip)
         try:
-            await self._legacy.bind(claims.jti, found.old.legacy_id, claims.sid, claims.exp)
+            bound = await self._legacy.bind(claims.jti, found.old.legacy_id, claims.sid,
+                                            claims.exp)
+            if bound.revoked or bound.sid != claims.sid:
+                raise TokenInvalid("token_revoked", "Token is blacklisted")
+            await self._check_not_ended(found.old)
         except BaseException:
             await self._sessions.end(user_id, claims.sid)
             raise
@@ -122,16 +138,21 @@ class OldTokens:
 
     async def revoke(self, found: OldRefresh, now: float) -> None:
         """Logout with an old refresh token: refused for good (in SQL), and its user's old
-        access tokens with it (they name no session to end)."""
+        access tokens with it (they name no session to end); then a session a racing first
+        use may have started ends (the caller ends one the token was already bound to)."""
         user_id = int(found.claims.sub)
         await self._legacy.revoke(found.claims.jti, found.old.legacy_id, found.claims.exp)
-        await self._legacy.end_access_tokens(user_id, int(now))
+        await self._legacy.end_old_tokens(user_id, int(now), refresh_too=False)
+        if found.record is None:
+            await self._sessions.end(user_id, found.claims.sid)
         log.info("simplejwt token used: logout, user %s", user_id)
 
-    async def end_access_tokens(self, user_id: int, now: float) -> None:
-        """Logout everywhere: the user's old access tokens end too."""
+    async def end_old_tokens(self, user_id: int, now: float, *, everywhere: bool) -> None:
+        """A session of the user ended here (`everywhere`: all of them): while the window
+        lasts, their old access tokens end too, as they name no session (and, everywhere,
+        their old refresh tokens, also those never used here)."""
         if self.accepting(now):
-            await self._legacy.end_access_tokens(user_id, int(now))
+            await self._legacy.end_old_tokens(user_id, int(now), refresh_too=everywhere)
 
     async def access(self, token: str, now: float) -> CachedUser:
         """The user behind an old access token, judged on the database."""
@@ -140,8 +161,8 @@ class OldTokens:
         refused = token_refusal(self._as_claims(old, user.id, user.role, ""), user)
         if refused is not None:
             raise refused
-        cutoff = await self._legacy.access_cutoff(old.legacy_id)
-        if cutoff is not None and old.iat <= cutoff:
+        ended = (await self._legacy.cutoffs(old.legacy_id)).access
+        if ended is not None and old.iat <= ended:
             raise TokenInvalid("session_ended", "Session has ended")
         if old.jti not in self._seen:
             if len(self._seen) >= _SEEN_LIMIT:

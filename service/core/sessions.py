@@ -25,6 +25,7 @@ from service.core.limits import RateLimiter, client_key, device_key, identifier_
 from service.core.lockout import Lockout, login_counters
 from service.core.migration import OldRefresh, OldTokens, not_ours
 from service.core.passwords import PasswordHasher
+from service.core.simplejwt import not_old
 from service.core.tokens import REFRESH, Claims, TokenCodec, TokenPair
 from service.errors import (
     EmailNotVerified,
@@ -171,7 +172,7 @@ class SessionService:
             try:
                 old = await self._old.refresh(token, now)
             except TokenInvalid as old_exc:
-                raise exc if not_ours(old_exc) else old_exc from None
+                raise exc if not_old(old_exc) else old_exc from None
             return old.claims, old
 
     async def refresh(self, token: str,
@@ -258,6 +259,8 @@ class SessionService:
                 await self._logout_old(old, now)
                 if old.record is None:  # never used here: no session to end
                     return
+            else:
+                await self._old.end_old_tokens(user_id, now, everywhere=False)
             outcome = await self._session_store.logout(
                 user_id, claims.sid, claims.jti, claims.ver, self._ttl(claims.exp, now), now,
                 self._s.jwt.rotation_grace)
@@ -280,7 +283,7 @@ class SessionService:
     async def logout_all(self, caller: Caller) -> int:
         """End every session of the caller (and their old simplejwt access tokens, during
         the cut-over); how many sessions there were."""
-        await self._old.end_access_tokens(caller.user.id, self._clock())
+        await self._old.end_old_tokens(caller.user.id, self._clock(), everywhere=True)
         return await self._session_store.end_all(caller.user.id)
 
     async def list_sessions(self, caller: Caller) -> list[SessionInfo]:
@@ -289,5 +292,6 @@ class SessionService:
 
     async def end_session(self, caller: Caller, sid: str) -> None:
         """End one of the caller's sessions; anyone else's (or none): 404."""
+        await self._old.end_old_tokens(caller.user.id, self._clock(), everywhere=False)
         if not await self._session_store.end(caller.user.id, sid):
             raise NotFound()

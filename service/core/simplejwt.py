@@ -8,6 +8,7 @@ token version: core/migration.py gives them those.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,10 @@ from service.errors import TokenInvalid
 
 # Django's ids: positive BigAutoField values.
 _MAX_ID = 2 ** 63 - 1
+# simplejwt's jti is uuid4().hex; anything printable ASCII of a sane length is taken.
+_JTI = re.compile(r"[\x21-\x7e]{1,255}")
+# No token lives longer (a larger exp or iat would overflow a Redis TTL).
+_MAX_LIFETIME = 100 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,12 @@ class OldClaims:
     iat: int
     exp: int
     token_type: str
+
+
+def not_old(exc: TokenInvalid) -> bool:
+    """Whether the old codec's refusal means the token is no old token at all (so authsvc's
+    own refusal is the answer), rather than an old token refused for a reason."""
+    return exc.reason == "bad_signature"
 
 
 class SimpleJwtCodec:
@@ -55,10 +66,10 @@ class SimpleJwtCodec:
                          "verify_aud": bool(self._s.simplejwt_audience),
                          "verify_iss": bool(self._s.simplejwt_issuer),
                          "require": ["exp", "jti", "token_type"]})
-        except jwt.InvalidSignatureError as exc:
+        except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError, jwt.DecodeError) as exc:
+            # Not a token of this key (nor a JWT at all): "bad_signature" alone says so, and
+            # the caller then answers with authsvc's own refusal (not_old).
             raise TokenInvalid("bad_signature") from exc
-        except jwt.InvalidAlgorithmError as exc:
-            raise TokenInvalid("bad_signature", "Token is signed with a refused algorithm") from exc
         except jwt.InvalidAudienceError as exc:
             raise TokenInvalid("wrong_audience") from exc
         except jwt.InvalidIssuerError as exc:
@@ -66,6 +77,8 @@ class SimpleJwtCodec:
         except jwt.PyJWTError as exc:
             raise TokenInvalid("malformed") from exc
         claims = self._claims(payload)
+        if not (0 <= claims.iat <= now + _MAX_LIFETIME and 0 < claims.exp <= now + _MAX_LIFETIME):
+            raise TokenInvalid("malformed", "Token times are out of range")
         if claims.exp + self._leeway <= now:
             raise TokenInvalid("token_expired", "Token is expired")
         if claims.iat - self._leeway > now:
@@ -84,7 +97,7 @@ class SimpleJwtCodec:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TokenInvalid("malformed", "Token claim is malformed")
         assert isinstance(raw_id, int)
-        if not 1 <= raw_id <= _MAX_ID or not isinstance(jti, str) or not 1 <= len(jti) <= 255:
+        if not 1 <= raw_id <= _MAX_ID or not isinstance(jti, str) or not _JTI.fullmatch(jti):
             raise TokenInvalid("malformed", "Token claim is malformed")
         if not isinstance(token_type, str):
             raise TokenInvalid("malformed", "Token claim token_type is malformed")

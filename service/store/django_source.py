@@ -38,6 +38,7 @@ class DjangoUser:
     display_name: str | None  # None: no such column (nor first_name/last_name)
     role: str | None          # None: no role column (is_superuser decides)
     is_superuser: bool
+    problem: str | None = None  # a column authsvc cannot read: id_invalid, date_invalid
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,26 @@ def source_url(database_url: str) -> str:
         raise SourceError(f"{database_url}: expected sqlite:/// or postgresql://") from exc
 
 
-def _utc(value: object) -> dt.datetime | None:
-    """Django keeps UTC (USE_TZ); SQLite's copies carry no offset."""
+_MAX_ID = 2 ** 63 - 1
+
+
+def _utc(value: object) -> dt.datetime:
+    """Django keeps UTC (USE_TZ); SQLite's copies carry no offset. ValueError for a value
+    that is no time (SQLite holds whatever was written: "0000-00-00", "soon")."""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     if not isinstance(value, dt.datetime):
-        return None
+        raise ValueError("not a date")
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _legacy_id(value: object) -> int | None:
+    """A Django id authsvc can keep (and old tokens can name): a positive 64-bit integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 1 <= value <= _MAX_ID else None
 
 
 def _columns_of(sync: sa.Connection, name: str) -> sa.TableClause:
@@ -158,26 +172,39 @@ class DjangoSource:
 
     @staticmethod
     def _user(row: Mapping[str, Any]) -> DjangoUser:
+        """A row as authsvc reads it; a column it cannot read is the row's `problem`, never an
+        exception (every re-run would stop at the same row)."""
+        problem = None
+        legacy_id = _legacy_id(row["id"])
+        if legacy_id is None:
+            problem, legacy_id = "id_invalid", 0
+        joined = None
+        if row.get("date_joined") is not None:
+            try:
+                joined = _utc(row["date_joined"])
+            except (ValueError, TypeError, OverflowError):
+                problem = problem or "date_invalid"
         display_name = row.get("display_name")
         if display_name is None and ("first_name" in row or "last_name" in row):
             display_name = " ".join(
                 str(row.get(part) or "").strip() for part in ("first_name", "last_name")).strip()
         return DjangoUser(
-            id=int(row["id"]), username=str(row["username"] or ""),
+            id=legacy_id, username=str(row["username"] or ""),
             email=str(row["email"] or ""), password=str(row["password"] or ""),
             is_active=bool(row.get("is_active", True)),
-            date_joined=_utc(row.get("date_joined")),
+            date_joined=joined,
             display_name=None if display_name is None else str(display_name),
             role=None if row.get("role") is None else str(row["role"]),
-            is_superuser=bool(row.get("is_superuser", False)))
+            is_superuser=bool(row.get("is_superuser", False)), problem=problem)
 
     def has_blacklist(self) -> bool:
         return OUTSTANDING in self._tables and BLACKLISTED in self._tables
 
-    async def revoked_tokens(self, now: float) -> list[RevokedToken]:
-        """simplejwt's blacklisted refresh tokens that have not expired yet."""
+    async def revoked_tokens(self, now: float) -> tuple[list[RevokedToken], int]:
+        """simplejwt's blacklisted refresh tokens that have not expired yet, and how many
+        entries could not be read (no jti, no user id or expiry authsvc can use)."""
         if not self.has_blacklist():
-            return []
+            return [], 0
         async with self._conn() as conn:
             outstanding = await conn.run_sync(_columns_of, OUTSTANDING)
             blacklisted = await conn.run_sync(_columns_of, BLACKLISTED)
@@ -185,9 +212,16 @@ class DjangoSource:
                 sa.select(outstanding.c.jti, outstanding.c.user_id, outstanding.c.expires_at)
                 .join(blacklisted, blacklisted.c.token_id == outstanding.c.id)
                 .where(outstanding.c.user_id.is_not(None)))).all()
-        found = []
+        found, unreadable = [], 0
         for jti, user_id, expires in rows:
-            expires_at = _utc(expires)
-            if expires_at is not None and expires_at.timestamp() > now:
-                found.append(RevokedToken(str(jti), int(user_id), int(expires_at.timestamp())))
-        return found
+            legacy_id = _legacy_id(user_id)
+            try:
+                expires_at = _utc(expires).timestamp() if expires is not None else None
+            except (ValueError, TypeError, OverflowError):
+                expires_at = None
+            if (legacy_id is None or expires_at is None or not isinstance(jti, str)
+                    or not 1 <= len(jti) <= 255):
+                unreadable += 1
+            elif expires_at > now:
+                found.append(RevokedToken(jti, legacy_id, int(expires_at)))
+        return found, unreadable

@@ -24,6 +24,14 @@ class OldToken:
     revoked: bool
 
 
+@dataclass(frozen=True)
+class Cutoffs:
+    """Unix times before which an imported user's old tokens are refused (None: never)."""
+
+    access: int | None   # old access tokens (a logout, logout everywhere)
+    refresh: int | None  # old refresh tokens (logout everywhere)
+
+
 def insert_ignoring_duplicates(table: sa.Table, is_sqlite: bool) -> Any:
     """INSERT … ON CONFLICT DO NOTHING, in the database's own dialect."""
     return (sqlite.insert(table) if is_sqlite else postgresql.insert(table)
@@ -64,16 +72,21 @@ class LegacyStore:
             legacy_tokens.c.jti == jti).values(revoked=True))
         return True
 
-    async def end_access_tokens(self, user_id: int, at: int) -> None:
-        """Refuse the user's old access tokens issued before `at` (no-op for a user that was
-        not imported)."""
+    async def end_old_tokens(self, user_id: int, at: int, *, refresh_too: bool) -> None:
+        """Refuse the user's old access tokens issued before `at` (and, with `refresh_too`,
+        their old refresh tokens); a no-op for a user that was not imported."""
         legacy_id = sa.select(users.c.legacy_id).where(users.c.id == user_id).scalar_subquery()
+        values = {"tokens_ended_at": at, **({"sessions_ended_at": at} if refresh_too else {})}
         await self._db.execute(legacy_users.update().where(
-            legacy_users.c.legacy_id == legacy_id).values(tokens_ended_at=at))
+            legacy_users.c.legacy_id == legacy_id).values(**values))
 
-    async def access_cutoff(self, legacy_id: int) -> int | None:
-        """When the user's old access tokens were ended (None: never)."""
-        value = await self._db.fetch_val(
-            sa.select(legacy_users.c.tokens_ended_at)
+    async def cutoffs(self, legacy_id: int) -> Cutoffs:
+        """When the user's old tokens were ended (None: never)."""
+        row = await self._db.fetch_one(
+            sa.select(legacy_users.c.tokens_ended_at, legacy_users.c.sessions_ended_at)
             .where(legacy_users.c.legacy_id == legacy_id))
-        return None if value is None else int(value)
+        if row is None:
+            return Cutoffs(None, None)
+        m = row._mapping
+        return Cutoffs(*(None if m[c] is None else int(m[c])
+                         for c in ("tokens_ended_at", "sessions_ended_at")))

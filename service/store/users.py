@@ -54,8 +54,11 @@ legacy_users = sa.Table(
     "legacy_users", metadata,
     sa.Column("legacy_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
-    # Old access tokens of this user issued before this moment (Unix time) are refused.
+    # Old access tokens of this user issued before this moment (Unix time) are refused: a
+    # logout (they name no session to end); old refresh tokens too after `sessions_ended_at`
+    # (logout everywhere: one never used here has no session to end either).
     sa.Column("tokens_ended_at", sa.BigInteger, nullable=True),
+    sa.Column("sessions_ended_at", sa.BigInteger, nullable=True),
 )
 
 legacy_tokens = sa.Table(

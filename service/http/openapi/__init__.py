@@ -52,6 +52,7 @@ def document(settings: Settings) -> Json:
             "headers": headers(),
             "securitySchemes": {"bearerAuth": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": "An access token." + cutover_note(s, "access tokens")}},
+                **({"description": "An access token." + cutover_note(s, "access tokens")}
+                   if s.migration.enabled else {})}},
         },
     }

@@ -4,7 +4,8 @@
   Old simplejwt tokens name that id.
 - `legacy_users`: every Django id ever imported, kept when the account is deleted here, so a
   second import never brings a deleted account back; `tokens_ended_at` refuses that user's
-  old access tokens issued before it (logout of an old refresh token, logout-all).
+  old access tokens issued before it (a logout), `sessions_ended_at` their old refresh
+  tokens too (logout everywhere).
 - `legacy_tokens`: old refresh tokens by jti: blacklisted on the old side (imported,
   `revoked`), or used here (`sid`: the session that use started; `revoked` once logged out).
   In SQL, not Redis: a lost Redis must not let a logged-out old token start a new session.
@@ -30,7 +31,8 @@ def upgrade() -> None:
         "legacy_users",
         sa.Column("legacy_id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("tokens_ended_at", sa.BigInteger, nullable=True))
+        sa.Column("tokens_ended_at", sa.BigInteger, nullable=True),
+        sa.Column("sessions_ended_at", sa.BigInteger, nullable=True))
     op.create_table(
         "legacy_tokens",
         sa.Column("jti", sa.String(255), primary_key=True),
