@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from service.config import MigrationSettings
+from service.core.tokens import check_times, verified_payload
 from service.errors import TokenInvalid
 
 # Django's ids: positive BigAutoField values.
@@ -37,8 +36,9 @@ class OldClaims:
 
 
 def not_old(exc: TokenInvalid) -> bool:
-    """Whether the old codec's refusal means the token is no old token at all (so authsvc's
-    own refusal is the answer), rather than an old token refused for a reason."""
+    """Whether the old codec's refusal means the token is no old token at all (another key
+    or algorithm, or no JWT), so authsvc's own refusal is the answer, rather than an old
+    token refused for a reason."""
     return exc.reason == "bad_signature"
 
 
@@ -57,34 +57,14 @@ class SimpleJwtCodec:
         """Verify signature, algorithm, times and type; TokenInvalid with a reason."""
         if not self.accepting(now):
             raise TokenInvalid("bad_signature")
-        try:
-            payload = jwt.decode(
-                token, self._s.simplejwt_signing_key, algorithms=[self._s.simplejwt_algorithm],
-                audience=self._s.simplejwt_audience or None,
-                issuer=self._s.simplejwt_issuer or None,
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                         "verify_aud": bool(self._s.simplejwt_audience),
-                         "verify_iss": bool(self._s.simplejwt_issuer),
-                         "require": ["exp", "jti", "token_type"]})
-        except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError, jwt.DecodeError) as exc:
-            # Not a token of this key (nor a JWT at all): "bad_signature" alone says so, and
-            # the caller then answers with authsvc's own refusal (not_old).
-            raise TokenInvalid("bad_signature") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise TokenInvalid("wrong_audience") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise TokenInvalid("wrong_issuer") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenInvalid("malformed") from exc
+        payload = verified_payload(
+            token, self._s.simplejwt_signing_key, self._s.simplejwt_algorithm,
+            issuer=self._s.simplejwt_issuer, audience=self._s.simplejwt_audience,
+            required=["exp", "jti", "token_type"])
         claims = self._claims(payload)
         if not (0 <= claims.iat <= now + _MAX_LIFETIME and 0 < claims.exp <= now + _MAX_LIFETIME):
             raise TokenInvalid("malformed", "Token times are out of range")
-        if claims.exp + self._leeway <= now:
-            raise TokenInvalid("token_expired", "Token is expired")
-        if claims.iat - self._leeway > now:
-            raise TokenInvalid("token_not_yet_valid", "Token was issued in the future")
-        if claims.token_type != expected_type:
-            raise TokenInvalid("wrong_token_type", "Token has wrong type")
+        check_times(claims.exp, claims.iat, claims.token_type, expected_type, now, self._leeway)
         return claims
 
     def _claims(self, payload: dict[str, Any]) -> OldClaims:

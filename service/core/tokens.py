@@ -34,6 +34,41 @@ def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+def verified_payload(token: str, key: str, algorithm: str, *, issuer: str, audience: str,
+                     required: list[str]) -> dict[str, Any]:
+    """PyJWT's verification of signature, pinned algorithm, issuer and audience (when set)
+    and the `required` claims' presence; its errors as TokenInvalid reasons. Times are left
+    to check_times (with the leeway, on every use)."""
+    try:
+        return jwt.decode(
+            token, key, algorithms=[algorithm], audience=audience or None,
+            issuer=issuer or None,
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                     "verify_aud": bool(audience), "verify_iss": bool(issuer),
+                     "require": required})
+    except jwt.InvalidSignatureError as exc:
+        raise TokenInvalid("bad_signature") from exc
+    except jwt.InvalidAlgorithmError as exc:
+        raise TokenInvalid("bad_signature", "Token is signed with a refused algorithm") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise TokenInvalid("wrong_audience") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise TokenInvalid("wrong_issuer") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenInvalid("malformed") from exc
+
+
+def check_times(exp: int, iat: int, token_type: str, expected_type: str, now: float,
+                leeway: int) -> None:
+    """Expired, issued in the future (each with `leeway` for clock skew), or the wrong type."""
+    if exp + leeway <= now:
+        raise TokenInvalid("token_expired", "Token is expired")
+    if iat - leeway > now:
+        raise TokenInvalid("token_not_yet_valid", "Token was issued in the future")
+    if token_type != expected_type:
+        raise TokenInvalid("wrong_token_type", "Token has wrong type")
+
+
 class HmacSigner:
     """Mints compact HS256/384/512 tokens byte for byte as `jwt.encode` does (tests compare).
 
@@ -138,13 +173,8 @@ class TokenCodec:
             if len(self._verified) >= self._cache_size:
                 self._verified.pop(next(iter(self._verified)))  # oldest first
             self._verified[token] = claims
-        leeway = self._s.leeway
-        if claims.exp + leeway <= now:
-            raise TokenInvalid("token_expired", "Token is expired")
-        if claims.iat - leeway > now:
-            raise TokenInvalid("token_not_yet_valid", "Token was issued in the future")
-        if claims.token_type != expected_type:
-            raise TokenInvalid("wrong_token_type", "Token has wrong type")
+        check_times(claims.exp, claims.iat, claims.token_type, expected_type, now,
+                    self._s.leeway)
         return claims
 
     def _verify(self, token: str) -> Claims:
@@ -154,24 +184,9 @@ class TokenCodec:
         # Exactly three unpadded base64url segments: PyJWT would also accept added '='.
         if not _COMPACT_JWS.fullmatch(token):
             raise TokenInvalid("malformed")
-        try:
-            payload = jwt.decode(
-                token, self._key, algorithms=[self._s.algorithm],
-                audience=self._s.audience or None, issuer=self._s.issuer or None,
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                         "verify_aud": bool(self._s.audience),
-                         "verify_iss": bool(self._s.issuer),
-                         "require": ["exp", "iat", "jti", "sub", "sid"]})
-        except jwt.InvalidSignatureError as exc:
-            raise TokenInvalid("bad_signature") from exc
-        except jwt.InvalidAlgorithmError as exc:
-            raise TokenInvalid("bad_signature", "Token is signed with a refused algorithm") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise TokenInvalid("wrong_audience") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise TokenInvalid("wrong_issuer") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenInvalid("malformed") from exc
+        payload = verified_payload(token, self._key, self._s.algorithm, issuer=self._s.issuer,
+                                   audience=self._s.audience,
+                                   required=["exp", "iat", "jti", "sub", "sid"])
         return self._claims(payload)
 
     @staticmethod
