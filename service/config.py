@@ -469,11 +469,12 @@ def _validate_migration(m: MigrationSettings) -> None:
     _check(m.enabled, "[migration] simplejwt_signing_key", "must be set with accept_until")
     _check(m.simplejwt_algorithm in SUPPORTED_JWT_ALGORITHMS, "[migration] simplejwt_algorithm",
            f"must be one of {', '.join(SUPPORTED_JWT_ALGORITHMS)}")
-    # A key short enough to guess would let anyone mint a token of any imported user.
-    needed = secret_bytes_needed(m.simplejwt_algorithm)
-    _check(len(m.simplejwt_signing_key.encode()) >= needed, "[migration] simplejwt_signing_key",
-           f"must be at least {needed} bytes for {m.simplejwt_algorithm} (RFC 7518 3.2; "
-           "Django's generated SECRET_KEY has 50)")
+    # A key short enough to guess would let anyone mint a token of any imported user. A flat
+    # 32 bytes, not the hash's size: the key cannot be changed without refusing every token
+    # it signed, and Django's generated SECRET_KEY (simplejwt's default) has 50, short of
+    # HS512's 64.
+    _check(len(m.simplejwt_signing_key.encode()) >= 32, "[migration] simplejwt_signing_key",
+           "must be at least 32 bytes (Django's generated SECRET_KEY has 50)")
     _check(bool(m.simplejwt_user_id_claim), "[migration] simplejwt_user_id_claim",
            "must not be empty")
     _check(bool(m.accept_until), "[migration] accept_until",

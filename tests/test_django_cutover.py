@@ -362,3 +362,29 @@ def test_an_old_token_with_claims_out_of_range_is_refused_not_a_crash(
     assert api.post(LOGOUT, json={"refresh_token": token}).status_code == 400
     access = signed(token_type="access", **claims)
     assert_refused(api.get(PROFILE, headers=bearer(access)), "malformed")
+
+
+def test_reuse_detection_ends_the_old_access_token_too(cutover: Settings,
+                                                       make_client: Any) -> None:
+    api = make_client(cutover.replace(jwt={"rotate_refresh_tokens": True, "rotation_grace": 0}))
+    old = session_of(USERS["argon2_one"])
+    pair = api.post(REFRESH, json={"refresh": old["refresh"]}).json()
+    assert api.post(REFRESH, json={"refresh": pair["refresh"]}).status_code == 200
+    time.sleep(1.1)
+    assert_refused(api.post(REFRESH, json={"refresh": pair["refresh"]}), "token_reused")
+    assert_refused(api.get(PROFILE, headers=bearer(old["access"])), "session_ended")
+
+
+def test_logout_all_ends_old_tokens_issued_within_the_clock_leeway(
+        cutover: Settings, api: httpx.Client) -> None:
+    """The old service's clock a few seconds ahead: its last tokens still predate the end."""
+    first = USERS["BCRYPT.Two"]["sessions"][0]
+    ahead = int(time.time()) + cutover.jwt.leeway - 2
+    refresh = signed(user_id=str(USERS["BCRYPT.Two"]["id"]), iat=ahead, jti="ahead-r")
+    access = signed(user_id=str(USERS["BCRYPT.Two"]["id"]), iat=ahead, jti="ahead-a",
+                    token_type="access")
+    assert api.get(PROFILE, headers=bearer(access)).status_code == 200
+    new = api.post(REFRESH, json={"refresh": first["refresh"]}).json()["access"]
+    assert api.post(LOGOUT_ALL, headers=bearer(new)).status_code == 205
+    assert_refused(api.post(REFRESH, json={"refresh": refresh}), "session_ended")
+    assert_refused(api.get(PROFILE, headers=bearer(access)), "session_ended")

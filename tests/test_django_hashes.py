@@ -187,6 +187,8 @@ def over_cost_hashes() -> list[str]:
         argon2_id.replace("m=102400", "m=4194304"),
         argon2_id.replace("t=2", "t=50"),
         argon2_id.replace("p=8", "p=64"),
+        argon2_id.replace("p=8", "p=16"),
+        argon2_id.replace("m=102400", "m=131072").replace("t=2", "t=4"),
         pbkdf2("x", 10_000_000),
         "pbkdf2_sha256$100000$salt$" + base64.b64encode(b"x" * 3200).decode(),
         "scrypt$1048576$salt$8$1$" + base64.b64encode(b"x" * 64).decode(),
@@ -214,3 +216,11 @@ def test_a_short_simplejwt_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         validate(Settings(migration=MigrationSettings(
             simplejwt_signing_key="short", accept_until="2027-01-01T00:00:00Z")))
+
+
+def test_hs512_with_a_django_generated_key_is_accepted() -> None:
+    """simplejwt signs with Django's SECRET_KEY (50 characters when generated): short of
+    HS512's 64-byte hash, yet the only key the browsers' tokens verify under."""
+    validate(Settings(migration=MigrationSettings(
+        simplejwt_signing_key="k" * 50, simplejwt_algorithm="HS512",
+        accept_until="2027-01-01T00:00:00Z")))

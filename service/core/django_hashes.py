@@ -36,9 +36,10 @@ MAX_LENGTH = 255  # users.password_hash
 # argon2 m=100 MiB t=2 p=8, bcrypt 12, scrypt n=2^14 r=8 p=5): refused, never computed, so a
 # row written to make each login burn minutes of CPU or gigabytes of memory costs nothing.
 _MAX_PBKDF2_ITERATIONS = 3_000_000
-_MAX_ARGON2_MEMORY_KIB = 256 * 1024
-_MAX_ARGON2_TIME = 10
+_MAX_ARGON2_MEMORY_KIB = 128 * 1024
+_MAX_ARGON2_WORK = 2 * 102400 * 2  # memory (KiB) x passes: twice Django's default
 _MAX_PARALLELISM = 16
+_MAX_ARGON2_LANES = 8  # each lane a thread inside one of the pool's slots
 _MAX_BCRYPT_COST = 14
 _MAX_SCRYPT_MEMORY = 256 * 2 ** 20  # bytes: 128 * n * r
 _MAX_SCRYPT_WORK = 2 ** 21          # n * r * p (Django's default: 5 * 2^17)
@@ -123,8 +124,9 @@ def _argon2_check(stored: str) -> Check | None:
     encoded = "$" + stored.split("$", 1)[1]
     params = argon2.extract_parameters(encoded)
     if (params.type not in (argon2.Type.ID, argon2.Type.I)
-            or params.memory_cost > _MAX_ARGON2_MEMORY_KIB or params.time_cost > _MAX_ARGON2_TIME
-            or params.parallelism > _MAX_PARALLELISM):
+            or params.memory_cost > _MAX_ARGON2_MEMORY_KIB
+            or params.memory_cost * params.time_cost > _MAX_ARGON2_WORK
+            or params.parallelism > _MAX_ARGON2_LANES):
         return None
 
     def check(raw: bytes) -> bool:

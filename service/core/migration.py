@@ -103,11 +103,17 @@ class OldTokens:
         sid = record.sid if record is not None and record.sid else session_id_for(old.jti)
         return OldRefresh(self._as_claims(old, user.id, user.role, sid), record, old)
 
+    def _ended(self, old: OldClaims, ended: int | None) -> bool:
+        """Issued before `ended`, as far as clocks tell: old tokens are taken up to `leeway`
+        seconds ahead of this clock, so the cut-off reaches that far too (the old service
+        issues nothing after the switch: no token it rightly made is that new)."""
+        return ended is not None and old.iat <= ended + self._leeway
+
     async def _check_not_ended(self, old: OldClaims) -> None:
         """Logout everywhere ended the user's old refresh tokens issued before it, also those
         never used here (they had no session to end)."""
         ended = (await self._legacy.cutoffs(old.legacy_id)).refresh
-        if ended is not None and old.iat <= ended:
+        if self._ended(old, ended):
             raise TokenInvalid("session_ended", "Session has ended")
 
     async def start_session(self, found: OldRefresh, now: float, *, user_agent: str,
@@ -162,7 +168,7 @@ class OldTokens:
         if refused is not None:
             raise refused
         ended = (await self._legacy.cutoffs(old.legacy_id)).access
-        if ended is not None and old.iat <= ended:
+        if self._ended(old, ended):
             raise TokenInvalid("session_ended", "Session has ended")
         if old.jti not in self._seen:
             if len(self._seen) >= _SEEN_LIMIT:

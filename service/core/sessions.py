@@ -197,6 +197,8 @@ class SessionService:
         else:
             outcome = await self._session_store.use_refresh(user_id, claims.sid, claims.jti,
                                                             ver, role, now)
+        if outcome.status == "reused":  # the session ended: so do its user's old access tokens
+            await self._old.end_old_tokens(user_id, now, everywhere=False)
         if outcome.status not in ("ok", "rotated", "grace"):
             alert = outcome.status == "reused" and self._alerts.enabled
             raise await self._refused(outcome, claims,
@@ -259,13 +261,13 @@ class SessionService:
                 await self._logout_old(old, now)
                 if old.record is None:  # never used here: no session to end
                     return
-            else:
-                await self._old.end_old_tokens(user_id, now, everywhere=False)
             outcome = await self._session_store.logout(
                 user_id, claims.sid, claims.jti, claims.ver, self._ttl(claims.exp, now), now,
                 self._s.jwt.rotation_grace)
             user = await self._rows.read(user_id, outcome.user)
             check_token_user(claims, user)
+            if outcome.status in ("ok", "reused"):  # a session ended here
+                await self._old.end_old_tokens(user_id, now, everywhere=False)
             if outcome.status != "ok":
                 raise await self._refused(outcome, claims, user)
         except TokenInvalid as exc:
@@ -292,6 +294,6 @@ class SessionService:
 
     async def end_session(self, caller: Caller, sid: str) -> None:
         """End one of the caller's sessions; anyone else's (or none): 404."""
-        await self._old.end_old_tokens(caller.user.id, self._clock(), everywhere=False)
         if not await self._session_store.end(caller.user.id, sid):
             raise NotFound()
+        await self._old.end_old_tokens(caller.user.id, self._clock(), everywhere=False)
