@@ -127,9 +127,8 @@ class DjangoImport:
             existing = await self._target.existing(
                 [r.id for r in rows], [fold(canonical_username(r.username)) for r in rows],
                 [fold(canonical_email(r.email)) for r in rows])
-            batch_summary, batch_claimed = ImportSummary(), _Run(set(claimed.usernames),
-                                                                 set(claimed.emails))
-            batch = self._judge(rows, existing, batch_summary, batch_claimed)
+            batch_summary, batch_claimed = ImportSummary(), _Run()
+            batch = self._judge(rows, existing, batch_summary, claimed, batch_claimed)
             if self._o.dry_run:
                 break
             try:
@@ -139,10 +138,13 @@ class DjangoImport:
                 if attempt == _CONFLICT_RETRIES - 1:
                     raise
         summary.add(batch_summary)
-        claimed.usernames, claimed.emails = batch_claimed.usernames, batch_claimed.emails
+        claimed.usernames |= batch_claimed.usernames
+        claimed.emails |= batch_claimed.emails
 
     def _judge(self, rows: list[DjangoUser], existing: Existing, summary: ImportSummary,
-               claimed: _Run) -> Batch:
+               earlier: _Run, claimed: _Run) -> Batch:
+        """The batch's writes; `earlier`: names taken by earlier batches of this run (read
+        only), `claimed`: this batch's own, merged into them once it is written."""
         batch = Batch()
         for row in rows:
             display_name = (row.display_name or "").strip()[:DISPLAY_NAME_MAX]
@@ -164,9 +166,11 @@ class DjangoImport:
                                                                                   display_name)
             if reason is None:
                 username_norm, email_norm = values["username_norm"], values["email_norm"]
-                if email_norm in existing.emails or email_norm in claimed.emails:
+                if any(email_norm in taken
+                       for taken in (existing.emails, earlier.emails, claimed.emails)):
                     reason = "email_conflict"
-                elif username_norm in existing.usernames or username_norm in claimed.usernames:
+                elif any(username_norm in taken
+                         for taken in (existing.usernames, earlier.usernames, claimed.usernames)):
                     reason = "username_conflict"
             if reason is not None:
                 summary.skip(reason, row.id)

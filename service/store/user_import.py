@@ -11,12 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.store.migrate import sqlalchemy_url
 from service.store.users import legacy_tokens, legacy_users, users
-
-_PG_ROWS_PER_INSERT = 1000  # x 14 columns: under asyncpg's 32,767 parameters
 
 
 class BatchConflict(Exception):
@@ -45,7 +43,14 @@ class Batch:
 class ImportTarget:
     def __init__(self, database_url: str) -> None:
         self._sqlite = database_url.startswith("sqlite")
-        self._engine: AsyncEngine = create_async_engine(sqlalchemy_url(database_url))
+        # PostgreSQL caches a generic plan for the batch look-ups after five runs, made while
+        # `users` may still be empty: a sequential scan it then keeps as the table grows
+        # (270 users/s at 100,000, bench/README.md). Plans made per query see the table.
+        options = {} if self._sqlite else {
+            "connect_args": {"server_settings": {"plan_cache_mode": "force_custom_plan"}}}
+        self._engine: AsyncEngine = create_async_engine(sqlalchemy_url(database_url), **options)
+        self._written = 0
+        self._analyzed_at = 0
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -73,8 +78,8 @@ class ImportTarget:
         try:
             async with self._engine.begin() as conn:
                 if batch.new_users:
-                    await self._insert(conn, users, batch.new_users)
-                    await self._insert(conn, legacy_users, [
+                    await conn.execute(users.insert(), batch.new_users)
+                    await conn.execute(legacy_users.insert(), [
                         {"legacy_id": row["legacy_id"], "imported_at": imported_at}
                         for row in batch.new_users])
                 if batch.display_names:
@@ -84,18 +89,13 @@ class ImportTarget:
                         [{"uid": uid, "name": name} for uid, name in batch.display_names])
         except IntegrityError as exc:
             raise BatchConflict(str(exc.orig)) from exc
-
-    async def _insert(self, conn: AsyncConnection, table: sa.Table,
-                      rows: list[dict[str, Any]]) -> None:
-        """SQLite: executemany (one prepared statement, fast in-process). PostgreSQL: one
-        multi-row INSERT per chunk: asyncpg's executemany through SQLAlchemy ran a round trip
-        a row (203 users/s, bench/import_django.py); chunks stay under its 32,767
-        parameters."""
-        if self._sqlite:
-            await conn.execute(table.insert(), rows)
-            return
-        for start in range(0, len(rows), _PG_ROWS_PER_INSERT):
-            await conn.execute(table.insert().values(rows[start:start + _PG_ROWS_PER_INSERT]))
+        self._written += len(batch.new_users)
+        if not self._sqlite and self._written >= 2 * max(self._analyzed_at, 500):
+            # Statistics as the table doubles, so the look-ups use their indexes (a table
+            # never analysed is planned as tiny: a scan, 27 ms a look-up at 100,000 rows).
+            async with self._engine.begin() as conn:
+                await conn.execute(sa.text("ANALYZE users, legacy_users"))
+            self._analyzed_at = self._written
 
     async def revoked_already(self, jtis: list[str]) -> set[str]:
         async with self._engine.connect() as conn:
