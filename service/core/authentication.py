@@ -7,8 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.core.cached_users import CachedUsers, check_token_user, user_id_of
-from service.core.migration import OldTokens, not_ours
-from service.core.simplejwt import not_old
+from service.core.migration import OldTokens
 from service.core.tokens import ACCESS, TokenCodec
 from service.errors import TokenInvalid
 from service.store.cache import CachedUser
@@ -54,9 +53,8 @@ class Authenticator:
         try:
             claims = self._codec.decode(access_token, ACCESS, now)
         except TokenInvalid as exc:
-            if not (not_ours(exc) and self._old.accepting(now)):
-                raise
-            return await self._old_caller(access_token, now, exc)
+            # During the cut-over, maybe an old simplejwt token (no session of ours: sid "").
+            return Caller(await self._old.access(access_token, now, exc), "")
         user_id = user_id_of(claims)
         seen = await self._sessions.user_and_alive(user_id, claims.sid)
         if not seen.alive and seen.deleted:  # a deleted account's dead session: no database read
@@ -69,10 +67,3 @@ class Authenticator:
             raise await session_ended(self._sessions, claims.sid)
         return Caller(user, claims.sid)
 
-    async def _old_caller(self, access_token: str, now: float, ours: TokenInvalid) -> Caller:
-        """A simplejwt access token during the cut-over: a caller with no session of ours
-        (sid ""), judged on the database (core/migration.py)."""
-        try:
-            return Caller(await self._old.access(access_token, now), "")
-        except TokenInvalid as exc:
-            raise ours if not_old(exc) else exc from None

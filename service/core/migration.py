@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from service.config import Settings
 from service.core.cached_users import cached, token_refusal
-from service.core.simplejwt import OldClaims, SimpleJwtCodec
+from service.core.simplejwt import OldClaims, SimpleJwtCodec, not_old
 from service.core.tokens import ACCESS, REFRESH, Claims
 from service.errors import TokenInvalid
 from service.store.cache import CachedUser
@@ -44,7 +44,7 @@ def session_id_for(jti: str) -> str:
     return hashlib.sha256(b"simplejwt:" + jti.encode()).hexdigest()[:32]
 
 
-def not_ours(exc: TokenInvalid) -> bool:
+def _not_ours(exc: TokenInvalid) -> bool:
     """Whether authsvc's refusal leaves room for an old token (another key, other claims)."""
     return exc.reason in _NOT_OURS
 
@@ -56,6 +56,7 @@ class OldRefresh:
     claims: Claims
     record: OldToken | None
     old: OldClaims
+    user: User  # the database's row, read to resolve the token
 
 
 class OldTokens:
@@ -91,17 +92,29 @@ class OldTokens:
         return Claims(sub=str(user_id), jti=old.jti, iat=old.iat, exp=old.exp,
                       token_type=old.token_type, role=role, ver=IMPORTED_TOKEN_VERSION, sid=sid)
 
-    async def refresh(self, token: str, now: float) -> OldRefresh:
+    def _decode(self, token: str, expected_type: str, now: float,
+                ours: TokenInvalid) -> OldClaims:
+        """The old token behind a token authsvc's codec refused (`ours`), or `ours` raised
+        again: outside the window, or when this is no old token either (not_old), authsvc's
+        own refusal is the answer."""
+        if not (_not_ours(ours) and self.accepting(now)):
+            raise ours
+        try:
+            return self._codec.decode(token, expected_type, now)
+        except TokenInvalid as exc:
+            raise ours if not_old(exc) else exc from None
+
+    async def refresh(self, token: str, now: float, ours: TokenInvalid) -> OldRefresh:
         """An old refresh token as authsvc's claims; TokenInvalid when it is refused here
         (blacklisted on the old side, logged out or ended everywhere here, its user gone)."""
-        old = self._codec.decode(token, REFRESH, now)
+        old = self._decode(token, REFRESH, now, ours)
         user = await self._user(old)
         record = await self._legacy.token(old.jti)
         if record is not None and record.revoked:
             raise TokenInvalid("token_revoked", "Token is blacklisted")
         await self._check_not_ended(old)
         sid = record.sid if record is not None and record.sid else session_id_for(old.jti)
-        return OldRefresh(self._as_claims(old, user.id, user.role, sid), record, old)
+        return OldRefresh(self._as_claims(old, user.id, user.role, sid), record, old, user)
 
     def _ended(self, old: OldClaims, ended: int | None) -> bool:
         """Issued before `ended`, as far as clocks tell: old tokens are taken up to `leeway`
@@ -160,9 +173,9 @@ class OldTokens:
         if self.accepting(now):
             await self._legacy.end_old_tokens(user_id, int(now), refresh_too=everywhere)
 
-    async def access(self, token: str, now: float) -> CachedUser:
+    async def access(self, token: str, now: float, ours: TokenInvalid) -> CachedUser:
         """The user behind an old access token, judged on the database."""
-        old = self._codec.decode(token, ACCESS, now)
+        old = self._decode(token, ACCESS, now, ours)
         user = cached(await self._user(old))
         refused = token_refusal(self._as_claims(old, user.id, user.role, ""), user)
         if refused is not None:

@@ -23,9 +23,8 @@ from service.core.cached_users import (
 from service.core.devices import DeviceTokens
 from service.core.limits import RateLimiter, client_key, device_key, identifier_key
 from service.core.lockout import Lockout, login_counters
-from service.core.migration import OldRefresh, OldTokens, not_ours
+from service.core.migration import OldRefresh, OldTokens
 from service.core.passwords import PasswordHasher
-from service.core.simplejwt import not_old
 from service.core.tokens import REFRESH, Claims, TokenCodec, TokenPair
 from service.errors import (
     EmailNotVerified,
@@ -167,12 +166,7 @@ class SessionService:
         try:
             return self._codec.decode(token, REFRESH, now), None
         except TokenInvalid as exc:
-            if not (not_ours(exc) and self._old.accepting(now)):
-                raise
-            try:
-                old = await self._old.refresh(token, now)
-            except TokenInvalid as old_exc:
-                raise exc if not_old(old_exc) else old_exc from None
+            old = await self._old.refresh(token, now, exc)
             return old.claims, old
 
     async def refresh(self, token: str,
@@ -276,10 +270,7 @@ class SessionService:
     async def _logout_old(self, old: OldRefresh, now: float) -> None:
         """An old refresh token at logout: judged on the database's row (as a refresh is),
         then refused for good in SQL before its session (if any) ends in Redis."""
-        user = await self._users.by_id(int(old.claims.sub))
-        if user is None:
-            raise TokenInvalid("user_not_found", "User not found")
-        check_token_user(old.claims, cached(user))
+        check_token_user(old.claims, cached(old.user))
         await self._old.revoke(old, now)
 
     async def logout_all(self, caller: Caller) -> int:
