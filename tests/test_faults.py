@@ -166,6 +166,27 @@ def test_redis_down_is_503_on_every_endpoint_that_checks_it_and_heals_by_itself(
     assert calls["password reset"]().status_code == 200
 
 
+def test_an_old_simplejwt_tokens_first_use_during_a_redis_outage_is_503_then_works(
+        redis_settings: Settings, own_redis: Path, serve: Serve) -> None:
+    """The cut-over from Django (tests/fixtures/django_ref): a first use that cannot start its
+    session is a 503 and leaves no record that it was used, so the retry starts it; the old
+    access token is judged on the database alone, so it keeps working."""
+    from django_ref import USERS, migration_settings, run_import, session_of
+
+    settings = redis_settings.replace(migration=migration_settings())
+    run_import(settings)
+    app = serve(settings)
+    old = session_of(USERS["argon2_one"])
+    assert embedded_redis.stop(own_redis)
+    assert_unavailable(app.client.post(API + "token/refresh/", json={"refresh": old["refresh"]}))
+    assert app.client.get(API + "profile/", headers=bearer(old["access"])).status_code == 200
+    assert embedded_redis.ensure_running(own_redis) == settings.redis.url
+    renewed = app.client.post(API + "token/refresh/", json={"refresh": old["refresh"]})
+    assert renewed.status_code == 200, renewed.text
+    me = app.client.get(API + "profile/", headers=bearer(renewed.json()["access"]))
+    assert me.status_code == 200, me.text
+
+
 def test_registration_during_a_redis_outage_leaves_no_half_made_user(
         settings: Settings, own_redis: Path, serve: Serve) -> None:
     """Whole or not at all: with rate limits off Redis is first needed after the row is
