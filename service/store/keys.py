@@ -10,7 +10,9 @@ is immortal. No secret is part of a key name: tokens and addresses appear only a
                                                lifetime + leeway)                 cache.py
     {prefix}session:{sid}            hash      a session: uid, created, last_used, user_agent,
                                                ip, exp, cur (live refresh jti), prev + rot_at +
-                                               acc (the last rotation, for the grace window).
+                                               acc (the last rotation, for the grace window),
+                                               amr + auth_time (how and when it last proved
+                                               who it is: sign-in, reauth/).
                                                TTL = until its refresh token expires (+ leeway)
                                                                                   sessions.py
     {prefix}user_sessions:{id}       set       the user's session ids. TTL = refresh lifetime
@@ -39,6 +41,11 @@ is immortal. No secret is part of a key name: tokens and addresses appear only a
     {prefix}hashing:{id}             owner     a password check of this user in flight
                                                (re-authentication). TTL = 60 s, deleted when
                                                the check ends                     counters.py
+    {prefix}mfa_login:{sha256(token)}  hash  a sign-in waiting for its second factor
+                                               (login/ -> login/mfa/): uid, ver, the failure
+                                               counters and device it spends, ip, user agent,
+                                               attempts, busy. Single use.
+                                               TTL = mfa.login_ttl                mfa_logins.py
     {prefix}mails:{sha256(address)[:32]}  counter  mails anyone can trigger to one address
                                                (reset links, verification resends).
                                                TTL = one hour from the first      counters.py
@@ -57,7 +64,7 @@ from typing import Literal
 LinkFamily = Literal["verify", "notme"]
 # Every family, as a key names it after the prefix.
 Family = Literal["user", "session", "user_sessions", "ended", "blacklist", "reset", "verify",
-                 "notme", "rl", "lock", "hashing", "mails"]
+                 "notme", "rl", "lock", "hashing", "mails", "mfa_login"]
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
@@ -101,6 +108,9 @@ class RedisKeys:
 
     def hashing(self, user_id: int) -> str:
         return f"{self.prefix}hashing:{user_id}"
+
+    def mfa_login(self, token: str) -> str:
+        return f"{self.prefix}mfa_login:{digest(token)}"
 
     def mails(self, address: str) -> str:
         return f"{self.prefix}mails:{digest(address)[:32]}"
