@@ -21,10 +21,15 @@ from service.core.deletion import AccountDeletion
 from service.core.devices import DeviceTokens
 from service.core.health import Health
 from service.core.limits import RateLimiter
+from service.core.lockout import Lockout
+from service.core.mfa import MfaService
+from service.core.mfa_crypto import MfaKey
+from service.core.mfa_login import MfaLogin
 from service.core.migration import OldTokens
 from service.core.passwords import PasswordHasher
 from service.core.recovery import RecoveryService
 from service.core.sessions import SessionService
+from service.core.step_up import StepUp
 from service.core.tokens import TokenCodec
 from service.http import admin as admin_routes
 from service.http import docs, ui
@@ -39,6 +44,8 @@ from service.store.keys import RedisKeys
 from service.store.legacy import LegacyStore
 from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
+from service.store.mfa import MfaStore
+from service.store.mfa_logins import PendingLogins
 from service.store.redis_wire import RedisWire, check_url
 from service.store.sessions import SessionStore
 from service.store.sqlite_pool import SQLDatabase
@@ -99,16 +106,28 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         codec = TokenCodec(settings.jwt, secret)
         rows = CachedUsers(users, cache, session_store)
         old_tokens = OldTokens(settings, users, LegacyStore(db), session_store)
+        alerts = Alerts(settings.alerts, links, mail)
+        lockout = Lockout(settings.lockout, counters)
+        mfa_store = MfaStore(db)
+        pending = PendingLogins(async_redis, keys, ttl=settings.mfa.login_ttl)
+        step_up = StepUp(settings.mfa, mfa_store, clock)
         sessions = SessionService(
             settings, users, cache, counters, session_store, hasher, codec,
-            DeviceTokens(secret, settings.lockout.device_ttl), limiter,
-            Alerts(settings.alerts, links, mail), rows, old_tokens, clock)
+            DeviceTokens(secret, settings.lockout.device_ttl), limiter, alerts, rows,
+            old_tokens, mfa_store, pending, clock)
         deletion = AccountDeletion(users, session_store)
         app.state.authenticator = Authenticator(codec, session_store, rows, old_tokens,
                                                    clock)
         app.state.sessions = sessions
-        app.state.accounts = AccountService(settings, users, cache, counters, session_store,
-                                            hasher, limiter, sessions)
+        accounts = AccountService(settings, users, cache, counters, session_store, hasher,
+                                  limiter, sessions, step_up)
+        mfa = MfaService(settings.mfa, users, mfa_store, MfaKey(jwt_secret.mfa_key(settings)),
+                         sessions, accounts, step_up, alerts, lockout, limiter, clock)
+        app.state.accounts = accounts
+        app.state.mfa = mfa
+        app.state.mfa_login = MfaLogin(settings.mfa, users, pending, mfa, sessions, lockout,
+                                       limiter, clock)
+        app.state.step_up = step_up
         app.state.recovery = RecoveryService(settings, users, cache, links, session_store,
                                              hasher, mail, limiter)
         app.state.deletion = deletion

@@ -209,6 +209,23 @@ def parse_utc(text: str) -> datetime.datetime:
 
 
 @dataclass(frozen=True)
+class MfaSettings:
+    """A second factor (README, "Two-factor sign-in"): TOTP authenticators and recovery codes."""
+
+    # Seals TOTP secrets in the database and keys the recovery codes' hashes; empty: one is
+    # generated into the data directory, as the JWT secret is.
+    encryption_key: str = ""
+    issuer: str = "authsvc"  # the name authenticator apps show beside the account
+    # Sensitive operations want a sign-in or re-authentication this recent (seconds).
+    step_up_max_age: int = 300
+    step_up_for_admin: bool = True  # the admin API counts as sensitive
+    login_ttl: int = 300  # how long the second step of a sign-in may wait
+    max_attempts: int = 5  # codes one pending sign-in may try
+    # Users of these roles get tokens that reach only the enrolment until they have a factor.
+    require_for_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -230,6 +247,7 @@ class Settings:
     cors: CorsSettings = CorsSettings()
     ui: UiSettings = UiSettings()
     migration: MigrationSettings = MigrationSettings()
+    mfa: MfaSettings = MfaSettings()
     log: LogSettings = LogSettings()
     data_dir: Path = Path("./data")
 
@@ -460,6 +478,18 @@ def validate(s: Settings) -> None:
     _check(s.alerts.link_ttl >= 60, "[alerts] link_ttl", "must be >= 60 seconds")
     _validate_cors(s.cors)
     _validate_migration(s.migration)
+    _validate_mfa(s.mfa)
+
+
+def _validate_mfa(m: MfaSettings) -> None:
+    _check(m.encryption_key == "" or len(m.encryption_key.encode()) >= 32,
+           "[mfa] encryption_key", "must be at least 32 bytes (leave it empty to have one "
+           "generated)")
+    _check(bool(m.issuer.strip()) and ":" not in m.issuer and len(m.issuer) <= 64,
+           "[mfa] issuer", "must be 1..64 characters without ':'")
+    _check(30 <= m.step_up_max_age <= 86400, "[mfa] step_up_max_age", "must be 30..86400 s")
+    _check(30 <= m.login_ttl <= 3600, "[mfa] login_ttl", "must be 30..3600 seconds")
+    _check(1 <= m.max_attempts <= 20, "[mfa] max_attempts", "must be 1..20")
 
 
 def _validate_migration(m: MigrationSettings) -> None:

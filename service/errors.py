@@ -6,9 +6,13 @@
     ├── AuthenticationFailed            401  {"detail", "code"}
     │   ├── NotAuthenticated                 code=not_authenticated
     │   ├── InvalidCredentials               code=no_active_account
-    │   └── TokenInvalid                     code=token_not_valid, reason=...
+    │   ├── TokenInvalid                     code=token_not_valid, reason=...
+    │   ├── MfaTokenInvalid                  code=mfa_token_invalid (sign in again)
+    │   └── MfaCodeInvalid                   code=mfa_code_invalid
     ├── PermissionDenied                403
-    │   └── EmailNotVerified                 code=email_not_verified
+    │   ├── EmailNotVerified                 code=email_not_verified
+    │   ├── StepUpRequired                   code=step_up_required, methods=[...]
+    │   └── MfaEnrolmentRequired             code=mfa_enrolment_required
     ├── NotFound                        404
     ├── PayloadTooLarge                 413
     ├── UnsupportedMediaType            415
@@ -102,6 +106,16 @@ class TokenInvalid(AuthenticationFailed):
         return self
 
 
+class MfaTokenInvalid(AuthenticationFailed):
+    detail = "This sign-in has expired or was already used: sign in again."
+    code = "mfa_token_invalid"
+
+
+class MfaCodeInvalid(AuthenticationFailed):
+    detail = "The code is wrong, or was already used."
+    code = "mfa_code_invalid"
+
+
 class PermissionDenied(AuthServiceError):
     status_code = 403
     detail = "You do not have permission to perform this action."
@@ -110,6 +124,29 @@ class PermissionDenied(AuthServiceError):
 class EmailNotVerified(PermissionDenied):
     detail = "Verify your email address before signing in."
     code = "email_not_verified"
+
+    def body(self) -> dict[str, object]:
+        return {"detail": self.detail, "code": self.code}
+
+
+class StepUpRequired(PermissionDenied):
+    """A sensitive operation wants a recent sign-in: POST reauth/ with one of `methods`.
+    403, not 401: clients written for simplejwt take every 401 for "refresh or sign out"."""
+
+    detail = "Confirm it is you: re-authenticate (reauth/), then try again."
+    code = "step_up_required"
+
+    def __init__(self, methods: list[str]) -> None:
+        super().__init__()
+        self.methods = methods
+
+    def body(self) -> dict[str, object]:
+        return {"detail": self.detail, "code": self.code, "methods": self.methods}
+
+
+class MfaEnrolmentRequired(PermissionDenied):
+    detail = "Your role requires a second factor: set one up first (mfa/totp/)."
+    code = "mfa_enrolment_required"
 
     def body(self) -> dict[str, object]:
         return {"detail": self.detail, "code": self.code}

@@ -37,6 +37,7 @@ from service.config import (
     DatabaseSettings,
     JwtSettings,
     LockoutSettings,
+    MfaSettings,
     PasswordSettings,
     RateLimitSettings,
     RedisSettings,
@@ -53,6 +54,7 @@ from service.store.users import UserStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-" + "x" * 40
+MFA_KEY = "test-mfa-key-" + "k" * 40
 # Cheap argon2id parameters: the suite hashes hundreds of passwords.
 FAST_PASSWORDS = PasswordSettings(time_cost=1, memory_cost=1024, parallelism=1,
                                   max_concurrent_hashes=2)
@@ -259,6 +261,7 @@ def app_settings(tmp: Path, redis_url: str, prefix: str, smtp_port: int, templat
         alerts=AlertSettings(enabled=False),
         smtp=SmtpSettings(port=smtp_port, timeout=smtp_timeout),
         worker=WorkerSettings(queue=f"{prefix}mail", retry_intervals=(0, 0)),
+        mfa=MfaSettings(encryption_key=MFA_KEY),
     )
 
 

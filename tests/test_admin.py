@@ -149,7 +149,8 @@ def test_user_object_carries_id_role_active_and_date_joined(
     detail = get(client, admin["access"], f"{USERS}{carol['id']}/")
     assert detail.status_code == 200 and detail.json() == listed
     assert set(listed) == {"id", "username", "email", "display_name", "role", "is_active",
-                           "date_joined"}
+                           "date_joined", "mfa_methods"}
+    assert listed["mfa_methods"] == []  # no second factor (test_mfa.py has one)
     assert listed["id"] == carol["id"] and type(listed["id"]) is int
     assert (listed["username"], listed["email"], listed["display_name"], listed["role"],
             listed["is_active"]) == ("carol", "carol@example.com", "Carol C.", "user", True)

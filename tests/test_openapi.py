@@ -53,16 +53,29 @@ CONTRACT = {
     "/api/v1/docs": {"get"},
     "/healthz": {"get"},
     "/api/v1/client/authsvc.js": {"get"},
+    # Extensions (issue 13, a second factor): not in API.md, never in its way.
+    API + "login/mfa/": {"post"},
+    API + "reauth/": {"post"},
+    API + "mfa/": {"get"},
+    API + "mfa/totp/": {"post", "delete"},
+    API + "mfa/totp/confirm/": {"post"},
+    API + "mfa/recovery-codes/": {"post"},
+    API + "users/{id}/mfa/reset/": {"post"},
 }
 ADMIN = {(API + "users/", "get"), (API + "users/{id}/", "get"),
          (API + "users/{id}/", "patch"), (API + "users/{id}/", "delete"),
-         (API + "users/{id}/revoke-sessions/", "post")}
+         (API + "users/{id}/revoke-sessions/", "post"), (API + "users/{id}/mfa/reset/", "post")}
+MFA = {(API + "reauth/", "post"), (API + "mfa/", "get"), (API + "mfa/totp/", "post"),
+       (API + "mfa/totp/", "delete"), (API + "mfa/totp/confirm/", "post"),
+       (API + "mfa/recovery-codes/", "post")}
 SESSIONS = {(API + "sessions/", "get"), (API + "sessions/{sid}/", "delete"),
             (API + "logout-all/", "post"), (API + "password/change/", "post")}
 BEARER = {(API + "profile/", "get"), (API + "profile/", "patch"), (API + "profile/", "delete"),
-          *ADMIN, *SESSIONS}
+          *ADMIN, *SESSIONS, *MFA}
 # POSTs that take no body.
-NO_BODY = {(API + "users/{id}/revoke-sessions/", "post"), (API + "logout-all/", "post")}
+NO_BODY = {(API + "users/{id}/revoke-sessions/", "post"), (API + "logout-all/", "post"),
+           (API + "users/{id}/mfa/reset/", "post"), (API + "mfa/totp/", "post"),
+           (API + "mfa/recovery-codes/", "post")}
 # DELETEs that take one.
 DELETE_BODY = {(API + "profile/", "delete")}
 STATIC = Path(docs.__file__).with_name("static")
@@ -177,8 +190,9 @@ def test_bearer_endpoints_declare_401_with_a_challenge() -> None:
         op = doc["paths"][path][method]
         assert op["security"] == [{"bearerAuth": []}]
         assert "WWW-Authenticate" in resolve(doc, op["responses"]["401"])["headers"]
-    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    scheme = doc["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme.pop("description").startswith("An access token.")
+    assert scheme == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
 
 def test_register_declares_201_and_400() -> None:
@@ -212,12 +226,15 @@ def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:
     # password/change/ and account deletion can always be a 429: one password check per
     # account at a time.
     quiet = fetch(Settings().replace(rate_limit={"enabled": False}, lockout={"enabled": False}))
+    # So can login/mfa/ (one attempt per pending sign-in at a time) and reauth/.
     assert sorted((path, method) for path, method, op in operations(quiet)
                   if "429" in op["responses"]) == [
-        (API + "password/change/", "post"), (API + "profile/", "delete")]
+        (API + "login/mfa/", "post"), (API + "password/change/", "post"),
+        (API + "profile/", "delete"), (API + "reauth/", "post")]
     locking_only = fetch(Settings().replace(rate_limit={"enabled": False}))
     assert sorted(path for path, _, op in operations(locking_only) if "429" in op["responses"]) \
-        == [API + "login/", API + "password/change/", API + "profile/"]
+        == [API + "login/", API + "login/mfa/", API + "password/change/", API + "profile/",
+            API + "reauth/"]
 
 
 def test_password_limits_follow_settings() -> None:
@@ -351,7 +368,10 @@ def test_required_request_fields_are_what_an_empty_body_is_refused_for(
            "sid": session_id_of(settings, user["access"])}
     refused = set()
     for (path, method), name in request_schema_names(doc).items():
-        required = doc["components"]["schemas"][name]["required"]
+        schema = doc["components"]["schemas"][name]
+        # A body of several forms (reauth/: a password or a code): `{}` is judged as the
+        # first, the one taken when nothing says otherwise.
+        required = schema["oneOf"][0]["required"] if "oneOf" in schema else schema["required"]
         op = doc["paths"][path][method]
         token = admin if "admin" in op["tags"] else user
         headers = bearer(token["access"]) if "security" in op else {}

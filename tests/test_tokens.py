@@ -179,7 +179,8 @@ def test_minted_tokens_are_byte_for_byte_what_pyjwt_mints(algorithm: str,
     minted = TokenCodec(JwtSettings(algorithm=algorithm, **extra), key)  # type: ignore[arg-type]
     token, claims = minted.issue(ACCESS, sub="42", role="rôle ✓", ver=5, sid="sess", now=NOW)
     payload = {"token_type": "access", "sub": "42", "jti": claims.jti, "iat": claims.iat,
-               "exp": claims.exp, "role": "rôle ✓", "ver": 5, "sid": "sess"}
+               "exp": claims.exp, "role": "rôle ✓", "ver": 5, "sid": "sess",
+               "amr": ["pwd"], "auth_time": claims.iat}
     if extra:
         payload.update(iss=extra["issuer"], aud=extra["audience"])
     assert token == jwt.encode(payload, key, algorithm=algorithm)

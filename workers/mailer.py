@@ -117,6 +117,24 @@ ALERTS = {
     "token_reuse": ("Your session was ended: possible token theft",
                     "A sign-in token of your account was used again after it had been replaced, "
                     "which happens when it was copied; that session has been ended"),
+    "mfa_enabled": ("Two-factor sign-in is on",
+                    "An authenticator app was set up for your account: signing in now asks for "
+                    "its code after your password"),
+    "mfa_changed": ("Your authenticator app was replaced",
+                    "A new authenticator app was set up for your account; the old one no longer "
+                    "works"),
+    "mfa_disabled": ("Two-factor sign-in is off",
+                     "The authenticator app and recovery codes of your account were removed: "
+                     "signing in asks for your password only"),
+    "recovery_codes_regenerated": ("New recovery codes",
+                                   "New recovery codes were made for your account; the old "
+                                   "ones no longer work"),
+    "recovery_code_used": ("A recovery code was used",
+                           "One of your recovery codes was used to sign in or confirm it was "
+                           "you; each works once"),
+    "mfa_reset": ("An administrator removed your second factor",
+                  "An administrator removed the authenticator app and recovery codes of your "
+                  "account: signing in asks for your password only until you set one up again"),
 }
 
 

@@ -15,6 +15,7 @@ from service.core.limits import OneHashPerUser, RateLimiter, client_key, identif
 from service.core.lockout import Lockout
 from service.core.passwords import PasswordHasher, policy_problems
 from service.core.sessions import Client, SessionService, SignIn
+from service.core.step_up import StepUp
 from service.core.tokens import TokenPair
 from service.errors import TokenInvalid, ValidationFailed
 from service.store.cache import CachedUser, UserCache
@@ -54,7 +55,7 @@ class AccountService:
 
     def __init__(self, settings: Settings, users: UserStore, cache: UserCache,
                  counters: LimitCounters, session_store: SessionStore, hasher: PasswordHasher,
-                 limiter: RateLimiter, sessions: SessionService) -> None:
+                 limiter: RateLimiter, sessions: SessionService, step_up: StepUp) -> None:
         self._s = settings
         self._users = users
         self._cache = cache
@@ -62,6 +63,7 @@ class AccountService:
         self._hasher = hasher
         self._limiter = limiter
         self._sessions = sessions
+        self._step_up = step_up
         self._one_hash = OneHashPerUser(counters)
         self._lockout = Lockout(settings.lockout, counters)
 
@@ -101,14 +103,19 @@ class AccountService:
     async def reauthenticated(self, caller: Caller, password: str, client: Client, *,
                               field: str = "password",
                               message: str = "Your password was entered incorrectly.",
-                              ) -> AsyncIterator[User]:
+                              step_up: bool = True) -> AsyncIterator[User]:
         """Check the caller's current password before an account change (password change,
         account deletion), guarded like a login. One check per user in flight (another one
         meanwhile: 429 HashInFlight, Retry-After 1), held until the block ends, so hashing a
         new password inside it counts as in flight too. Each attempt is counted against the
         client IP's login rate, and wrong passwords against the account ([lockout]
         max_failures per window, then 429 with Retry-After, before any hashing). A wrong
-        password: 400 on `field`. Yields the user's current row."""
+        password: 400 on `field`. Yields the user's current row.
+
+        `step_up`: the change is sensitive (step_up.py): an account with a second factor must
+        also have signed in recently, judged before the password is (403, no oracle)."""
+        if step_up:
+            await self._step_up.require(caller)
         async with self._one_hash.hold(caller.user.id):
             await self._limiter.check("login", client_key(client.ip))
             row = await self._users.by_id(caller.user.id)
@@ -141,7 +148,7 @@ class AccountService:
         await self._cache.put(user)
         await self._session_store.end_all(row.id, keep=caller.sid)
         # An old simplejwt access token names no session: the change starts one.
-        pair = await (self._sessions.renew(user, caller.sid) if caller.sid
+        pair = await (self._sessions.renew(user, caller) if caller.sid
                       else self._sessions.start(user, client))
         log.info("password changed for user %s", row.id)
         return pair

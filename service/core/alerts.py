@@ -30,7 +30,7 @@ class Alerts:
         return self._s.enabled
 
     async def send(self, user: CachedUser, kind: str, detail: str) -> None:
-        """Queue an alert (kind: new_device | token_reuse); never fails the request."""
+        """Queue an alert (a kind of workers/mailer.py's ALERTS); never fails the request."""
         if not self._s.enabled:
             return
         try:

@@ -8,19 +8,24 @@ from dataclasses import dataclass
 
 from service.core.cached_users import CachedUsers, check_token_user, user_id_of
 from service.core.migration import OldTokens
-from service.core.tokens import ACCESS, TokenCodec
+from service.core.tokens import ACCESS, Grant, TokenCodec
 from service.errors import TokenInvalid
 from service.store.cache import CachedUser
 from service.store.sessions import SessionStore
 
+# An old simplejwt access token's: a password sign-in, never a recent one.
+OLD_TOKEN_GRANT = Grant(("pwd",), 0)
+
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated Bearer request: the user's current row and the token's session
-    ("" for an old simplejwt access token, which names none)."""
+    """An authenticated Bearer request: the user's current row, the token's session ("" for
+    an old simplejwt access token, which names none) and how and when it signed in (an old
+    token's: never recently)."""
 
     user: CachedUser
     sid: str
+    grant: Grant = OLD_TOKEN_GRANT
 
 
 async def session_ended(sessions: SessionStore, sid: str) -> TokenInvalid:
@@ -65,5 +70,5 @@ class Authenticator:
         check_token_user(claims, user)
         if not seen.alive:
             raise await session_ended(self._sessions, claims.sid)
-        return Caller(user, claims.sid)
+        return Caller(user, claims.sid, claims.grant)
 

@@ -4,6 +4,7 @@ passed in; each session is a Redis record its two tokens name (sid)."""
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from service.core.limits import RateLimiter, client_key, device_key, identifier_
 from service.core.lockout import Lockout, login_counters
 from service.core.migration import OldRefresh, OldTokens
 from service.core.passwords import PasswordHasher
-from service.core.tokens import REFRESH, Claims, TokenCodec, TokenPair
+from service.core.tokens import ENROLMENT_SCOPE, REFRESH, Claims, Grant, TokenCodec, TokenPair
 from service.errors import (
     EmailNotVerified,
     InvalidCredentials,
@@ -35,6 +36,8 @@ from service.errors import (
 )
 from service.store.cache import CachedUser, UserCache
 from service.store.counters import LimitCounters
+from service.store.mfa import Factors, MfaStore
+from service.store.mfa_logins import PendingLogin, PendingLogins
 from service.store.sessions import RefreshOutcome, SessionInfo, SessionStore
 from service.store.users import TokenState, User, UserStore
 
@@ -59,13 +62,24 @@ class Client:
 
 
 @dataclass(frozen=True)
+class MfaRequired:
+    """A right password of an account with a second factor: login/mfa/ finishes the sign-in
+    with `token` and a code of one of `methods`."""
+
+    token: str
+    methods: list[str]
+
+
+@dataclass(frozen=True)
 class SignIn:
     """What a login or a registration hands back: the user, the new session's tokens (none
-    while a new account's email awaits verification) and, for a login, the device token."""
+    while a new account's email awaits verification, or a second factor is due: `mfa`) and,
+    for a login, the device token."""
 
     user: CachedUser | User
     tokens: TokenPair | None
     device_token: str | None = None
+    mfa: MfaRequired | None = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,8 @@ class SessionService:
     def __init__(self, settings: Settings, users: UserStore, cache: UserCache,
                  counters: LimitCounters, session_store: SessionStore, hasher: PasswordHasher,
                  codec: TokenCodec, devices: DeviceTokens, limiter: RateLimiter, alerts: Alerts,
-                 rows: CachedUsers, old_tokens: OldTokens,
-                 clock: Callable[[], float] = time.time) -> None:
+                 rows: CachedUsers, old_tokens: OldTokens, mfa: MfaStore,
+                 pending: PendingLogins, clock: Callable[[], float] = time.time) -> None:
         self._s = settings
         self._users = users
         self._cache = cache
@@ -97,6 +111,8 @@ class SessionService:
         self._lockout = Lockout(settings.lockout, counters)
         self._rows = rows
         self._old = old_tokens
+        self._mfa = mfa
+        self._pending = pending
 
     # -- start ----------------------------------------------------------------------------
     async def login(self, data: LoginInput, client: Client) -> SignIn:
@@ -117,39 +133,101 @@ class SessionService:
         result = await self._hasher.verify(user.password_hash if user else None, data.password)
         if user is None or not result.valid or not user.is_active or withheld:
             raise InvalidCredentials()
-        await self._lockout.login_succeeded(counters, known_device=bool(device))
+        # Only now, for someone who knows the password: whether a second factor is due.
+        factors = await self._mfa.factors(user.id)
+        if not factors.any or (self._s.auth.require_email_verification
+                               and not user.email_verified):
+            await self._lockout.login_succeeded(counters, known_device=bool(device))
         # Said only to someone who knows the password: it reveals nothing to a guesser.
         if self._s.auth.require_email_verification and not user.email_verified:
             raise EmailNotVerified()
         if result.new_hash:
             await self._users.upgrade_hash(user.id, user.password_hash, result.new_hash)
-        row = cached(user)
+        if factors.any:
+            # The attempt stays counted until the second step succeeds (core/mfa_login.py):
+            # knowing the password buys no extra guesses at the code.
+            token = secrets.token_urlsafe(32)
+            await self._pending.put(token, PendingLogin(
+                user.id, user.token_version, counters, device or "",
+                data.device_token if device and data.device_token else "", client.ip,
+                client.user_agent))
+            return SignIn(user, None, None, MfaRequired(token, factors.methods()))
+        return await self.signed_in(cached(user), client, device, data.device_token,
+                                    Grant(("pwd",), int(now)), factors)
+
+    async def signed_in(self, row: CachedUser, client: Client, device: str | None,
+                        device_token: str | None, grant: Grant, factors: Factors) -> SignIn:
+        """Every factor checked: alert a new device, start the session, hand out the tokens
+        and the device token (the known device's own, else a new one)."""
+        now = self._clock()
         if not device and self._alerts.enabled:
             await self._alerts.send(row, "new_device",
                                     f"When: {alert_time(now)}. From: {client.ip}, "
                                     f"{client.user_agent or 'unknown browser'}.")
         await self._cache.fill(row)
-        device_token = (data.device_token if device and data.device_token
-                        else self._devices.issue(user.id, now))
-        return SignIn(user, await self.start(row, client), device_token)
+        device_token = (device_token if device and device_token
+                        else self._devices.issue(row.id, now))
+        return SignIn(row, await self.start(row, client, grant, factors), device_token)
 
-    async def start(self, user: CachedUser, client: Client) -> TokenPair:
-        """A new session of `user` and its first token pair."""
+    def _scope(self, role: str, factors: Factors) -> str:
+        """A role that requires a second factor, without one: tokens for the enrolment only."""
+        if role in self._s.mfa.require_for_roles and not factors.any:
+            return ENROLMENT_SCOPE
+        return ""
+
+    async def grant_for(self, user_id: int, role: str, amr: tuple[str, ...],
+                        auth_time: int, factors: Factors | None = None) -> Grant:
+        """The grant tokens are minted under, its scope judged now (the factors are read
+        only for a role that requires one)."""
+        if role in self._s.mfa.require_for_roles and factors is None:
+            factors = await self._mfa.factors(user_id)
+        return Grant(amr, auth_time, self._scope(role, factors or Factors(False, 0)))
+
+    async def start(self, user: CachedUser, client: Client, grant: Grant | None = None,
+                    factors: Factors | None = None) -> TokenPair:
+        """A new session of `user` and its first token pair (no grant: a password sign-in
+        now)."""
         now = self._clock()
         sid = uuid.uuid4().hex
+        grant = await self.grant_for(user.id, user.role, grant.amr if grant else ("pwd",),
+                                     grant.auth_time if grant else int(now), factors)
         pair = self._codec.issue_pair(sub=str(user.id), role=user.role, ver=user.token_version,
-                                      sid=sid, now=now)
+                                      sid=sid, now=now, grant=grant)
         exp = pair.refresh_claims.exp
         await self._session_store.start(
             sid=sid, user_id=user.id, refresh_jti=pair.refresh_claims.jti, now=now, exp=exp,
-            ttl=self._ttl(exp, now), user_agent=client.user_agent, ip=client.ip)
+            ttl=self._ttl(exp, now), user_agent=client.user_agent, ip=client.ip,
+            amr=grant.amr, auth_time=grant.auth_time)
         return pair
 
-    async def renew(self, user: CachedUser, sid: str) -> TokenPair:
-        """A fresh token pair and lifetime for session `sid` (after a password change)."""
+    async def regrant(self, caller: Caller, method: str) -> tuple[str, int]:
+        """The caller's session proved itself again (reauth/, a newly confirmed factor):
+        its grant now adds `method` at this moment, for every later token of the session.
+        A new access token under it, and the new auth_time."""
         now = self._clock()
+        user = caller.user
+        amr = tuple(dict.fromkeys((*caller.grant.amr, method)))
+        if not caller.sid:  # an old simplejwt token: no session to carry the grant
+            raise TokenInvalid("session_ended", "Sign in again to confirm it is you"
+                               ).for_bearer()
+        session_end = await self._session_store.elevate(user.id, caller.sid, amr, int(now))
+        if session_end is None:
+            raise (await session_ended(self._session_store, caller.sid)).for_bearer()
+        grant = await self.grant_for(user.id, user.role, amr, int(now))
+        access, _ = self._codec.issue_access(sub=str(user.id), role=user.role,
+                                             ver=user.token_version, sid=caller.sid, now=now,
+                                             session_end=session_end, grant=grant)
+        return access, int(now)
+
+    async def renew(self, user: CachedUser, caller: Caller) -> TokenPair:
+        """A fresh token pair and lifetime for the caller's session (after a password
+        change); its grant goes on."""
+        now = self._clock()
+        sid = caller.sid
+        grant = await self.grant_for(user.id, user.role, caller.grant.amr,
+                                     caller.grant.auth_time)
         pair = self._codec.issue_pair(sub=str(user.id), role=user.role, ver=user.token_version,
-                                      sid=sid, now=now)
+                                      sid=sid, now=now, grant=grant)
         exp = pair.refresh_claims.exp
         await self._session_store.set_current(user.id, sid, pair.refresh_claims.jti, now, exp,
                                               self._ttl(exp, now))
@@ -197,18 +275,20 @@ class SessionService:
             alert = outcome.status == "reused" and self._alerts.enabled
             raise await self._refused(outcome, claims,
                                       await self._rows.read(user_id, None) if alert else None)
+        grant = await self.grant_for(user_id, role, outcome.amr or claims.amr,
+                                     outcome.auth_time or claims.auth_time)
         if outcome.status == "ok":
             # Never past the session's end (the refresh token's exp): issue 9.8.
             access, _ = self._codec.issue_access(sub=claims.sub, role=role, ver=ver,
                                                  sid=claims.sid, now=now,
-                                                 session_end=claims.exp)
+                                                 session_end=claims.exp, grant=grant)
             return Refreshed(access, None)
         # The successor keeps the original expiry (refreshing never extends a session), and
         # is minted from the claims stored at rotation, so a racing tab gets the same pair.
         pair = self._codec.issue_pair(
             sub=claims.sub, role=role, ver=ver, sid=claims.sid,
             now=outcome.rotated_at, refresh_exp=claims.exp, refresh_jti=outcome.refresh_jti,
-            access_jti=outcome.access_jti)
+            access_jti=outcome.access_jti, grant=grant)
         return Refreshed(pair.access, pair.refresh)
 
     async def _token_state(self, user_id: int, claims: Claims) -> TokenState:

@@ -2,7 +2,9 @@
 
 Claims: sub (user id), jti, iat, exp, token_type (access|refresh), role, ver (the user's
 token version: a password reset bumps it, refusing every token minted before), sid (the
-server-side session both tokens belong to), and iss/aud when configured. The algorithm is
+server-side session both tokens belong to), amr and auth_time (how and when the session last
+proved who it is: the Grant, which refresh carries over), scope ("mfa_enrolment" on tokens
+that reach only the enrolment of a second factor), and iss/aud when configured. The algorithm is
 pinned on decode; PyJWT errors become TokenInvalid here.
 """
 
@@ -91,9 +93,24 @@ class HmacSigner:
         return (signing_input + b"." + _b64(mac)).decode()
 
 
+ENROLMENT_SCOPE = "mfa_enrolment"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """How and when a session last proved who it is (RFC 8176 `amr`, OIDC `auth_time`), and
+    the scope its tokens are limited to ("" for none). Kept on the session (store/sessions.py)
+    so a refresh, and a re-authentication, carry it into every later token."""
+
+    amr: tuple[str, ...]
+    auth_time: int
+    scope: str = ""
+
+
 @dataclass(frozen=True)
 class Claims:
-    """A token's claims, as verified by TokenCodec.decode (see the module's docstring)."""
+    """A token's claims, as verified by TokenCodec.decode (see the module's docstring).
+    Tokens minted before amr/auth_time existed read as a password sign-in at `iat`."""
 
     sub: str
     jti: str
@@ -103,6 +120,13 @@ class Claims:
     role: str
     ver: int
     sid: str
+    amr: tuple[str, ...] = ("pwd",)
+    auth_time: int = 0
+    scope: str = ""
+
+    @property
+    def grant(self) -> Grant:
+        return Grant(self.amr, self.auth_time, self.scope)
 
 
 @dataclass(frozen=True)
@@ -130,7 +154,9 @@ class TokenCodec:
         payload: dict[str, Any] = {
             "token_type": claims.token_type, "sub": claims.sub, "jti": claims.jti,
             "iat": claims.iat, "exp": claims.exp, "role": claims.role, "ver": claims.ver,
-            "sid": claims.sid}
+            "sid": claims.sid, "amr": list(claims.amr), "auth_time": claims.auth_time}
+        if claims.scope:
+            payload["scope"] = claims.scope
         if self._s.issuer:
             payload["iss"] = self._s.issuer
         if self._s.audience:
@@ -138,31 +164,38 @@ class TokenCodec:
         return self._signer.sign(payload)
 
     def issue(self, token_type: str, *, sub: str, role: str, ver: int, sid: str, now: float,
-              exp: int | None = None, jti: str | None = None) -> tuple[str, Claims]:
-        """Mint a token. HMAC signing is deterministic: the same claims (jti, iat included)
-        give the same token, which is how a rotation's successor is handed out again."""
+              exp: int | None = None, jti: str | None = None,
+              grant: Grant | None = None) -> tuple[str, Claims]:
+        """Mint a token (no grant: a password sign-in now). HMAC signing is deterministic:
+        the same claims (jti, iat included) give the same token, which is how a rotation's
+        successor is handed out again."""
         ttl = self._s.access_ttl if token_type == ACCESS else self._s.refresh_ttl
         iat = int(now)
+        grant = grant or Grant(("pwd",), iat)
         claims = Claims(sub=sub, jti=jti or uuid.uuid4().hex, iat=iat, exp=exp or iat + ttl,
-                        token_type=token_type, role=role, ver=ver, sid=sid)
+                        token_type=token_type, role=role, ver=ver, sid=sid, amr=grant.amr,
+                        auth_time=grant.auth_time, scope=grant.scope)
         return self._encode(claims), claims
 
     def issue_access(self, *, sub: str, role: str, ver: int, sid: str, now: float,
-                     session_end: int, jti: str | None = None) -> tuple[str, Claims]:
+                     session_end: int, jti: str | None = None,
+                     grant: Grant | None = None) -> tuple[str, Claims]:
         """An access token that never outlives its session: `exp` is at most `session_end`
         (the session's refresh token's `exp`), so a client scheduling refreshes by `exp`
         never holds a token the server already refuses as `session_ended`."""
         exp = min(int(now) + self._s.access_ttl, session_end)
         return self.issue(ACCESS, sub=sub, role=role, ver=ver, sid=sid, now=now, exp=exp,
-                          jti=jti)
+                          jti=jti, grant=grant)
 
     def issue_pair(self, *, sub: str, role: str, ver: int, sid: str, now: float,
                    refresh_exp: int | None = None, refresh_jti: str | None = None,
-                   access_jti: str | None = None) -> TokenPair:
+                   access_jti: str | None = None, grant: Grant | None = None) -> TokenPair:
         refresh, refresh_claims = self.issue(REFRESH, sub=sub, role=role, ver=ver, sid=sid,
-                                             now=now, exp=refresh_exp, jti=refresh_jti)
+                                             now=now, exp=refresh_exp, jti=refresh_jti,
+                                             grant=grant)
         access, _ = self.issue_access(sub=sub, role=role, ver=ver, sid=sid, now=now,
-                                      session_end=refresh_claims.exp, jti=access_jti)
+                                      session_end=refresh_claims.exp, jti=access_jti,
+                                      grant=grant)
         return TokenPair(access, refresh, refresh_claims)
 
     def decode(self, token: str, expected_type: str, now: float) -> Claims:
@@ -199,10 +232,15 @@ class TokenCodec:
                 "sid": payload["sid"]}
         except KeyError as exc:
             raise TokenInvalid("malformed") from exc
+        fields.update(auth_time=payload.get("auth_time", fields["iat"]),
+                      scope=payload.get("scope", ""))
         types = {"sub": str, "jti": str, "iat": int, "exp": int, "token_type": str,
-                 "role": str, "ver": int, "sid": str}
+                 "role": str, "ver": int, "sid": str, "auth_time": int, "scope": str}
         for name, kind in types.items():
             value = fields[name]
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise TokenInvalid("malformed", f"Token claim {name} is malformed")
-        return Claims(**fields)
+        amr = payload.get("amr", ["pwd"])
+        if not isinstance(amr, list) or not all(isinstance(m, str) for m in amr):
+            raise TokenInvalid("malformed", "Token claim amr is malformed")
+        return Claims(**fields, amr=tuple(amr))

@@ -13,6 +13,8 @@ from service.core.identity import (
     email_problem,
     username_problem,
 )
+from service.core.mfa import METHODS, ReauthInput
+from service.core.mfa_login import MfaLoginInput
 from service.core.passwords import policy_problems
 from service.core.recovery import ResetConfirmInput
 from service.core.sessions import LoginInput
@@ -29,6 +31,8 @@ DISPLAY_NAME_MAX = 150
 TOKEN_MAX = 4096
 RESET_TOKEN_MAX = 256
 DEVICE_TOKEN_MAX = 200
+MFA_TOKEN_MAX = 100
+CODE_MAX = 64
 ROLE_MAX = 64
 
 
@@ -202,3 +206,45 @@ def account_delete_input(data: dict[str, Any], max_password: int) -> str:
     f.done()
     assert password is not None
     return password
+
+
+def _method(f: Fields, allowed: tuple[str, ...], default: str | None = None) -> str | None:
+    method = f.string("method", max_length=32, required=default is None, default=default)
+    if method is not None and method not in allowed:
+        f.fail("method", f'"{method}" is not a valid choice: one of {", ".join(allowed)}.')
+        return None
+    return method
+
+
+def mfa_login_input(data: dict[str, Any]) -> MfaLoginInput:
+    """login/mfa/: the pending sign-in's token, a method and its code."""
+    f = Fields(data)
+    token = f.string("mfa_token", max_length=MFA_TOKEN_MAX)
+    method = _method(f, METHODS)
+    code = f.string("code", max_length=CODE_MAX)
+    f.done()
+    assert token is not None and method is not None and code is not None
+    return MfaLoginInput(token, method, code)
+
+
+def code_input(data: dict[str, Any]) -> str:
+    """mfa/totp/confirm/: the authenticator's first code."""
+    f = Fields(data)
+    code = f.string("code", max_length=CODE_MAX)
+    f.done()
+    assert code is not None
+    return code
+
+
+def reauth_input(data: dict[str, Any], max_password: int) -> ReauthInput:
+    """reauth/: {"password"} (method "password" by default) or {"method", "code"}."""
+    f = Fields(data)
+    method = _method(f, ("password", *METHODS),
+                     default="password" if "code" not in data else None)
+    if method == "password":
+        secret = f.string("password", max_length=max_password, trim=False)
+    else:
+        secret = f.string("code", max_length=CODE_MAX)
+    f.done()
+    assert method is not None and secret is not None
+    return ReauthInput(method, secret)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from service.config import MfaSettings
+from service.core.mfa import Status
 from service.core.tokens import TokenPair
 from service.store.cache import CachedUser
 from service.store.sessions import SessionInfo
@@ -40,8 +42,20 @@ def session_json(session: SessionInfo, current_sid: str) -> dict[str, Any]:
             "ip": session.ip, "current": session.sid == current_sid}
 
 
-def user_json(user: User) -> dict[str, Any]:
+def user_json(user: User, mfa_methods: list[str]) -> dict[str, Any]:
     """The admin API's user object; `id` is the tokens' `sub`, as an integer."""
     return {"id": user.id, "username": user.username, "email": user.email,
             "display_name": user.display_name, "role": user.role,
-            "is_active": user.is_active, "date_joined": rfc3339(user.date_joined)}
+            "is_active": user.is_active, "date_joined": rfc3339(user.date_joined),
+            "mfa_methods": mfa_methods}
+
+
+def mfa_status_json(status: Status, settings: MfaSettings) -> dict[str, Any]:
+    """mfa/'s answer: the caller's second factors."""
+    return {"methods": status.factors.methods(),
+            "totp": {"enabled": status.factors.totp, "pending": status.pending,
+                     "confirmed_at": rfc3339(status.confirmed_at)
+                     if status.confirmed_at else None},
+            "recovery_codes_left": status.factors.codes_left,
+            "enrolment_required": status.enrolment_required,
+            "step_up_max_age": settings.step_up_max_age}

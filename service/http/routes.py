@@ -13,11 +13,14 @@ from service.core.accounts import AccountService
 from service.core.authentication import Authenticator, Caller
 from service.core.deletion import AccountDeletion
 from service.core.health import Health
+from service.core.mfa import MfaService
+from service.core.mfa_login import MfaLogin
 from service.core.recovery import RecoveryService
-from service.core.sessions import Client, SessionService
-from service.errors import TokenInvalid
+from service.core.sessions import Client, SessionService, SignIn
+from service.core.tokens import ENROLMENT_SCOPE
+from service.errors import MfaEnrolmentRequired, TokenInvalid
 from service.http import inputs
-from service.http.render import profile_json, session_json, tokens_json
+from service.http.render import mfa_status_json, profile_json, session_json, tokens_json
 from service.http.web import bearer_token, client_ip, empty_response, json_body, json_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -41,6 +44,10 @@ def _recovery(request: Request) -> RecoveryService:
 
 def _deletion(request: Request) -> AccountDeletion:
     return request.app.state.deletion  # type: ignore[no-any-return]
+
+
+def _mfa(request: Request) -> MfaService:
+    return request.app.state.mfa  # type: ignore[no-any-return]
 
 
 def _max_password(request: Request) -> int:
@@ -72,6 +79,20 @@ async def login(request: Request) -> Response:
     data = inputs.login_input(await json_body(request), _max_password(request),
                               request.cookies.get(DEVICE_COOKIE))
     signed_in = await _sessions(request).login(data, _client(request))
+    if signed_in.mfa is not None:  # the password was right; login/mfa/ finishes
+        return json_response({"mfa_required": True, "mfa_token": signed_in.mfa.token,
+                              "methods": signed_in.mfa.methods})
+    return _signed_in(request, signed_in)
+
+
+async def login_mfa(request: Request) -> Response:
+    data = inputs.mfa_login_input(await json_body(request))
+    mfa_login: MfaLogin = request.app.state.mfa_login
+    return _signed_in(request, await mfa_login.complete(data, _client(request)))
+
+
+def _signed_in(request: Request, signed_in: SignIn) -> Response:
+    """login/'s answer (and login/mfa/'s): the user, the tokens and the device cookie."""
     user = signed_in.user
     assert signed_in.tokens is not None and signed_in.device_token is not None
     response = json_response({"user": {"username": user.username, "email": user.email},
@@ -137,16 +158,21 @@ async def password_reset_confirm(request: Request) -> Response:
     return json_response({"message": "Password has been reset"})
 
 
-async def bearer_caller(request: Request) -> Caller:
-    """The authenticated caller of a Bearer endpoint; 401 with WWW-Authenticate otherwise."""
+async def bearer_caller(request: Request, *, enrolment: bool = False) -> Caller:
+    """The authenticated caller of a Bearer endpoint; 401 with WWW-Authenticate otherwise.
+    A token limited to the enrolment of a second factor reaches only the endpoints that say
+    `enrolment` (403 mfa_enrolment_required elsewhere)."""
     try:
-        return await _authenticator(request).authenticate(bearer_token(request))
+        caller = await _authenticator(request).authenticate(bearer_token(request))
     except TokenInvalid as exc:
         raise exc.for_bearer() from None
+    if caller.grant.scope == ENROLMENT_SCOPE and not enrolment:
+        raise MfaEnrolmentRequired()
+    return caller
 
 
 async def profile(request: Request) -> Response:
-    return json_response(profile_json((await bearer_caller(request)).user))
+    return json_response(profile_json((await bearer_caller(request, enrolment=True)).user))
 
 
 async def profile_update(request: Request) -> Response:
@@ -189,6 +215,44 @@ async def password_change(request: Request) -> Response:
     data = inputs.password_change_input(await json_body(request), _max_password(request))
     pair = await _accounts(request).change_password(caller, data, _client(request))
     return json_response({"access": pair.access, "refresh": pair.refresh})
+
+
+async def reauth(request: Request) -> Response:
+    caller = await bearer_caller(request, enrolment=True)
+    data = inputs.reauth_input(await json_body(request), _max_password(request))
+    access, auth_time = await _mfa(request).reauthenticate(caller, data, _client(request))
+    return json_response({"access": access, "auth_time": auth_time})
+
+
+async def mfa_status(request: Request) -> Response:
+    caller = await bearer_caller(request, enrolment=True)
+    status = await _mfa(request).status(caller)
+    return json_response(mfa_status_json(status, request.app.state.settings.mfa))
+
+
+async def totp_enrol(request: Request) -> Response:
+    caller = await bearer_caller(request, enrolment=True)
+    enrolment = await _mfa(request).enrol(caller)
+    return json_response({"secret": enrolment.secret, "otpauth_uri": enrolment.uri,
+                          "qr_svg": enrolment.qr_svg}, 201)
+
+
+async def totp_confirm(request: Request) -> Response:
+    caller = await bearer_caller(request, enrolment=True)
+    code = inputs.code_input(await json_body(request))
+    confirmed = await _mfa(request).confirm(caller, code)
+    return json_response({"recovery_codes": confirmed.recovery_codes,
+                          "access": confirmed.access})
+
+
+async def totp_disable(request: Request) -> Response:
+    await _mfa(request).disable(await bearer_caller(request))
+    return empty_response(204)
+
+
+async def recovery_codes(request: Request) -> Response:
+    codes = await _mfa(request).regenerate_codes(await bearer_caller(request))
+    return json_response({"recovery_codes": codes})
 
 
 async def health(request: Request) -> Response:
@@ -235,6 +299,7 @@ ROUTES: list[BaseRoute] = [
     *slash_optional(AUTH_PREFIX + "token/refresh/", token_refresh, ["POST"]),
     *slash_optional(AUTH_PREFIX + "register/", register, ["POST"]),
     *slash_optional(AUTH_PREFIX + "login/", login, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "login/mfa/", login_mfa, ["POST"]),
     *slash_optional(AUTH_PREFIX + "logout/", logout, ["POST"]),
     *slash_optional(AUTH_PREFIX + "password-reset/", password_reset, ["POST"]),
     *slash_optional(AUTH_PREFIX + "password-reset/confirm/", password_reset_confirm, ["POST"]),
@@ -245,5 +310,10 @@ ROUTES: list[BaseRoute] = [
     *slash_optional(AUTH_PREFIX + "security/not-me/", not_me, ["POST"]),
     *slash_optional(AUTH_PREFIX + "verify-email/", verify_email, ["POST"]),
     *slash_optional(AUTH_PREFIX + "verify-email/resend/", verify_email_resend, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "reauth/", reauth, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "mfa/", mfa_status, ["GET"]),
+    *slash_optional(AUTH_PREFIX + "mfa/totp/", {"POST": totp_enrol, "DELETE": totp_disable}),
+    *slash_optional(AUTH_PREFIX + "mfa/totp/confirm/", totp_confirm, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "mfa/recovery-codes/", recovery_codes, ["POST"]),
     Route("/healthz", health, methods=["GET"]),
 ]

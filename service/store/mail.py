@@ -86,7 +86,8 @@ class MailQueue:
 
     async def send_security_alert(self, to: str, username: str, kind: str, detail: str,
                                   link: str) -> str:
-        """Queue a security alert (kind: new_device | token_reuse) with its "not me" link."""
+        """Queue a security alert (a kind of workers/mailer.py's ALERTS) with its "not me"
+        link."""
         return await asyncio.to_thread(
             self._enqueue, SEND_SECURITY_ALERT, f"security alert ({kind})",
             {"to": to, "username": username, "kind": kind, "detail": detail, "link": link},

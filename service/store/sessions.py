@@ -8,8 +8,9 @@ script, so two tabs refreshing with the same token at once cannot both win or lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from service.store.cache import GONE, CachedUser, parse_row
 from service.store.keys import RedisKeys
@@ -40,11 +41,13 @@ if c[1] then
   if tonumber(c[1]) > tonumber(ARGV[3]) then return {'stale'} end
   if c[1] ~= ARGV[3] or c[2] ~= '1' or c[3] ~= ARGV[4] then redis.call('DEL', KEYS[3]) end
 end
-local s = redis.call('HMGET', KEYS[1], 'uid', 'cur', 'prev', 'rot_at', 'acc')
+local s = redis.call('HMGET', KEYS[1], 'uid', 'cur', 'prev', 'rot_at', 'acc', 'auth_time',
+                    'amr', 'created')
 if not s[1] or s[1] ~= ARGV[1] then
   if redis.call('EXISTS', KEYS[2]) == 1 then return {'revoked'} end
   return {'ended'}
 end
+local auth_time, amr = s[6] or s[8], s[7] or 'pwd'
 """
 
 # A refresh token used twice ends its session; `ended:{sid}` remembers why for as long as the
@@ -67,21 +70,21 @@ if s[2] ~= ARGV[2] then""" + _END_REUSED + """
   return {'reused'}
 end
 redis.call('HSET', KEYS[1], 'last_used', ARGV[5])
-return {'ok'}
+return {'ok', auth_time, amr}
 """)
 
 # ARGV: uid, jti, database's ver, its role, now, grace, new refresh jti, new access jti,
-# blacklist ttl. -> {status, cur, acc, rot_at}; status: rotated | grace | stale | ended |
-# revoked | reused
+# blacklist ttl. -> {status, cur, acc, rot_at, auth_time, amr}; status: rotated | grace |
+# stale | ended | revoked | reused
 _ROTATE = Script(_DB_HEAD + """
 if s[2] == ARGV[2] then
   redis.call('HSET', KEYS[1], 'prev', ARGV[2], 'cur', ARGV[7], 'acc', ARGV[8],
              'rot_at', ARGV[5], 'last_used', ARGV[5])
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[9])
-  return {'rotated', ARGV[7], ARGV[8], ARGV[5]}
+  return {'rotated', ARGV[7], ARGV[8], ARGV[5], auth_time, amr}
 end
 if """ + _IN_GRACE + """ then
-  return {'grace', s[2], s[5], s[4]}
+  return {'grace', s[2], s[5], s[4], auth_time, amr}
 end""" + _END_REUSED + """
 return {'reused'}
 """)
@@ -118,6 +121,16 @@ return 1
 """)
 
 
+# A re-authentication (or a new factor) renews the session's grant; sessions from before
+# grants were kept read theirs as a password sign-in at `created`. KEYS: session. ARGV: uid,
+# amr, auth_time. -> the session's exp, or false when it is not the user's (ended).
+_ELEVATE = Script("""
+if redis.call('HGET', KEYS[1], 'uid') ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'amr', ARGV[2], 'auth_time', ARGV[3])
+return redis.call('HGET', KEYS[1], 'exp')
+""")
+
+
 # A deleted account (issue 9.6): every session of the user ends and the cached row becomes a
 # marker with no account data in it, which no reader's fill can overwrite (fills only land on
 # an absent key): every token of the id then goes to the database, which no longer has it.
@@ -150,6 +163,16 @@ class RefreshOutcome:
     refresh_jti: str = ""           # rotated / grace: the live successor's jti
     access_jti: str = ""
     rotated_at: int = 0
+    amr: tuple[str, ...] = ()       # ok / rotated / grace: the session's grant
+    auth_time: int = 0
+
+
+def _grant(fields: Sequence[Any]) -> dict[str, Any]:
+    """A script's (auth_time, amr) as RefreshOutcome's fields; none when it returned none."""
+    if len(fields) < 2:
+        return {}
+    return {"auth_time": int(text(fields[0])),
+            "amr": tuple(m for m in text(fields[1]).split(",") if m)}
 
 
 class UserAndSession(NamedTuple):
@@ -169,11 +192,13 @@ class SessionStore:
         self._index_ttl = index_ttl
 
     async def start(self, *, sid: str, user_id: int, refresh_jti: str, now: float, exp: int,
-                    ttl: int, user_agent: str, ip: str) -> None:
+                    ttl: int, user_agent: str, ip: str, amr: tuple[str, ...] = ("pwd",),
+                    auth_time: int | None = None) -> None:
         key, index = self._keys.session(sid), self._keys.user_sessions(user_id)
         await self.redis.transaction(
             ("HSET", key, "uid", user_id, "cur", refresh_jti, "created", int(now),
-             "last_used", int(now), "exp", exp, "user_agent", user_agent[:256], "ip", ip),
+             "last_used", int(now), "exp", exp, "user_agent", user_agent[:256], "ip", ip,
+             "amr", ",".join(amr), "auth_time", int(now) if auth_time is None else auth_time),
             ("EXPIRE", key, ttl),
             ("SADD", index, sid),
             ("EXPIRE", index, self._index_ttl))
@@ -208,9 +233,9 @@ class SessionStore:
                           now: float) -> RefreshOutcome:
         """A refresh without rotation: the token must be its session's live one. `ver` and
         `role` are the database's (see _DB_HEAD)."""
-        (status,) = await self.redis.eval(_REFRESH, self._script_keys(user_id, sid, jti),
-                                          [user_id, jti, ver, role, int(now)])
-        return RefreshOutcome(text(status))
+        status, *grant = await self.redis.eval(_REFRESH, self._script_keys(user_id, sid, jti),
+                                               [user_id, jti, ver, role, int(now)])
+        return RefreshOutcome(text(status), **_grant(grant))
 
     async def rotate(self, user_id: int, sid: str, jti: str, ver: int, role: str, now: float,
                      *, grace: int, new_refresh_jti: str, new_access_jti: str,
@@ -224,8 +249,16 @@ class SessionStore:
         status = text(result[0])
         if status in ("rotated", "grace"):
             return RefreshOutcome(status, None, text(result[1]), text(result[2]),
-                                  int(text(result[3])))
+                                  int(text(result[3])), **_grant(result[4:]))
         return RefreshOutcome(status)
+
+    async def elevate(self, user_id: int, sid: str, amr: tuple[str, ...],
+                      auth_time: int) -> int | None:
+        """Renew the session's grant (reauth/, a confirmed factor); the session's end (its
+        refresh token's exp), or None when it is over."""
+        exp = await self.redis.eval(_ELEVATE, [self._keys.session(sid)],
+                                    [user_id, ",".join(amr), auth_time])
+        return None if exp is None else int(text(exp))
 
     async def logout(self, user_id: int, sid: str, jti: str, ver: int, blacklist_ttl: int,
                      now: float, grace: int) -> RefreshOutcome:

@@ -10,6 +10,7 @@ from service.http.openapi.auth_paths import account_paths, reset_paths, session_
 from service.http.openapi.build import Json
 from service.http.openapi.components import field_schemas, request_schemas, response_schemas
 from service.http.openapi.error_responses import error_responses, error_schemas, headers
+from service.http.openapi.mfa_paths import mfa_paths, mfa_schemas
 from service.http.openapi.notes import cutover_note
 from service.http.openapi.security_paths import security_paths
 from service.http.openapi.service_paths import service_paths
@@ -37,22 +38,28 @@ def document(settings: Settings) -> Json:
                  {"name": "profile", "description": "The authenticated user."},
                  {"name": "sessions", "description": "Server-side sessions and account "
                                                      "security."},
+                 {"name": "mfa", "description": "A second factor: an authenticator app, "
+                                                "recovery codes, re-authentication."},
                  {"name": "admin", "description": "User administration; role `admin` only."},
                  {"name": "docs", "description": "This document and its page."},
                  {"name": "browser", "description": "The JS client module and, with [ui] "
                                                     "enabled, the hosted pages."},
                  {"name": "health", "description": "For load balancers and monitors."}],
         "paths": {**account_paths(s), **reset_paths(s), **session_paths(s), **security_paths(s),
-                  **admin_paths(),
+                  **mfa_paths(s), **admin_paths(),
                   **service_paths(s.ui)},
         "components": {
             "schemas": {**field_schemas(s), **request_schemas(s), **response_schemas(s),
-                        **error_schemas()},
+                        **mfa_schemas(s), **error_schemas()},
             "responses": error_responses(s),
             "headers": headers(),
             "securitySchemes": {"bearerAuth": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                **({"description": "An access token." + cutover_note(s, "access tokens")}
-                   if s.migration.enabled else {})}},
+                "description": "An access token. Its `amr` and `auth_time` claims say how and "
+                               "when the session last proved who it is; one with `scope: "
+                               "mfa_enrolment` (a role in `[mfa] require_for_roles` without a "
+                               "second factor) reaches only `profile/` (GET), `mfa/`, "
+                               "`mfa/totp/`, `mfa/totp/confirm/` and `reauth/`, elsewhere 403 "
+                               "`mfa_enrolment_required`." + cutover_note(s, "access tokens")}},
         },
     }

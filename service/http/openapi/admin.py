@@ -16,6 +16,9 @@ def admin_schemas(s: Settings) -> Json:
         "username": string(), "email": string(), "display_name": string(),
         "role": string(maxLength=ROLE_MAX), "is_active": {"type": "boolean"},
         "date_joined": string(UTC_TIME, format="date-time"),
+        "mfa_methods": {"type": "array", "items": string(enum=["totp", "recovery_code"]),
+                        "description": "What the user's sign-in asks for after the password; "
+                                       "empty without a second factor."},
     }
     link = {"type": ["string", "null"], "format": "uri"}
     return {
@@ -99,6 +102,14 @@ def admin_paths() -> Json:
             "revokeUserSessions", "Refuse every token of a user",
             "Every access and refresh token issued to the user so far is refused at once; "
             "the user can log in again.",
+            {"204": response("No Content: done. The body is empty.")},
+            errors=("NotFound",), parameters=user_id)},
+        AUTH + "users/{id}/mfa/reset/": {"post": _admin_operation(
+            "resetUserMfa", "Remove a user's second factor",
+            "For a user who lost their authenticator and recovery codes: every factor of the "
+            "user goes, and they sign in with their password alone (a role in "
+            "`[mfa] require_for_roles` then reaches only the enrolment). Logged as a security "
+            "event and mailed to the user.",
             {"204": response("No Content: done. The body is empty.")},
             errors=("NotFound",), parameters=user_id)},
     }

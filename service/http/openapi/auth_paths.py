@@ -30,9 +30,15 @@ def account_paths(s: Settings) -> Json:
             body="RegisterRequest", errors=("BadRequest", *register_429, "ServiceUnavailable"))},
         AUTH + "login/": {"post": operation(
             "login", "Log in",
-            "A wrong password, an unknown user and an inactive account get the same 401."
-            + login_note,
-            {"200": token_response("The user and a token pair.", "LoginResponse")},
+            "A wrong password, an unknown user and an inactive account get the same 401. An "
+            "account with a second factor answers the right password with `mfa_required` "
+            "and an `mfa_token` instead of tokens: `login/mfa/` finishes the sign-in (a wrong "
+            "password never tells whether the account has one)." + login_note,
+            {"200": response("The user and a token pair; or, for an account with a second "
+                             "factor, what `login/mfa/` needs.",
+                             {"oneOf": [ref("schemas", "LoginResponse"),
+                                        ref("schemas", "MfaRequired")]},
+                             **{"Cache-Control": ref("headers", "CacheControl")})},
             body="LoginRequest",
             errors=("BadRequest", "InvalidCredentials", *login_unverified, *login_429,
                     "ServiceUnavailable"))},
@@ -91,10 +97,11 @@ def session_paths(s: Settings) -> Json:
                 "verification and \"this wasn't me\" links do nothing, and the username and "
                 "email are free again. The id is never given to another account. 429 "
                 "(Retry-After: 1) while another password check of the same account is in "
-                "progress." + reauth_note(s),
+                "progress. An account with a second factor also needs a recent sign-in "
+                "(403 `step_up_required`, see `reauth/`)." + reauth_note(s),
                 {"204": response("No Content: the account is gone. The body is empty.")},
                 body="AccountDeleteRequest", bearer=True, tag="profile",
-                errors=("BadRequest", "TooManyRequests", "BearerUnauthorized",
+                errors=("BadRequest", "TooManyRequests", "BearerUnauthorized", "StepUpRequired",
                         "ServiceUnavailable"))},
         AUTH + "token/refresh/": {"post": operation(
             "refreshToken", "Get a new access token",

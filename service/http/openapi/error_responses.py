@@ -17,7 +17,9 @@ def error_schemas() -> Json:
         "AuthError": obj({
             "detail": string(),
             "code": string("`token_not_valid` for every token refusal, `not_authenticated` when "
-                           "no token is sent, `no_active_account` for wrong credentials."),
+                           "no token is sent, `no_active_account` for wrong credentials; at "
+                           "`login/mfa/`, `mfa_token_invalid` (sign in again) or "
+                           "`mfa_code_invalid` (a wrong or used code)."),
             "reason": string("Why a token was refused (`token_expired`, `token_revoked`, "
                              "`password_changed`, `user_inactive`, `user_not_found`, "
                              "`bad_signature`, `wrong_token_type`, ...); "
@@ -46,7 +48,20 @@ def error_responses(s: Settings) -> Json:
                                      "(`code: email_not_verified`); only with "
                                      "`[auth] require_email_verification`.", auth_error),
         "Forbidden": response("Authenticated, but not allowed: the caller's current role is "
-                              "not `admin`.", detail),
+                              "not `admin`; or (a write, `[mfa] step_up_for_admin`) an admin "
+                              "with a second factor who has not signed in recently "
+                              "(`code: step_up_required`, see `reauth/`); or a token limited to "
+                              "the enrolment of a second factor "
+                              "(`code: mfa_enrolment_required`).",
+                              {"oneOf": [detail, ref("schemas", "StepUpError")]}),
+        "StepUpRequired": response("The account has a second factor and has not signed in "
+                                   "recently (`code: step_up_required`): `reauth/`, then try "
+                                   "again. 403, not 401: the session itself is fine.",
+                                   ref("schemas", "StepUpError")),
+        "MfaRefused": response("`mfa_token_invalid`: the pending sign-in is unknown, expired, "
+                               "used or out of attempts: sign in again. `mfa_code_invalid`: a "
+                               "wrong or already used code; the `mfa_token` stays usable while "
+                               "attempts remain.", auth_error),
         "NotFound": response('Unknown resource (`{"detail": "Not found."}`), or a page past '
                              'the last (`{"detail": "Invalid page."}`).', detail),
         "PayloadTooLarge": response(f"Body over {s.server.max_body_bytes} bytes "

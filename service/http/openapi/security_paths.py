@@ -33,11 +33,13 @@ def security_paths(s: Settings) -> Json:
             "changePassword", "Change my password",
             "Needs the current password. Every other session ends and every earlier token is "
             "refused; this session goes on with the fresh pair returned. 429 (Retry-After: 1) "
-            "while another password check of the same account is in progress."
-            + reauth_note(s),
+            "while another password check of the same account is in progress. An account "
+            "with a second factor also needs a recent sign-in (403 `step_up_required`, see "
+            "`reauth/`)." + reauth_note(s),
             {"200": token_response("A fresh token pair for this session.", "TokenPair")},
             body="PasswordChangeRequest",
-            errors=("BadRequest", "TooManyRequests", *bearer_errors), bearer=True,
+            errors=("BadRequest", "TooManyRequests", "StepUpRequired", *bearer_errors),
+            bearer=True,
             tag="sessions")},
         AUTH + "verify-email/": {"post": operation(
             "verifyEmail", "Confirm an email address",

@@ -1,0 +1,233 @@
+"""Second factors on their owner's behalf: a TOTP authenticator (enrol, confirm, turn off),
+recovery codes (made at the first enrolment, shown once, single use, regenerable), the
+re-authentication that step-up asks for (reauth/), and the admin's reset.
+
+Every change to a factor is mailed to the user as a security alert, with its "this wasn't
+me" link. Secrets leave this module only sealed (mfa_crypto.py), and are never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from service.config import MfaSettings
+from service.core import totp
+from service.core.accounts import AccountService
+from service.core.alerts import Alerts, alert_time
+from service.core.authentication import Caller
+from service.core.cached_users import cached
+from service.core.limits import RateLimiter, client_key
+from service.core.lockout import Lockout
+from service.core.mfa_crypto import MfaKey, new_recovery_codes
+from service.core.sessions import Client, SessionService
+from service.core.step_up import StepUp
+from service.errors import NotFound, ValidationFailed
+from service.store.cache import CachedUser
+from service.store.mfa import Factors, MfaStore
+from service.store.users import UserStore
+
+log = logging.getLogger("authsvc.mfa")
+
+TOTP = "totp"
+RECOVERY_CODE = "recovery_code"
+METHODS = (TOTP, RECOVERY_CODE)
+# RFC 8176 names a one-time password "otp"; a recovery code has no registered name.
+AMR = {TOTP: "otp", RECOVERY_CODE: "recovery_code", "password": "pwd"}
+WRONG_CODE = "The code is wrong, or was already used."
+NO_ENROLMENT = "No enrolment in progress: start one with POST mfa/totp/."
+NO_FACTOR = "Turn on a second factor first: recovery codes back one up."
+ROLE_NEEDS_FACTOR = ("Your role requires a second factor: set up a new authenticator (POST "
+                     "mfa/totp/) instead of turning it off.")
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A second factor accepted: which (as `amr` names it), and the recovery code spent."""
+
+    method: str
+    amr: str
+    code_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    factors: Factors
+    confirmed_at: dt.datetime | None
+    pending: bool
+    enrolment_required: bool
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    uri: str
+    qr_svg: str
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    recovery_codes: list[str]  # the first factor's new codes; none when replacing one
+    access: str
+
+
+@dataclass(frozen=True)
+class ReauthInput:
+    method: str  # password | totp | recovery_code
+    secret: str  # the password or the code
+
+
+class MfaService:
+    def __init__(self, settings: MfaSettings, users: UserStore, store: MfaStore, key: MfaKey,
+                 sessions: SessionService, accounts: AccountService, step_up: StepUp,
+                 alerts: Alerts, lockout: Lockout, limiter: RateLimiter,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._s = settings
+        self._users = users
+        self._store = store
+        self._key = key
+        self._sessions = sessions
+        self._accounts = accounts
+        self._step_up = step_up
+        self._alerts = alerts
+        self._lockout = lockout
+        self._limiter = limiter
+        self._clock = clock
+
+    async def factors(self, user_id: int) -> Factors:
+        return await self._store.factors(user_id)
+
+    async def status(self, caller: Caller) -> Status:
+        factors = await self._store.factors(caller.user.id)
+        row = await self._store.totp(caller.user.id)
+        required = caller.user.role in self._s.require_for_roles and not factors.any
+        return Status(factors, row.confirmed_at if row and row.secret else None,
+                      bool(row and row.pending_secret), required)
+
+    # -- the authenticator -----------------------------------------------------------------
+    async def enrol(self, caller: Caller) -> Enrolment:
+        """A new secret waiting for its first code; the authenticator in use (if any) stays
+        until that code confirms the new one."""
+        await self._step_up.require_recent(caller)
+        secret = totp.new_secret()
+        await self._store.set_pending(caller.user.id, self._key.seal(caller.user.id, secret))
+        uri = totp.provisioning_uri(secret, caller.user.username, self._s.issuer)
+        return Enrolment(secret, uri, totp.qr_svg(uri))
+
+    async def confirm(self, caller: Caller, code: str) -> Confirmed:
+        """The first code from the new authenticator makes it the one in use; the first
+        factor of an account also gets its recovery codes. The session counts as signed in
+        with it now."""
+        user_id = caller.user.id
+        row = await self._store.totp(user_id)
+        secret = (self._key.open(user_id, row.pending_secret)
+                  if row and row.pending_secret else None)
+        if row is None or row.pending_secret is None or secret is None:
+            raise ValidationFailed.on("non_field_errors", NO_ENROLMENT)
+        step = totp.matching_step(secret, code, self._clock())
+        if step is None:
+            raise ValidationFailed.on("code", WRONG_CODE)
+        codes = new_recovery_codes() if row.secret is None else []
+        hashes = [self._key.code_hash(user_id, c) for c in codes]
+        if not await self._store.confirm_pending(user_id, row.pending_secret, step, hashes):
+            raise ValidationFailed.on("non_field_errors", NO_ENROLMENT)
+        log.info("user %s: authenticator app %s", user_id,
+                 "turned on" if codes else "replaced")
+        await self._alert(caller.user, "mfa_enabled" if codes else "mfa_changed")
+        access, _ = await self._sessions.regrant(caller, AMR[TOTP])
+        return Confirmed(codes, access)
+
+    async def disable(self, caller: Caller) -> None:
+        """The authenticator and the recovery codes go: the account signs in with its
+        password alone again."""
+        await self._step_up.require(caller)
+        if caller.user.role in self._s.require_for_roles:
+            raise ValidationFailed.on("non_field_errors", ROLE_NEEDS_FACTOR)
+        if await self._store.remove_all(caller.user.id):
+            log.info("user %s: second factor turned off", caller.user.id)
+            await self._alert(caller.user, "mfa_disabled")
+
+    async def regenerate_codes(self, caller: Caller) -> list[str]:
+        await self._step_up.require(caller)
+        codes = new_recovery_codes()
+        if not await self._store.replace_codes(
+                caller.user.id, [self._key.code_hash(caller.user.id, c) for c in codes]):
+            raise ValidationFailed.on("non_field_errors", NO_FACTOR)
+        log.info("user %s: recovery codes regenerated", caller.user.id)
+        await self._alert(caller.user, "recovery_codes_regenerated")
+        return codes
+
+    # -- using a factor --------------------------------------------------------------------
+    async def verify(self, user_id: int, method: str, code: str) -> Proof | None:
+        """Spend a code of the user's: a TOTP code once (and no older one after it), a
+        recovery code once. None for a wrong, replayed or unusable one."""
+        if method == TOTP:
+            row = await self._store.totp(user_id)
+            secret = self._key.open(user_id, row.secret) if row and row.secret else None
+            if row is None or row.secret is None or secret is None:
+                return None
+            step = totp.matching_step(secret, code, self._clock())
+            if step is None or not await self._store.spend_step(user_id, row.secret, step):
+                return None
+            return Proof(TOTP, AMR[TOTP])
+        if method == RECOVERY_CODE:
+            if not (await self._store.factors(user_id)).any:
+                return None  # codes back up a factor; without one they are no way in
+            code_id = await self._store.use_code(user_id, self._key.code_hash(user_id, code))
+            return None if code_id is None else Proof(RECOVERY_CODE, AMR[RECOVERY_CODE],
+                                                       code_id)
+        return None
+
+    async def give_back(self, proof: Proof) -> None:
+        """What a proof spent, back: the sign-in it was for did not happen."""
+        if proof.code_id is not None:
+            await self._store.unuse_code(proof.code_id)
+
+    async def used(self, user: CachedUser, proof: Proof, client: Client) -> None:
+        """A recovery code was spent: the owner hears of it (the device may be lost)."""
+        if proof.method == RECOVERY_CODE:
+            left = (await self._store.factors(user.id)).codes_left
+            log.info("user %s: recovery code used (%s left)", user.id, left)
+            await self._alerts.send(user, "recovery_code_used",
+                                    f"When: {alert_time(self._clock())}. From: {client.ip}. "
+                                    f"Recovery codes left: {left}.")
+
+    async def reauthenticate(self, caller: Caller, data: ReauthInput,
+                             client: Client) -> tuple[str, int]:
+        """Step-up: the password or a second factor again, guarded like a login (wrong
+        ones counted against the account, then 429); the session's auth_time renewed."""
+        if data.method == "password":
+            async with self._accounts.reauthenticated(caller, data.secret, client,
+                                                      step_up=False):
+                pass
+            return await self._sessions.regrant(caller, AMR["password"])
+        await self._limiter.check("login", client_key(client.ip))
+        await self._lockout.reserve_reauth(caller.user.id)
+        proof = await self.verify(caller.user.id, data.method, data.secret)
+        if proof is None:
+            raise ValidationFailed.on("code", WRONG_CODE)
+        await self._lockout.reauth_succeeded(caller.user.id)
+        await self.used(caller.user, proof, client)
+        return await self._sessions.regrant(caller, proof.amr)
+
+    # -- the admin's -----------------------------------------------------------------------
+    async def admin_reset(self, actor: CachedUser, user_id: int) -> None:
+        """Every factor of the user gone (a lost device, no codes left): logged as a security
+        event, mailed to the user."""
+        user = await self._users.by_id(user_id)
+        if user is None:
+            raise NotFound()
+        had = await self._store.remove_all(user_id)
+        log.warning("security: admin %s reset the second factor of user %s (%s)", actor.id,
+                    user_id, "had one" if had else "had none")
+        if had:
+            await self._alert(cached(user), "mfa_reset")
+
+    async def methods_of(self, user_ids: list[int]) -> dict[int, list[str]]:
+        return await self._store.methods_of(user_ids)
+
+    async def _alert(self, user: CachedUser, kind: str) -> None:
+        await self._alerts.send(user, kind, f"When: {alert_time(self._clock())}.")
