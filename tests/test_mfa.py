@@ -622,3 +622,45 @@ def test_every_change_to_a_factor_is_mailed(settings: Settings, make_client: Any
     used = next(m for m in mailbox.messages if m["Subject"] == "A recovery code was used")
     assert "Recovery codes left: 9" in used.get_body(preferencelist=("plain",)).get_content()
     assert not any(c in str(m) for m in mailbox.messages for c in codes)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_single_use_holds_on_postgresql_too(settings: Settings, make_client: Any,
+                                            empty_postgres: str) -> None:
+    """The same races on PostgreSQL, where the conditional UPDATEs run side by side (SQLite
+    serialises every write): one recovery code, twenty sign-ins; one TOTP code, ten
+    re-authentications."""
+    from service.store import migrate
+    migrate.upgrade(empty_postgres)
+    client = make_client(settings.replace(database={"url": empty_postgres}))
+    done = enrolled(client, signed_up(client))
+    steps = [password_step(client)["mfa_token"] for _ in range(20)]
+    barrier = threading.Barrier(20)
+    answers: list[int] = []
+
+    def sign_in(token: str) -> None:
+        barrier.wait()
+        answers.append(second_step(client, token, done["recovery_codes"][0],
+                                   "recovery_code").status_code)
+
+    threads = [threading.Thread(target=sign_in, args=(t,)) for t in steps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [200] + [401] * 19, answers
+    code = code_at(done["secret"], time.time() + 30)
+    reauths: list[int] = []
+    ten = threading.Barrier(10)
+
+    def again() -> None:
+        ten.wait()
+        reauths.append(reauth(client, done["access"], method="totp", code=code).status_code)
+
+    threads = [threading.Thread(target=again) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(reauths) == [200] + [400] * 9, reauths
