@@ -133,7 +133,7 @@ class StepUpRequired(PermissionDenied):
     """A sensitive operation wants a recent sign-in: POST reauth/ with one of `methods`.
     403, not 401: clients written for simplejwt take every 401 for "refresh or sign out"."""
 
-    detail = "Confirm it is you: re-authenticate (reauth/), then try again."
+    detail = "Confirm it is you: enter your password or a code again, then try again."
     code = "step_up_required"
 
     def __init__(self, methods: list[str]) -> None:
@@ -145,7 +145,7 @@ class StepUpRequired(PermissionDenied):
 
 
 class MfaEnrolmentRequired(PermissionDenied):
-    detail = "Your role requires a second factor: set one up first (mfa/totp/)."
+    detail = "Your role requires two-factor sign-in: set up an authenticator app first."
     code = "mfa_enrolment_required"
 
     def body(self) -> dict[str, object]:

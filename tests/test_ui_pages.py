@@ -17,7 +17,8 @@ from service.http import ui
 
 # page -> the labels and buttons a person (and a browser test) finds it by, in Tab order.
 CONTRACT = {
-    "signin": (["Username or email", "Password"], ["Sign in"]),
+    "signin": (["Username or email", "Password", "Authentication code"],
+               ["Sign in", "Verify", "Use a recovery code", "Start over"]),
     "signup": (["Username", "Email", "Display name", "Password", "Repeat password"],
                ["Create account"]),
     "forgot": (["Email"], ["Send reset link"]),
@@ -25,8 +26,13 @@ CONTRACT = {
     "verify": (["Email"], ["Send a new link"]),
     "not-me": ([], ["End every session"]),
     "profile": (["Display name", "Current password", "New password", "Repeat new password",
-                 "Password to delete the account", "I understand this cannot be undone"],
-                ["Sign out", "Sign out everywhere", "Save", "Change password", "Delete account"]),
+                 "Code from the app", "Password to delete the account",
+                 "I understand this cannot be undone", "Your password",
+                 "Authentication or recovery code"],
+                ["Sign out", "Sign out everywhere", "Save", "Change password", "Set up",
+                 "Regenerate recovery codes", "Turn off", "Yes, turn it off", "Keep it on",
+                 "Turn on", "Cancel set-up", "I have stored them", "Delete account", "Continue",
+                 "Use a code instead", "Cancel"]),
     "sessions": ([], ["Sign out", "Sign out everywhere"]),
 }
 

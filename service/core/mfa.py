@@ -38,10 +38,10 @@ METHODS = (TOTP, RECOVERY_CODE)
 # RFC 8176 names a one-time password "otp"; a recovery code has no registered name.
 AMR = {TOTP: "otp", RECOVERY_CODE: "recovery_code", "password": "pwd"}
 WRONG_CODE = "The code is wrong, or was already used."
-NO_ENROLMENT = "No enrolment in progress: start one with POST mfa/totp/."
+NO_ENROLMENT = "No authenticator app is being set up: start the set-up again."
 NO_FACTOR = "Turn on a second factor first: recovery codes back one up."
-ROLE_NEEDS_FACTOR = ("Your role requires a second factor: set up a new authenticator (POST "
-                     "mfa/totp/) instead of turning it off.")
+ROLE_NEEDS_FACTOR = ("Your role requires two-factor sign-in: set up a new authenticator app "
+                     "instead of turning it off.")
 
 
 @dataclass(frozen=True)

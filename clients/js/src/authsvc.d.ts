@@ -75,7 +75,11 @@ export interface AuthClientOptions {
 export class AuthError extends Error {
   /** HTTP status; 0 when the server could not be reached. */
   readonly status: number;
-  /** the API's `code` (`token_not_valid`, `not_authenticated`, `no_active_account`, ...) */
+  /** the API's `code` (`token_not_valid`, `not_authenticated`, `no_active_account`, ...).
+   * Second factor: `step_up_required` (403: the action needs a recent sign-in; call
+   * `reauthenticate()` with one of `methods`, then retry), `mfa_enrolment_required` (403: the
+   * account's role needs a second factor set up first), `mfa_code_invalid` and
+   * `mfa_token_invalid` (401 from `MfaRequiredError.complete()`). */
   readonly code: string | null;
   /** the API's finer `reason` on token refusals (`token_expired`, `session_ended`, ...) */
   readonly reason: string | null;
@@ -83,9 +87,49 @@ export class AuthError extends Error {
   readonly fields: Record<string, string[]>;
   /** seconds from Retry-After on a 429, else null */
   readonly retryAfter: number | null;
+  /** the API's `methods`: on `step_up_required`, the ways to re-authenticate */
+  readonly methods: StepUpMethod[] | null;
   /** the parsed response body, if any */
   readonly body: unknown;
 }
+
+/** A second factor. */
+export type MfaMethod = "totp" | "recovery_code";
+/** A way to re-authenticate (`reauthenticate()`). */
+export type StepUpMethod = "password" | MfaMethod;
+
+/** What login() rejects with when the account has a second factor: nobody is signed in yet.
+ * `complete()` sends the code (once per try: a wrong one rejects with `mfa_code_invalid` and
+ * may be tried again; `mfa_token_invalid` means start again with login()); it then signs in
+ * exactly as login() does and resolves with the user. */
+export class MfaRequiredError extends AuthError {
+  /** status: 200, the login/ answer's */
+  readonly code: "mfa_required";
+  /** the factors the account can use now (`recovery_code` only while unused ones remain) */
+  readonly methods: MfaMethod[];
+  complete(method: MfaMethod, code: string): Promise<User>;
+}
+
+/** GET mfa/ */
+export interface MfaStatus {
+  methods: MfaMethod[];
+  totp: { enabled: boolean; pending: boolean; confirmed_at: string | null };
+  recovery_codes_left: number;
+  /** the account's role needs a second factor, and it has none yet */
+  enrolment_required: boolean;
+  /** seconds a sign-in or re-authentication counts as recent for step-up */
+  step_up_max_age: number;
+}
+
+/** A TOTP enrolment started: show `qr_svg` (an SVG document) or `secret`, then confirmTotp(). */
+export interface TotpEnrolment {
+  /** base32, for entering by hand */
+  secret: string;
+  otpauth_uri: string;
+  qr_svg: string;
+}
+
+export type ReauthInput = { password: string } | { method: MfaMethod; code: string };
 
 export interface RegisterInput {
   username: string;
@@ -110,6 +154,7 @@ export interface AuthClient {
   subscribe(listener: (state: AuthState) => void): () => void;
 
   register(input: RegisterInput): Promise<{ user: User; signedIn: boolean }>;
+  /** Rejects with an MfaRequiredError when the account has a second factor. */
   login(usernameOrEmail: string, password: string): Promise<User>;
   /** Ends this session on the server and signs every tab out. */
   logout(): Promise<void>;
@@ -131,6 +176,21 @@ export interface AuthClient {
   resendVerification(email: string): Promise<void>;
   /** "This wasn't me": ends every session of the account and mails a reset link. */
   notMe(token: string): Promise<void>;
+
+  /** Proves it is still the user (password, or a second factor), for actions that need a
+   * recent sign-in (`step_up_required`); the new access token becomes this session's. */
+  reauthenticate(input: ReauthInput): Promise<void>;
+  mfaStatus(): Promise<MfaStatus>;
+  /** Starts (or restarts) a TOTP enrolment; may reject with `step_up_required`. */
+  enrolTotp(): Promise<TotpEnrolment>;
+  /** Confirms the enrolment with a code from the app; resolves with the recovery codes (show
+   * them once: [] when an authenticator was replaced). The new access token becomes this
+   * session's. */
+  confirmTotp(code: string): Promise<string[]>;
+  /** Removes TOTP and the recovery codes (step-up). */
+  disableTotp(): Promise<void>;
+  /** A new set of 10 recovery codes; the old set stops working (step-up). */
+  regenerateRecoveryCodes(): Promise<string[]>;
 
   listSessions(): Promise<Session[]>;
   revokeSession(id: string): Promise<void>;

@@ -27,7 +27,18 @@ export class AuthError extends Error {
     this.reason = b.reason ?? null;
     this.fields = fields;
     this.retryAfter = retryAfter;
+    this.methods = b.methods ?? null;
     this.body = body;
+  }
+}
+
+// login() for an account with a second factor: not signed in yet; complete() sends the code.
+export class MfaRequiredError extends AuthError {
+  constructor(body, complete) {
+    super(200, body, null, "A second factor is needed to sign in");
+    this.name = "MfaRequiredError";
+    this.code = "mfa_required";
+    this.complete = complete;
   }
 }
 
@@ -420,6 +431,12 @@ export function createAuthClient(options = {}) {
     return r;
   }
 
+  // A new access token of this session (re-authentication, a confirmed factor): the current one.
+  function current(r) {
+    if (tokens) share(issued({ access: r.access, refresh: r.refresh || tokens.refresh }));
+    return r;
+  }
+
   const getProfile = async () => profile(await bearer("profile/", null, "GET"));
 
   function profile(p) {
@@ -444,7 +461,12 @@ export function createAuthClient(options = {}) {
       return { user: r.user, signedIn: !!r.access };
     },
     async login(usernameOrEmail, password) {
-      return signedIn(await call("login/", { username_or_email: usernameOrEmail, password })).user;
+      const r = await call("login/", { username_or_email: usernameOrEmail, password });
+      if (r.mfa_required) {
+        throw new MfaRequiredError(r, async (method, code) =>
+          signedIn(await call("login/mfa/", { mfa_token: r.mfa_token, method, code })).user);
+      }
+      return signedIn(r).user;
     },
     async logout() {
       await ready;
@@ -479,6 +501,13 @@ export function createAuthClient(options = {}) {
     verifyEmail: async (token) => void (await call("verify-email/", { token })),
     resendVerification: async (email) => void (await call("verify-email/resend/", { email })),
     notMe: async (token) => void (await call("security/not-me/", { token })),
+
+    reauthenticate: async (input) => void current(await bearer("reauth/", input)),
+    mfaStatus: () => bearer("mfa/", null, "GET"),
+    enrolTotp: () => bearer("mfa/totp/", {}),
+    confirmTotp: async (code) => current(await bearer("mfa/totp/confirm/", { code })).recovery_codes,
+    disableTotp: async () => void (await bearer("mfa/totp/", null, "DELETE")),
+    regenerateRecoveryCodes: async () => (await bearer("mfa/recovery-codes/", {})).recovery_codes,
 
     listSessions: () => bearer("sessions/", null, "GET"),
     revokeSession: async (id) =>

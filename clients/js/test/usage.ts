@@ -1,8 +1,9 @@
 // Type-checked only (npm run typecheck): an app using every part of the interface, through
 // the package's exports. A declaration that is wrong or missing fails tsc here.
-import { AuthError, createAuthClient } from "@authsvc/client";
+import { AuthError, createAuthClient, MfaRequiredError } from "@authsvc/client";
 import type {
-  AuthClient, AuthClientOptions, AuthState, EndReason, Profile, Session, Tokens, TokenStorage, User,
+  AuthClient, AuthClientOptions, AuthState, EndReason, MfaMethod, MfaStatus, Profile, ReauthInput,
+  Session, StepUpMethod, Tokens, TokenStorage, TotpEnrolment, User,
 } from "@authsvc/client";
 
 const storage: TokenStorage = {
@@ -80,6 +81,36 @@ export async function app(): Promise<void> {
       const body: unknown = e.body;
       const message: string = e.message;
       console.log(status, code, reason, fields.password?.[0], retryAfter, body, message);
+    }
+  }
+  try {
+    await auth.login("ada", "correct horse");
+  } catch (e) {
+    if (e instanceof MfaRequiredError) {
+      const code: "mfa_required" = e.code;
+      const methods: MfaMethod[] = e.methods;
+      const signedIn: User = await e.complete(methods.includes("totp") ? "totp" : "recovery_code", "123456");
+      console.log(code, signedIn.username, e.status, e instanceof AuthError);
+    }
+  }
+  const mfa: MfaStatus = await auth.mfaStatus();
+  console.log(mfa.methods, mfa.totp.enabled, mfa.totp.pending, mfa.totp.confirmed_at,
+    mfa.recovery_codes_left, mfa.enrolment_required, mfa.step_up_max_age);
+  const enrolment: TotpEnrolment = await auth.enrolTotp();
+  console.log(enrolment.secret, enrolment.otpauth_uri, enrolment.qr_svg);
+  const recoveryCodes: string[] = await auth.confirmTotp("123456");
+  const fresh: string[] = await auth.regenerateRecoveryCodes();
+  console.log(recoveryCodes.length, fresh[0]);
+  await auth.disableTotp();
+  const byPassword: ReauthInput = { password: "correct horse" };
+  await auth.reauthenticate(byPassword);
+  await auth.reauthenticate({ method: "recovery_code", code: "aaaa-bbbb-cccc" });
+  try {
+    await auth.regenerateRecoveryCodes();
+  } catch (e) {
+    if (e instanceof AuthError && e.code == "step_up_required") {
+      const ways: StepUpMethod[] | null = e.methods;
+      if (ways?.includes("password")) await auth.reauthenticate({ password: "correct horse" });
     }
   }
   await auth.logoutAll();

@@ -1,12 +1,19 @@
-// The signed-in user's profile: display name, password change, account deletion.
+// The signed-in user's profile: display name, password change, two-factor authentication
+// (two-factor.js), account deletion. Password change and deletion may need a recent sign-in
+// (step-up.js).
 import { ready, setUpNav, signedInProfile } from "./signed-in.js";
+import { withStepUp } from "./step-up.js";
+import { setUpTwoFactor } from "./two-factor.js";
 import { authClient, endingSession, handleForm, setFieldError } from "./ui.js";
 
 const client = authClient({ signedInOnly: true });
 setUpNav(client);
 
 const profile = await signedInProfile(client);
-if (profile) show(profile);
+if (profile) {
+  await setUpTwoFactor(client);
+  show(profile);
+}
 
 function show({ username, email, display_name }) {
   document.getElementById("profile-username").textContent = username;
@@ -21,7 +28,7 @@ handleForm(document.getElementById("display-name-form"), async ({ display_name }
 });
 
 handleForm(document.getElementById("password-form"), async ({ old_password, password, password2 }, form) => {
-  await client.changePassword(old_password, password, password2);
+  await withStepUp(client, () => client.changePassword(old_password, password, password2));
   form.reset();
   return "Your password is changed. Every other session of your account has ended.";
 });
@@ -32,6 +39,6 @@ handleForm(document.getElementById("delete-form"), async ({ password, confirm },
     setFieldError(form.elements.namedItem("confirm"), "Tick this box to confirm that the account is to be deleted.");
     return null;
   }
-  await endingSession("account_deleted", () => client.deleteAccount(password));
+  await endingSession("account_deleted", () => withStepUp(client, () => client.deleteAccount(password)));
   return null;
 });
