@@ -1,5 +1,5 @@
-"""The `authsvc` command: serve, worker, migrate, create-user, delete-user, import-django,
-dev."""
+"""The `authsvc` command: serve, worker, migrate, create-user, delete-user, reset-mfa,
+import-django, dev."""
 
 from __future__ import annotations
 
@@ -291,6 +291,33 @@ async def _delete_user(settings: Settings, identifier: str) -> None:
     print(f"deleted user {user.username} (id {user.id}): every session and token refused")
 
 
+def cmd_reset_mfa(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _require_migrated(settings)
+    asyncio.run(_reset_mfa(settings, args.user))
+
+
+async def _reset_mfa(settings: Settings, identifier: str) -> None:
+    """The admin API's MFA reset, for when no admin can sign in (the only admin lost their
+    authenticator and codes): the user's factors go; they sign in with the password alone."""
+    from service.app import database
+    from service.store.mfa import MfaStore
+    from service.store.users import UserStore
+
+    db = database(settings)
+    await db.connect()
+    try:
+        user = await UserStore(db).by_identifier(identifier)
+        if user is None:
+            sys.exit(f"authsvc: no user {identifier!r}")
+        had = await MfaStore(db).remove_all(user.id)
+    finally:
+        await db.disconnect()
+    log.warning("security: second factor of user %s reset from the command line", user.id)
+    print(f"{'removed the second factor of' if had else 'no second factor to remove for'} "
+          f"{user.username} (id {user.id})")
+
+
 def cmd_import_django(args: argparse.Namespace) -> None:
     from service.store.django_source import SourceError
 
@@ -393,6 +420,10 @@ def parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete-user", help="delete an account, ending its sessions at once")
     delete.add_argument("user", help="the username or email")
     delete.set_defaults(func=cmd_delete_user)
+    reset_mfa = sub.add_parser("reset-mfa", help="remove a user's second factor (authenticator "
+                                                 "and recovery codes)")
+    reset_mfa.add_argument("user", help="the username or email")
+    reset_mfa.set_defaults(func=cmd_reset_mfa)
     imp = sub.add_parser(
         "import-django", help="import a Django project's users, keeping their password hashes",
         description="Import the users of a Django project's database (SQLite or PostgreSQL), "

@@ -449,3 +449,24 @@ def test_create_user_without_redis_creates_nobody(tmp_path: Path,
     assert done.returncode != 0 and "Redis unreachable" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert user_rows(cli_env) == []
+
+
+def test_reset_mfa_lets_the_only_admin_back_in(tmp_path: Path, cli_env: dict[str, str],
+                                               settings: Settings, make_client: Any) -> None:
+    """The only admin lost their authenticator and codes: `authsvc reset-mfa` removes the
+    factor, and the password alone signs in again. An unknown user: exit 1, one line."""
+    from mfa_api import enrolled
+    assert authsvc(tmp_path, cli_env, "migrate").returncode == 0
+    assert create_boss(tmp_path, cli_env).returncode == 0
+    served = settings.replace(database={"url": cli_env["AUTH_DATABASE_URL"]})
+    client = make_client(served)
+    enrolled(client, login(client, "boss", PASSWORD).json()["access"])
+    assert login(client, "boss", PASSWORD).json()["mfa_required"] is True
+    reset = authsvc(tmp_path, cli_env, "reset-mfa", "boss@example.com")
+    assert reset.returncode == 0, reset.stderr
+    assert "removed the second factor of boss" in reset.stdout
+    assert set(login(client, "boss", PASSWORD).json()) >= {"access", "refresh"}
+    again = authsvc(tmp_path, cli_env, "reset-mfa", "boss")
+    assert again.returncode == 0 and "no second factor" in again.stdout
+    unknown = authsvc(tmp_path, cli_env, "reset-mfa", "nobody")
+    assert unknown.returncode == 1 and messages(unknown.stderr) == ["authsvc: no user 'nobody'"]
