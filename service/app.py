@@ -117,7 +117,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
             old_tokens, mfa_store, pending, clock)
         deletion = AccountDeletion(users, session_store)
         app.state.authenticator = Authenticator(codec, session_store, rows, old_tokens,
-                                                   clock)
+                                                mfa_store, settings.mfa.require_for_roles,
+                                                clock)
         app.state.sessions = sessions
         accounts = AccountService(settings, users, cache, counters, session_store, hasher,
                                   limiter, sessions, step_up)

@@ -269,10 +269,10 @@ def test_a_completed_sign_in_gives_its_attempts_back(settings: Settings,
 
 
 def test_the_second_step_spends_the_login_rate(settings: Settings, make_client: Any) -> None:
-    client = make_client(settings.replace(rate_limit={"enabled": True, "login": Rate(4, 60)}))
-    enrolled(client, signed_up(client))
-    step = password_step(client)                                         # 1
-    assert [second_step(client, step["mfa_token"], "000000").status_code  # 2, 3, 4
+    client = make_client(settings.replace(rate_limit={"enabled": True, "login": Rate(5, 60)}))
+    enrolled(client, signed_up(client))                                  # 1: the first code
+    step = password_step(client)                                         # 2
+    assert [second_step(client, step["mfa_token"], "000000").status_code  # 3, 4, 5
             for _ in range(3)] == [401, 401, 401]
     assert second_step(client, step["mfa_token"], "000000").status_code == 429
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from service.core.cached_users import CachedUsers, check_token_user, user_id_of
 from service.core.migration import OldTokens
-from service.core.tokens import ACCESS, Grant, TokenCodec
+from service.core.tokens import ACCESS, ENROLMENT_SCOPE, Grant, TokenCodec
 from service.errors import TokenInvalid
 from service.store.cache import CachedUser
+from service.store.mfa import MfaStore
 from service.store.sessions import SessionStore
 
 # An old simplejwt access token's: a password sign-in, never a recent one.
@@ -41,8 +42,11 @@ class Authenticator:
     """Judges access tokens on their signature, their session and their user's cached row."""
 
     def __init__(self, codec: TokenCodec, sessions: SessionStore, rows: CachedUsers,
-                 old_tokens: OldTokens, clock: Callable[[], float] = time.time) -> None:
+                 old_tokens: OldTokens, mfa: MfaStore, require_mfa_for: tuple[str, ...] = (),
+                 clock: Callable[[], float] = time.time) -> None:
         self._codec = codec
+        self._mfa = mfa
+        self._require_mfa_for = require_mfa_for
         self._old = old_tokens
         self._sessions = sessions
         self._rows = rows
@@ -59,7 +63,7 @@ class Authenticator:
             claims = self._codec.decode(access_token, ACCESS, now)
         except TokenInvalid as exc:
             # During the cut-over, maybe an old simplejwt token (no session of ours: sid "").
-            return Caller(await self._old.access(access_token, now, exc), "")
+            return await self._old_caller(await self._old.access(access_token, now, exc))
         user_id = user_id_of(claims)
         seen = await self._sessions.user_and_alive(user_id, claims.sid)
         if not seen.alive and seen.deleted:  # a deleted account's dead session: no database read
@@ -71,4 +75,12 @@ class Authenticator:
         if not seen.alive:
             raise await session_ended(self._sessions, claims.sid)
         return Caller(user, claims.sid, claims.grant)
+
+    async def _old_caller(self, user: CachedUser) -> Caller:
+        """An old simplejwt token's caller: a sign-in long ago, and held to the enrolment of a
+        second factor as a new sign-in would be ([mfa] require_for_roles)."""
+        if (user.role in self._require_mfa_for
+                and not (await self._mfa.factors(user.id)).any):
+            return Caller(user, "", Grant(("pwd",), 0, ENROLMENT_SCOPE))
+        return Caller(user, "", OLD_TOKEN_GRANT)
 

@@ -40,6 +40,8 @@ AMR = {TOTP: "otp", RECOVERY_CODE: "recovery_code", "password": "pwd"}
 WRONG_CODE = "The code is wrong, or was already used."
 NO_ENROLMENT = "No authenticator app is being set up: start the set-up again."
 NO_FACTOR = "Turn on a second factor first: recovery codes back one up."
+# An enrolment waits this long for its first code (seconds).
+ENROLMENT_TTL = 600
 ROLE_NEEDS_FACTOR = ("Your role requires two-factor sign-in: set up a new authenticator app "
                      "instead of turning it off.")
 
@@ -113,31 +115,40 @@ class MfaService:
         until that code confirms the new one."""
         await self._step_up.require_recent(caller)
         secret = totp.new_secret()
-        await self._store.set_pending(caller.user.id, self._key.seal(caller.user.id, secret))
+        await self._store.set_pending(caller.user.id, self._key.seal(caller.user.id, secret),
+                                      dt.datetime.fromtimestamp(self._clock(), dt.UTC))
         uri = totp.provisioning_uri(secret, caller.user.username, self._s.issuer)
         return Enrolment(secret, uri, totp.qr_svg(uri))
 
-    async def confirm(self, caller: Caller, code: str) -> Confirmed:
+    async def confirm(self, caller: Caller, code: str, client: Client) -> Confirmed:
         """The first code from the new authenticator makes it the one in use; the first
         factor of an account also gets its recovery codes. The session counts as signed in
-        with it now."""
+        with it now. Guarded like reauth/ (a recent sign-in, each code counted), and an
+        enrolment waits ENROLMENT_TTL at most: a right guess would make the session recent."""
+        await self._step_up.require_recent(caller)
         user_id = caller.user.id
+        now = self._clock()
         row = await self._store.totp(user_id)
-        secret = (self._key.open(user_id, row.pending_secret)
-                  if row and row.pending_secret else None)
-        if row is None or row.pending_secret is None or secret is None:
+        pending = row.pending_secret if row and _fresh(row.pending_at, now) else None
+        secret = self._key.open(user_id, pending) if pending else None
+        if row is None or pending is None or secret is None:
             raise ValidationFailed.on("non_field_errors", NO_ENROLMENT)
-        step = totp.matching_step(secret, code, self._clock())
+        await self._limiter.check("login", client_key(client.ip))
+        await self._lockout.reserve_reauth(user_id)
+        step = totp.matching_step(secret, code, now)
         if step is None:
             raise ValidationFailed.on("code", WRONG_CODE)
+        await self._lockout.reauth_succeeded(user_id)
         codes = new_recovery_codes() if row.secret is None else []
         hashes = [self._key.code_hash(user_id, c) for c in codes]
-        if not await self._store.confirm_pending(user_id, row.pending_secret, step, hashes):
+        # The session's new token first: once the factor is on, its codes must reach the
+        # user, and a Redis that fails here leaves the enrolment waiting for a retry.
+        access, _ = await self._sessions.regrant(caller, AMR[TOTP], Factors(True, len(codes)))
+        if not await self._store.confirm_pending(user_id, pending, step, hashes):
             raise ValidationFailed.on("non_field_errors", NO_ENROLMENT)
         log.info("user %s: authenticator app %s", user_id,
                  "turned on" if codes else "replaced")
         await self._alert(caller.user, "mfa_enabled" if codes else "mfa_changed")
-        access, _ = await self._sessions.regrant(caller, AMR[TOTP])
         return Confirmed(codes, access)
 
     async def disable(self, caller: Caller) -> None:
@@ -209,20 +220,27 @@ class MfaService:
         proof = await self.verify(caller.user.id, data.method, data.secret)
         if proof is None:
             raise ValidationFailed.on("code", WRONG_CODE)
+        try:
+            renewed = await self._sessions.regrant(caller, proof.amr)
+        except BaseException:
+            await self.give_back(proof)  # the session was not renewed: the code is not spent
+            raise
         await self._lockout.reauth_succeeded(caller.user.id)
         await self.used(caller.user, proof, client)
-        return await self._sessions.regrant(caller, proof.amr)
+        return renewed
 
     # -- the admin's -----------------------------------------------------------------------
-    async def admin_reset(self, actor: CachedUser, user_id: int) -> None:
+    async def admin_reset(self, actor: Caller, user_id: int) -> None:
         """Every factor of the user gone (a lost device, no codes left): logged as a security
-        event, mailed to the user."""
+        event, mailed to the user. It weakens another account, so it wants a recent sign-in
+        from every admin, with a factor or not (admin writes carry no password)."""
+        await self._step_up.require_recent(actor)
         user = await self._users.by_id(user_id)
         if user is None:
             raise NotFound()
         had = await self._store.remove_all(user_id)
-        log.warning("security: admin %s reset the second factor of user %s (%s)", actor.id,
-                    user_id, "had one" if had else "had none")
+        log.warning("security: admin %s reset the second factor of user %s (%s)",
+                    actor.user.id, user_id, "had one" if had else "had none")
         if had:
             await self._alert(cached(user), "mfa_reset")
 
@@ -231,3 +249,12 @@ class MfaService:
 
     async def _alert(self, user: CachedUser, kind: str) -> None:
         await self._alerts.send(user, kind, f"When: {alert_time(self._clock())}.")
+
+
+def _fresh(started: dt.datetime | None, now: float) -> bool:
+    """An enrolment started at `started` still waits for its first code."""
+    if started is None:
+        return False
+    if started.tzinfo is None:  # SQLite hands datetimes back naive (they are UTC)
+        started = started.replace(tzinfo=dt.UTC)
+    return now - started.timestamp() <= ENROLMENT_TTL

@@ -47,18 +47,17 @@ class MfaLogin:
 
     async def complete(self, data: MfaLoginInput, client: Client) -> SignIn:
         await self._limiter.check("login", client_key(client.ip))
-        attempt = await self._pending.begin_attempt(data.token, self._s.max_attempts)
+        attempt = await self._pending.begin_attempt(data.token, self._s.max_attempts,
+                                                    self._clock())
         if attempt.status == "busy":  # another attempt with this sign-in is being judged
             raise RateLimited(1)
         if attempt.login is None:
             raise MfaTokenInvalid()
         try:
-            signed_in = await self._judge(data, attempt.login, client)
+            return await self._judge(data, attempt.login, client)
         except BaseException:
-            await self._pending.failed(data.token)
+            await self._pending.failed(data.token)  # nothing once it is used up
             raise
-        await self._pending.finish(data.token)
-        return signed_in
 
     async def _judge(self, data: MfaLoginInput, login: PendingLogin, client: Client) -> SignIn:
         counters = login.counters
@@ -73,6 +72,9 @@ class MfaLogin:
         if proof is None:
             raise MfaCodeInvalid()
         try:
+            # Used up before the session starts: a session nobody received is worse than a
+            # sign-in to start again.
+            await self._pending.finish(data.token)
             known = bool(login.device)
             for _ in range(1 if known else 2):  # this attempt, and the password step's
                 await self._lockout.login_succeeded(counters, known_device=known)

@@ -200,10 +200,12 @@ class SessionService:
             amr=grant.amr, auth_time=grant.auth_time)
         return pair
 
-    async def regrant(self, caller: Caller, method: str) -> tuple[str, int]:
+    async def regrant(self, caller: Caller, method: str,
+                      factors: Factors | None = None) -> tuple[str, int]:
         """The caller's session proved itself again (reauth/, a newly confirmed factor):
         its grant now adds `method` at this moment, for every later token of the session.
-        A new access token under it, and the new auth_time."""
+        A new access token under it, and the new auth_time. `factors`: the account's as
+        they are about to be (a factor being confirmed), for the token's scope."""
         now = self._clock()
         user = caller.user
         amr = tuple(dict.fromkeys((*caller.grant.amr, method)))
@@ -213,7 +215,7 @@ class SessionService:
         session_end = await self._session_store.elevate(user.id, caller.sid, amr, int(now))
         if session_end is None:
             raise (await session_ended(self._session_store, caller.sid)).for_bearer()
-        grant = await self.grant_for(user.id, user.role, amr, int(now))
+        grant = await self.grant_for(user.id, user.role, amr, int(now), factors)
         access, _ = self._codec.issue_access(sub=str(user.id), role=user.role,
                                              ver=user.token_version, sid=caller.sid, now=now,
                                              session_end=session_end, grant=grant)
@@ -275,8 +277,7 @@ class SessionService:
             alert = outcome.status == "reused" and self._alerts.enabled
             raise await self._refused(outcome, claims,
                                       await self._rows.read(user_id, None) if alert else None)
-        grant = await self.grant_for(user_id, role, outcome.amr or claims.amr,
-                                     outcome.auth_time or claims.auth_time)
+        grant = await self.grant_for(user_id, role, outcome.amr or ("pwd",), outcome.auth_time)
         if outcome.status == "ok":
             # Never past the session's end (the refresh token's exp): issue 9.8.
             access, _ = self._codec.issue_access(sub=claims.sub, role=role, ver=ver,

@@ -110,7 +110,8 @@ class Grant:
 @dataclass(frozen=True)
 class Claims:
     """A token's claims, as verified by TokenCodec.decode (see the module's docstring).
-    Tokens minted before amr/auth_time existed read as a password sign-in at `iat`."""
+    Tokens minted before amr/auth_time existed read as a password sign-in long ago (0): their
+    `iat` may be a refresh's, not a sign-in's."""
 
     sub: str
     jti: str
@@ -232,7 +233,7 @@ class TokenCodec:
                 "sid": payload["sid"]}
         except KeyError as exc:
             raise TokenInvalid("malformed") from exc
-        fields.update(auth_time=payload.get("auth_time", fields["iat"]),
+        fields.update(auth_time=payload.get("auth_time", 0),
                       scope=payload.get("scope", ""))
         types = {"sub": str, "jti": str, "iat": int, "exp": int, "token_type": str,
                  "role": str, "ver": int, "sid": str, "auth_time": int, "scope": str}

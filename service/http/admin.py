@@ -93,8 +93,9 @@ async def revoke_sessions(request: Request) -> Response:
 
 
 async def mfa_reset(request: Request) -> Response:
-    _, actor = await _as_admin(request, write=True)
-    await _mfa(request).admin_reset(actor, admin_inputs.user_id(request.path_params["id"]))
+    caller = await bearer_caller(request)
+    AdminService.require_admin(caller.user)
+    await _mfa(request).admin_reset(caller, admin_inputs.user_id(request.path_params["id"]))
     return empty_response(204)
 
 

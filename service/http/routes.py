@@ -240,7 +240,7 @@ async def totp_enrol(request: Request) -> Response:
 async def totp_confirm(request: Request) -> Response:
     caller = await bearer_caller(request, enrolment=True)
     code = inputs.code_input(await json_body(request))
-    confirmed = await _mfa(request).confirm(caller, code)
+    confirmed = await _mfa(request).confirm(caller, code, _client(request))
     return json_response({"recovery_codes": confirmed.recovery_codes,
                           "access": confirmed.access})
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from databases import Database
+from sqlalchemy.dialects import postgresql, sqlite
 
 from service.store.users import metadata
 
@@ -78,11 +79,14 @@ class TotpRow:
     secret: str | None
     confirmed_at: dt.datetime | None
     pending_secret: str | None
+    pending_at: dt.datetime | None
 
 
 class MfaStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._insert = (postgresql.insert if database.url.dialect == "postgresql"
+                        else sqlite.insert)
 
     async def factors(self, user_id: int) -> Factors:
         row = await self._db.fetch_one(_FACTORS_OF.bindparams(uid=user_id))
@@ -107,22 +111,21 @@ class MfaStore:
     async def totp(self, user_id: int) -> TotpRow | None:
         row = await self._db.fetch_one(sa.select(
             mfa_totp.c.secret, mfa_totp.c.confirmed_at, mfa_totp.c.pending_secret,
+            mfa_totp.c.pending_at,
         ).where(mfa_totp.c.user_id == user_id))
         if row is None:
             return None
         m = row._mapping
-        return TotpRow(m["secret"], m["confirmed_at"], m["pending_secret"])
+        return TotpRow(m["secret"], m["confirmed_at"], m["pending_secret"], m["pending_at"])
 
-    async def set_pending(self, user_id: int, sealed: str) -> None:
-        """Start (or restart) an enrolment; the authenticator in use, if any, stays."""
-        async with self._db.transaction():
-            updated = await self._db.fetch_one(
-                mfa_totp.update().where(mfa_totp.c.user_id == user_id)
-                .values(pending_secret=sealed, pending_at=_now())
-                .returning(mfa_totp.c.user_id))
-            if updated is None:
-                await self._db.execute(mfa_totp.insert().values(
-                    user_id=user_id, pending_secret=sealed, pending_at=_now(), last_step=0))
+    async def set_pending(self, user_id: int, sealed: str, at: dt.datetime) -> None:
+        """Start (or restart) an enrolment; the authenticator in use, if any, stays. One
+        statement: two first enrolments at once (a double click) both land, the last wins."""
+        statement = self._insert(mfa_totp).values(
+            user_id=user_id, pending_secret=sealed, pending_at=at, last_step=0)
+        await self._db.execute(statement.on_conflict_do_update(
+            index_elements=[mfa_totp.c.user_id],
+            set_={"pending_secret": sealed, "pending_at": at}))
 
     async def confirm_pending(self, user_id: int, sealed: str, step: int,
                               code_hashes: list[str]) -> bool:
@@ -168,10 +171,15 @@ class MfaStore:
             mfa_recovery_codes.c.id == code_id).values(used_at=None))
 
     async def replace_codes(self, user_id: int, code_hashes: list[str]) -> bool:
-        """A new set of recovery codes, the old set gone; only while a factor is on."""
+        """A new set of recovery codes, the old set gone; only while a factor is on. The
+        factor's row is written first, which locks it (PostgreSQL) and takes the write lock
+        (SQLite) before the old codes are read: parallel regenerations run one after another,
+        and exactly one set survives."""
         async with self._db.transaction():
-            on = await self._db.fetch_one(sa.select(mfa_totp.c.user_id).where(
-                (mfa_totp.c.user_id == user_id) & mfa_totp.c.secret.is_not(None)))
+            on = await self._db.fetch_one(
+                mfa_totp.update().where((mfa_totp.c.user_id == user_id)
+                                        & mfa_totp.c.secret.is_not(None))
+                .values(last_step=mfa_totp.c.last_step).returning(mfa_totp.c.user_id))
             if on is None:
                 return False
             await self._replace_codes(user_id, code_hashes)

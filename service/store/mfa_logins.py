@@ -14,12 +14,19 @@ from dataclasses import dataclass
 from service.store.keys import RedisKeys
 from service.store.redis_wire import RedisWire, Script, pairs, text
 
-# KEYS: the pending sign-in. ARGV: max attempts. -> {status, fields}; status: ok | missing |
-# busy (another attempt is being judged) | exhausted (that was one too many: it is gone).
+# Longer than one attempt can take (the database and Redis time out well before).
+BUSY_FOR = 30
+
+# KEYS: the pending sign-in. ARGV: max attempts, now, BUSY_FOR. -> {status, fields}; status:
+# ok | missing | busy (another attempt is being judged) | exhausted (that was one too many:
+# it is gone). `busy` holds when its attempt began: one whose request died (a lost Redis
+# reply, a killed process) stops counting as in flight after BUSY_FOR seconds.
 _BEGIN = Script("""
 local f = redis.call('HGETALL', KEYS[1])
 if #f == 0 then return {'missing'} end
-if redis.call('HSETNX', KEYS[1], 'busy', '1') == 0 then return {'busy'} end
+local busy = redis.call('HGET', KEYS[1], 'busy')
+if busy and tonumber(ARGV[2]) - tonumber(busy) < tonumber(ARGV[3]) then return {'busy'} end
+redis.call('HSET', KEYS[1], 'busy', ARGV[2])
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if n > tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[1])
@@ -70,10 +77,10 @@ class PendingLogins:
         flat = [item for pair in login.fields().items() for item in pair]
         await self._redis.transaction(("HSET", key, *flat), ("EXPIRE", key, self._ttl))
 
-    async def begin_attempt(self, token: str, max_attempts: int) -> Attempt:
+    async def begin_attempt(self, token: str, max_attempts: int, now: float) -> Attempt:
         """Claim the pending sign-in for one attempt at a code (counted)."""
         status, *rest = await self._redis.eval(_BEGIN, [self._keys.mfa_login(token)],
-                                               [max_attempts])
+                                               [max_attempts, int(now), BUSY_FOR])
         status = text(status)
         if status != "ok":
             return Attempt(status)

@@ -42,12 +42,12 @@ if c[1] then
   if c[1] ~= ARGV[3] or c[2] ~= '1' or c[3] ~= ARGV[4] then redis.call('DEL', KEYS[3]) end
 end
 local s = redis.call('HMGET', KEYS[1], 'uid', 'cur', 'prev', 'rot_at', 'acc', 'auth_time',
-                    'amr', 'created')
+                    'amr')
 if not s[1] or s[1] ~= ARGV[1] then
   if redis.call('EXISTS', KEYS[2]) == 1 then return {'revoked'} end
   return {'ended'}
 end
-local auth_time, amr = s[6] or s[8], s[7] or 'pwd'
+local auth_time, amr = s[6] or '0', s[7] or 'pwd'
 """
 
 # A refresh token used twice ends its session; `ended:{sid}` remembers why for as long as the
@@ -121,9 +121,10 @@ return 1
 """)
 
 
-# A re-authentication (or a new factor) renews the session's grant; sessions from before
-# grants were kept read theirs as a password sign-in at `created`. KEYS: session. ARGV: uid,
-# amr, auth_time. -> the session's exp, or false when it is not the user's (ended).
+# A re-authentication (or a new factor) renews the session's grant. A session that has none
+# (started before grants were kept, or by an old simplejwt token's first use) reads as a
+# password sign-in long ago (auth_time 0): never recent. KEYS: session. ARGV: uid, amr,
+# auth_time. -> the session's exp, or false when it is not the user's (ended).
 _ELEVATE = Script("""
 if redis.call('HGET', KEYS[1], 'uid') ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'amr', ARGV[2], 'auth_time', ARGV[3])
