@@ -233,8 +233,8 @@ def test_rate_limited_endpoints_declare_429_with_retry_after() -> None:
         (API + "profile/", "delete"), (API + "reauth/", "post")]
     locking_only = fetch(Settings().replace(rate_limit={"enabled": False}))
     assert sorted(path for path, _, op in operations(locking_only) if "429" in op["responses"]) \
-        == [API + "login/", API + "login/mfa/", API + "password/change/", API + "profile/",
-            API + "reauth/"]
+        == [API + "login/", API + "login/mfa/", API + "mfa/totp/confirm/",
+            API + "password/change/", API + "profile/", API + "reauth/"]
 
 
 def test_password_limits_follow_settings() -> None:

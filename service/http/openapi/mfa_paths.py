@@ -95,6 +95,7 @@ def mfa_schemas(s: Settings) -> Json:
 def mfa_paths(s: Settings) -> Json:
     bearer = ("BearerUnauthorized", "ServiceUnavailable")
     step_up = ("StepUpRequired",)
+    limited = ("TooManyRequests",) if s.rate_limit.enabled or s.lockout.enabled else ()
     note, _ = throttle(s, "login", "submitted username or email")  # 429 even without: busy
     if s.lockout.enabled:
         note += (" Each code counts towards the lockout like a password "
@@ -137,12 +138,15 @@ def mfa_paths(s: Settings) -> Json:
         AUTH + "mfa/totp/confirm/": {"post": operation(
             "confirmTotp", "Confirm the authenticator with its first code",
             "Turns it on (or replaces the one in use); the first factor of an account gets "
-            f"its {RECOVERY_CODES} recovery codes. A wrong code is a 400 on `code`; no "
-            "enrolment waiting, a 400 `non_field_errors`. Mailed to the user.",
+            f"its {RECOVERY_CODES} recovery codes. Within ten minutes of `POST mfa/totp/` and "
+            f"a sign-in or `reauth/` within {s.mfa.step_up_max_age} s (403 "
+            "`step_up_required`). A wrong code is a 400 on `code`, counted like a wrong "
+            "password at re-authentication; no enrolment waiting, a 400 `non_field_errors`. "
+            "Mailed to the user." + reauth_note(s),
             {"200": token_response("The recovery codes and a new access token.",
                                    "TotpConfirmed")},
-            body="TotpConfirmRequest", errors=("BadRequest", *bearer), bearer=True,
-            tag="mfa")},
+            body="TotpConfirmRequest",
+            errors=("BadRequest", *limited, *step_up, *bearer), bearer=True, tag="mfa")},
         AUTH + "mfa/recovery-codes/": {"post": operation(
             "regenerateRecoveryCodes", "New recovery codes",
             f"{RECOVERY_CODES} new codes; the old set stops working. 400 "
