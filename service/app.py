@@ -26,6 +26,7 @@ from service.core.mfa import MfaService
 from service.core.mfa_crypto import MfaKey
 from service.core.mfa_login import MfaLogin
 from service.core.migration import OldTokens
+from service.core.passkeys import Assertions, PasskeyService
 from service.core.passwords import PasswordHasher
 from service.core.recovery import RecoveryService
 from service.core.sessions import SessionService
@@ -46,10 +47,12 @@ from service.store.links import OneTimeLinks
 from service.store.mail import MailQueue
 from service.store.mfa import MfaStore
 from service.store.mfa_logins import PendingLogins
+from service.store.passkeys import PasskeyStore
 from service.store.redis_wire import RedisWire, check_url
 from service.store.sessions import SessionStore
 from service.store.sqlite_pool import SQLDatabase
 from service.store.users import UserStore
+from service.store.webauthn_challenges import Challenges
 
 
 def redis_clients(settings: Settings) -> tuple[RedisWire, redis.Redis]:
@@ -122,8 +125,15 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         app.state.sessions = sessions
         accounts = AccountService(settings, users, cache, counters, session_store, hasher,
                                   limiter, sessions, step_up)
-        mfa = MfaService(settings.mfa, users, mfa_store, MfaKey(jwt_secret.mfa_key(settings)),
-                         sessions, accounts, step_up, alerts, lockout, limiter, clock)
+        mfa_key = MfaKey(jwt_secret.mfa_key(settings))
+        passkey_store = PasskeyStore(db)
+        challenges = Challenges(async_redis, keys)
+        assertions = Assertions(settings, passkey_store, challenges, clock)
+        mfa = MfaService(settings.mfa, users, mfa_store, mfa_key, sessions, accounts, step_up,
+                         alerts, lockout, limiter, assertions, clock)
+        app.state.passkeys = PasskeyService(
+            settings, users, passkey_store, mfa_store, mfa_key, assertions, challenges,
+            sessions, step_up, pending, alerts, limiter, clock)
         app.state.accounts = accounts
         app.state.mfa = mfa
         app.state.mfa_login = MfaLogin(settings.mfa, users, pending, mfa, sessions, lockout,

@@ -16,6 +16,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -226,6 +227,16 @@ class MfaSettings:
 
 
 @dataclass(frozen=True)
+class WebauthnSettings:
+    """Passkeys (README, "Passkeys"): the relying party the browser binds them to."""
+
+    rp_id: str = "localhost"  # the site's domain (or a parent of it); passkeys belong to it
+    rp_name: str = "authsvc"  # shown by the browser when a passkey is made
+    # Pages allowed to use them: scheme://host[:port], each host the rp_id or under it.
+    origins: tuple[str, ...] = ("http://localhost:8000",)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
 
@@ -248,6 +259,7 @@ class Settings:
     ui: UiSettings = UiSettings()
     migration: MigrationSettings = MigrationSettings()
     mfa: MfaSettings = MfaSettings()
+    webauthn: WebauthnSettings = WebauthnSettings()
     log: LogSettings = LogSettings()
     data_dir: Path = Path("./data")
 
@@ -479,6 +491,22 @@ def validate(s: Settings) -> None:
     _validate_cors(s.cors)
     _validate_migration(s.migration)
     _validate_mfa(s.mfa)
+    _validate_webauthn(s.webauthn)
+
+
+def _validate_webauthn(w: WebauthnSettings) -> None:
+    rp = w.rp_id
+    _check(bool(rp) and rp == rp.lower() and "/" not in rp and ":" not in rp,
+           "[webauthn] rp_id", "must be a lower-case domain, no scheme or port")
+    _check(bool(w.origins), "[webauthn] origins", "must name at least one origin")
+    for origin in w.origins:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        _check(parts.scheme in ("https", "http") and not parts.path and bool(host)
+               and (host == rp or host.endswith("." + rp))
+               and (parts.scheme == "https" or host == "localhost"),
+               "[webauthn] origins", f"{origin!r} must be https://host[:port] (http only for "
+               f"localhost), its host {rp!r} or under it")
 
 
 def _validate_mfa(m: MfaSettings) -> None:

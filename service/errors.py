@@ -8,7 +8,8 @@
     │   ├── InvalidCredentials               code=no_active_account
     │   ├── TokenInvalid                     code=token_not_valid, reason=...
     │   ├── MfaTokenInvalid                  code=mfa_token_invalid (sign in again)
-    │   └── MfaCodeInvalid                   code=mfa_code_invalid
+    │   ├── MfaCodeInvalid                   code=mfa_code_invalid (+ reason for a passkey)
+    │   └── PasskeyRefused                   code=webauthn_failed, reason=...
     ├── PermissionDenied                403
     │   ├── EmailNotVerified                 code=email_not_verified
     │   ├── StepUpRequired                   code=step_up_required, methods=[...]
@@ -114,6 +115,27 @@ class MfaTokenInvalid(AuthenticationFailed):
 class MfaCodeInvalid(AuthenticationFailed):
     detail = "The code is wrong, or was already used."
     code = "mfa_code_invalid"
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__("The passkey was refused." if reason else None)
+        self.reason = reason
+
+    def body(self) -> dict[str, object]:
+        return {**super().body(), **({"reason": self.reason} if self.reason else {})}
+
+
+class PasskeyRefused(AuthenticationFailed):
+    """A WebAuthn assertion was refused; `reason` names the check that failed."""
+
+    detail = "The passkey was refused."
+    code = "webauthn_failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def body(self) -> dict[str, object]:
+        return {"detail": self.detail, "code": self.code, "reason": self.reason}
 
 
 class PermissionDenied(AuthServiceError):

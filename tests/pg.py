@@ -76,7 +76,8 @@ def postgres_url() -> Iterator[str]:
 def empty_postgres(postgres_url: str) -> str:
     """The session's database with no schema in it (each test starts unmigrated)."""
     asyncio.run(execute(postgres_url, "DROP TABLE IF EXISTS users, legacy_users, legacy_tokens, "
-                                      "mfa_totp, mfa_recovery_codes, alembic_version CASCADE"))
+                                      "mfa_totp, mfa_recovery_codes, webauthn_credentials, "
+                                      "alembic_version CASCADE"))
     return postgres_url
 
 

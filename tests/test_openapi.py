@@ -61,6 +61,16 @@ CONTRACT = {
     API + "mfa/totp/confirm/": {"post"},
     API + "mfa/recovery-codes/": {"post"},
     API + "users/{id}/mfa/reset/": {"post"},
+    # Extensions (issue 14, passkeys).
+    API + "webauthn/register/options/": {"post"},
+    API + "webauthn/register/": {"post"},
+    API + "webauthn/credentials/": {"get"},
+    API + "webauthn/credentials/{id}/": {"patch", "delete"},
+    API + "webauthn/login/options/": {"post"},
+    API + "webauthn/login/": {"post"},
+    API + "login/mfa/webauthn/options/": {"post"},
+    API + "reauth/webauthn/options/": {"post"},
+    API + "password/": {"delete"},
 }
 ADMIN = {(API + "users/", "get"), (API + "users/{id}/", "get"),
          (API + "users/{id}/", "patch"), (API + "users/{id}/", "delete"),
@@ -68,14 +78,19 @@ ADMIN = {(API + "users/", "get"), (API + "users/{id}/", "get"),
 MFA = {(API + "reauth/", "post"), (API + "mfa/", "get"), (API + "mfa/totp/", "post"),
        (API + "mfa/totp/", "delete"), (API + "mfa/totp/confirm/", "post"),
        (API + "mfa/recovery-codes/", "post")}
+PASSKEYS = {(API + "webauthn/register/options/", "post"), (API + "webauthn/register/", "post"),
+            (API + "webauthn/credentials/", "get"), (API + "webauthn/credentials/{id}/", "patch"),
+            (API + "webauthn/credentials/{id}/", "delete"),
+            (API + "reauth/webauthn/options/", "post"), (API + "password/", "delete")}
 SESSIONS = {(API + "sessions/", "get"), (API + "sessions/{sid}/", "delete"),
             (API + "logout-all/", "post"), (API + "password/change/", "post")}
 BEARER = {(API + "profile/", "get"), (API + "profile/", "patch"), (API + "profile/", "delete"),
-          *ADMIN, *SESSIONS, *MFA}
+          *ADMIN, *SESSIONS, *MFA, *PASSKEYS}
 # POSTs that take no body.
 NO_BODY = {(API + "users/{id}/revoke-sessions/", "post"), (API + "logout-all/", "post"),
            (API + "users/{id}/mfa/reset/", "post"), (API + "mfa/totp/", "post"),
-           (API + "mfa/recovery-codes/", "post")}
+           (API + "mfa/recovery-codes/", "post"), (API + "webauthn/register/options/", "post"),
+           (API + "webauthn/login/options/", "post"), (API + "reauth/webauthn/options/", "post")}
 # DELETEs that take one.
 DELETE_BODY = {(API + "profile/", "delete")}
 STATIC = Path(docs.__file__).with_name("static")

@@ -126,6 +126,16 @@ ALERTS = {
     "mfa_disabled": ("Two-factor sign-in is off",
                      "The authenticator app and recovery codes of your account were removed: "
                      "signing in asks for your password only"),
+    "totp_removed": ("Your authenticator app was removed",
+                     "The authenticator app of your account was removed; your passkeys still "
+                     "work as its second factor"),
+    "passkey_added": ("A passkey was added to your account",
+                      "A new passkey can now sign in to your account"),
+    "passkey_removed": ("A passkey was removed from your account",
+                        "One of your passkeys can no longer sign in to your account"),
+    "password_removed": ("Your account has no password any more",
+                         "Your account now signs in with its passkeys only; a password reset "
+                         "by email sets a password again"),
     "recovery_codes_regenerated": ("New recovery codes",
                                    "New recovery codes were made for your account; the old "
                                    "ones no longer work"),

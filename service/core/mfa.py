@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from service.config import MfaSettings
 from service.core import totp
@@ -23,9 +24,10 @@ from service.core.cached_users import cached
 from service.core.limits import RateLimiter, client_key
 from service.core.lockout import Lockout
 from service.core.mfa_crypto import MfaKey, new_recovery_codes
+from service.core.passkeys import Assertions, has_password, reauth_purpose
 from service.core.sessions import Client, SessionService
 from service.core.step_up import StepUp
-from service.errors import NotFound, ValidationFailed
+from service.errors import NotFound, PasskeyRefused, ValidationFailed
 from service.store.cache import CachedUser
 from service.store.mfa import Factors, MfaStore
 from service.store.users import UserStore
@@ -34,9 +36,10 @@ log = logging.getLogger("authsvc.mfa")
 
 TOTP = "totp"
 RECOVERY_CODE = "recovery_code"
-METHODS = (TOTP, RECOVERY_CODE)
+WEBAUTHN = "webauthn"
+METHODS = (WEBAUTHN, TOTP, RECOVERY_CODE)
 # RFC 8176 names a one-time password "otp"; a recovery code has no registered name.
-AMR = {TOTP: "otp", RECOVERY_CODE: "recovery_code", "password": "pwd"}
+AMR = {TOTP: "otp", RECOVERY_CODE: "recovery_code", "password": "pwd", WEBAUTHN: "webauthn"}
 WRONG_CODE = "The code is wrong, or was already used."
 NO_ENROLMENT = "No authenticator app is being set up: start the set-up again."
 NO_FACTOR = "Turn on a second factor first: recovery codes back one up."
@@ -61,6 +64,7 @@ class Status:
     confirmed_at: dt.datetime | None
     pending: bool
     enrolment_required: bool
+    has_password: bool
 
 
 @dataclass(frozen=True)
@@ -78,16 +82,18 @@ class Confirmed:
 
 @dataclass(frozen=True)
 class ReauthInput:
-    method: str  # password | totp | recovery_code
-    secret: str  # the password or the code
+    method: str  # password | totp | recovery_code | webauthn
+    secret: str  # the password or the code ("" for a passkey)
+    credential: dict[str, Any] | None = None  # a passkey's assertion
 
 
 class MfaService:
     def __init__(self, settings: MfaSettings, users: UserStore, store: MfaStore, key: MfaKey,
                  sessions: SessionService, accounts: AccountService, step_up: StepUp,
                  alerts: Alerts, lockout: Lockout, limiter: RateLimiter,
-                 clock: Callable[[], float] = time.time) -> None:
+                 assertions: Assertions, clock: Callable[[], float] = time.time) -> None:
         self._s = settings
+        self._assertions = assertions
         self._users = users
         self._store = store
         self._key = key
@@ -105,9 +111,11 @@ class MfaService:
     async def status(self, caller: Caller) -> Status:
         factors = await self._store.factors(caller.user.id)
         row = await self._store.totp(caller.user.id)
+        user = await self._users.by_id(caller.user.id)
         required = caller.user.role in self._s.require_for_roles and not factors.any
         return Status(factors, row.confirmed_at if row and row.secret else None,
-                      bool(row and row.pending_secret), required)
+                      bool(row and row.pending_secret), required,
+                      user is not None and has_password(user.password_hash))
 
     # -- the authenticator -----------------------------------------------------------------
     async def enrol(self, caller: Caller) -> Enrolment:
@@ -155,11 +163,12 @@ class MfaService:
         """The authenticator and the recovery codes go: the account signs in with its
         password alone again."""
         await self._step_up.require(caller)
-        if caller.user.role in self._s.require_for_roles:
+        passkeys = (await self._store.factors(caller.user.id)).passkeys
+        if caller.user.role in self._s.require_for_roles and not passkeys:
             raise ValidationFailed.on("non_field_errors", ROLE_NEEDS_FACTOR)
-        if await self._store.remove_all(caller.user.id):
-            log.info("user %s: second factor turned off", caller.user.id)
-            await self._alert(caller.user, "mfa_disabled")
+        if await self._store.remove_totp(caller.user.id):
+            log.info("user %s: authenticator app turned off", caller.user.id)
+            await self._alert(caller.user, "totp_removed" if passkeys else "mfa_disabled")
 
     async def regenerate_codes(self, caller: Caller) -> list[str]:
         await self._step_up.require(caller)
@@ -172,6 +181,19 @@ class MfaService:
         return codes
 
     # -- using a factor --------------------------------------------------------------------
+    async def check(self, user_id: int, method: str, code: str,
+                    credential: dict[str, Any] | None, purpose: str,
+                    ) -> tuple[Proof | None, str | None]:
+        """verify(), and for a refused passkey the check it failed."""
+        if method == WEBAUTHN:
+            try:
+                await self._assertions.verify(credential or {}, purpose, user_id=user_id,
+                                              require_uv=False)
+            except PasskeyRefused as exc:
+                return None, exc.reason
+            return Proof(WEBAUTHN, AMR[WEBAUTHN]), None
+        return await self.verify(user_id, method, code), None
+
     async def verify(self, user_id: int, method: str, code: str) -> Proof | None:
         """Spend a code of the user's: a TOTP code once (and no older one after it), a
         recovery code once. None for a wrong, replayed or unusable one."""
@@ -217,7 +239,10 @@ class MfaService:
             return await self._sessions.regrant(caller, AMR["password"])
         await self._limiter.check("login", client_key(client.ip))
         await self._lockout.reserve_reauth(caller.user.id)
-        proof = await self.verify(caller.user.id, data.method, data.secret)
+        proof, refused = await self.check(caller.user.id, data.method, data.secret,
+                                          data.credential, reauth_purpose(caller.user.id))
+        if proof is None and data.method == WEBAUTHN:
+            raise ValidationFailed.on("credential", f"The passkey was refused ({refused}).")
         if proof is None:
             raise ValidationFailed.on("code", WRONG_CODE)
         try:

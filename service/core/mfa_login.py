@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from service.config import MfaSettings
 from service.core.cached_users import cached
 from service.core.limits import RateLimiter, client_key
 from service.core.lockout import Lockout
 from service.core.mfa import MfaService
+from service.core.passkeys import mfa_purpose
 from service.core.sessions import Client, SessionService, SignIn
 from service.core.tokens import Grant
 from service.errors import MfaCodeInvalid, MfaTokenInvalid, RateLimited
@@ -28,8 +30,9 @@ from service.store.users import UserStore
 @dataclass(frozen=True)
 class MfaLoginInput:
     token: str
-    method: str  # totp | recovery_code
-    code: str
+    method: str  # totp | recovery_code | webauthn
+    code: str    # "" for a passkey
+    credential: dict[str, Any] | None = None  # a passkey's assertion (webauthn)
 
 
 class MfaLogin:
@@ -68,9 +71,10 @@ class MfaLogin:
             # Deactivated, or the password changed, since the password step.
             await self._pending.finish(data.token)
             raise MfaTokenInvalid()
-        proof = None if withheld else await self._mfa.verify(user.id, data.method, data.code)
+        proof, refused = (None, None) if withheld else await self._mfa.check(
+            user.id, data.method, data.code, data.credential, mfa_purpose(data.token))
         if proof is None:
-            raise MfaCodeInvalid()
+            raise MfaCodeInvalid(refused)
         try:
             # Used up before the session starts: a session nobody received is worse than a
             # sign-in to start again.

@@ -155,6 +155,13 @@ class SessionService:
         return await self.signed_in(cached(user), client, device, data.device_token,
                                     Grant(("pwd",), int(now)), factors)
 
+    def known_device(self, device_token: str | None, user_id: int) -> str | None:
+        """The device a device token proves, if it is this user's (login/ without a
+        password: a passkey)."""
+        if not device_token:
+            return None
+        return self._devices.verify(device_token, user_id, self._clock())
+
     async def signed_in(self, row: CachedUser, client: Client, device: str | None,
                         device_token: str | None, grant: Grant, factors: Factors) -> SignIn:
         """Every factor checked: alert a new device, start the session, hand out the tokens

@@ -103,6 +103,17 @@ class Fields:
             return None
         return value
 
+    def object(self, name: str) -> dict[str, Any] | None:
+        """A JSON object field (a WebAuthn credential, as the browser's toJSON() gives it)."""
+        if name not in self.data:
+            self.fail(name, REQUIRED)
+            return None
+        value = self.data[name]
+        if not isinstance(value, dict):
+            self.fail(name, "Expected an object.")
+            return None
+        return value
+
     def done(self) -> None:
         if self.errors:
             raise ValidationFailed(self.errors)
@@ -221,6 +232,11 @@ def mfa_login_input(data: dict[str, Any]) -> MfaLoginInput:
     f = Fields(data)
     token = f.string("mfa_token", max_length=MFA_TOKEN_MAX)
     method = _method(f, METHODS)
+    if method == "webauthn":
+        credential = f.object("credential")
+        f.done()
+        assert token is not None
+        return MfaLoginInput(token, method, "", credential)
     code = f.string("code", max_length=CODE_MAX)
     f.done()
     assert token is not None and method is not None and code is not None
@@ -240,7 +256,12 @@ def reauth_input(data: dict[str, Any], max_password: int) -> ReauthInput:
     """reauth/: {"password"} (method "password" by default) or {"method", "code"}."""
     f = Fields(data)
     method = _method(f, ("password", *METHODS),
-                     default="password" if "code" not in data else None)
+                     default="password" if "code" not in data and "credential" not in data
+                     else None)
+    if method == "webauthn":
+        credential = f.object("credential")
+        f.done()
+        return ReauthInput(method, "", credential)
     if method == "password":
         secret = f.string("password", max_length=max_password, trim=False)
     else:
@@ -248,3 +269,42 @@ def reauth_input(data: dict[str, Any], max_password: int) -> ReauthInput:
     f.done()
     assert method is not None and secret is not None
     return ReauthInput(method, secret)
+
+
+PASSKEY_NAME_MAX = 64
+
+
+def mfa_token_input(data: dict[str, Any]) -> str:
+    """login/mfa/webauthn/options/: the pending sign-in's token."""
+    f = Fields(data)
+    token = f.string("mfa_token", max_length=MFA_TOKEN_MAX)
+    f.done()
+    assert token is not None
+    return token
+
+
+def credential_input(data: dict[str, Any]) -> dict[str, Any]:
+    """webauthn/login/: the browser's assertion."""
+    f = Fields(data)
+    credential = f.object("credential")
+    f.done()
+    assert credential is not None
+    return credential
+
+
+def passkey_register_input(data: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """webauthn/register/: the browser's new credential and a name for it (optional)."""
+    f = Fields(data)
+    credential = f.object("credential")
+    name = f.string("name", max_length=PASSKEY_NAME_MAX, required=False, default="")
+    f.done()
+    assert credential is not None
+    return credential, name or ""
+
+
+def passkey_name_input(data: dict[str, Any]) -> str:
+    f = Fields(data)
+    name = f.string("name", max_length=PASSKEY_NAME_MAX)
+    f.done()
+    assert name is not None
+    return name

@@ -10,6 +10,7 @@ from service.config import MfaSettings
 from service.core.mfa import Status
 from service.core.tokens import TokenPair
 from service.store.cache import CachedUser
+from service.store.passkeys import Passkey
 from service.store.sessions import SessionInfo
 from service.store.users import User
 
@@ -57,5 +58,16 @@ def mfa_status_json(status: Status, settings: MfaSettings) -> dict[str, Any]:
                      "confirmed_at": rfc3339(status.confirmed_at)
                      if status.confirmed_at else None},
             "recovery_codes_left": status.factors.codes_left,
+            "webauthn": {"credentials": status.factors.passkeys},
+            "has_password": status.has_password,
             "enrolment_required": status.enrolment_required,
             "step_up_max_age": settings.step_up_max_age}
+
+
+def passkey_json(passkey: Passkey) -> dict[str, Any]:
+    """One of the caller's passkeys; `id` is the credential id (base64url)."""
+    return {"id": passkey.credential_id, "name": passkey.name,
+            "created": rfc3339(passkey.created_at),
+            "last_used": rfc3339(passkey.last_used_at) if passkey.last_used_at else None,
+            "transports": list(passkey.transports), "backup_eligible": passkey.backup_eligible,
+            "backup_state": passkey.backup_state, "discoverable": passkey.discoverable}

@@ -15,12 +15,19 @@ from service.core.deletion import AccountDeletion
 from service.core.health import Health
 from service.core.mfa import MfaService
 from service.core.mfa_login import MfaLogin
+from service.core.passkeys import PasskeyService
 from service.core.recovery import RecoveryService
 from service.core.sessions import Client, SessionService, SignIn
 from service.core.tokens import ENROLMENT_SCOPE
 from service.errors import MfaEnrolmentRequired, TokenInvalid
 from service.http import inputs
-from service.http.render import mfa_status_json, profile_json, session_json, tokens_json
+from service.http.render import (
+    mfa_status_json,
+    passkey_json,
+    profile_json,
+    session_json,
+    tokens_json,
+)
 from service.http.web import bearer_token, client_ip, empty_response, json_body, json_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -48,6 +55,10 @@ def _deletion(request: Request) -> AccountDeletion:
 
 def _mfa(request: Request) -> MfaService:
     return request.app.state.mfa  # type: ignore[no-any-return]
+
+
+def _passkeys(request: Request) -> PasskeyService:
+    return request.app.state.passkeys  # type: ignore[no-any-return]
 
 
 def _max_password(request: Request) -> int:
@@ -255,6 +266,64 @@ async def recovery_codes(request: Request) -> Response:
     return json_response({"recovery_codes": codes})
 
 
+async def passkey_register_options(request: Request) -> Response:
+    caller = await bearer_caller(request, enrolment=True)
+    return json_response({"publicKey": await _passkeys(request).registration_options(caller)})
+
+
+async def passkey_register(request: Request) -> Response:
+    caller = await bearer_caller(request, enrolment=True)
+    credential, name = inputs.passkey_register_input(await json_body(request))
+    done = await _passkeys(request).register(caller, credential, name)
+    return json_response({"credential": passkey_json(done.passkey),
+                          "recovery_codes": done.recovery_codes, "access": done.access}, 201)
+
+
+async def passkey_list(request: Request) -> Response:
+    caller = await bearer_caller(request)
+    return json_response([passkey_json(p) for p in await _passkeys(request).list(caller)])
+
+
+async def passkey_rename(request: Request) -> Response:
+    caller = await bearer_caller(request)
+    name = inputs.passkey_name_input(await json_body(request))
+    renamed = await _passkeys(request).rename(caller, request.path_params["id"], name)
+    return json_response(passkey_json(renamed))
+
+
+async def passkey_delete(request: Request) -> Response:
+    caller = await bearer_caller(request)
+    await _passkeys(request).delete(caller, request.path_params["id"])
+    return empty_response(204)
+
+
+async def passkey_login_options(request: Request) -> Response:
+    return json_response({"publicKey": await _passkeys(request).login_options(
+        _client(request))})
+
+
+async def passkey_login(request: Request) -> Response:
+    credential = inputs.credential_input(await json_body(request))
+    signed_in = await _passkeys(request).login(credential, _client(request),
+                                               request.cookies.get(DEVICE_COOKIE))
+    return _signed_in(request, signed_in)
+
+
+async def mfa_passkey_options(request: Request) -> Response:
+    token = inputs.mfa_token_input(await json_body(request))
+    return json_response({"publicKey": await _passkeys(request).mfa_options(token)})
+
+
+async def reauth_passkey_options(request: Request) -> Response:
+    caller = await bearer_caller(request, enrolment=True)
+    return json_response({"publicKey": await _passkeys(request).reauth_options(caller)})
+
+
+async def password_remove(request: Request) -> Response:
+    await _passkeys(request).remove_password(await bearer_caller(request))
+    return empty_response(204)
+
+
 async def health(request: Request) -> Response:
     health_check: Health = request.app.state.health
     await health_check.check()
@@ -315,5 +384,17 @@ ROUTES: list[BaseRoute] = [
     *slash_optional(AUTH_PREFIX + "mfa/totp/", {"POST": totp_enrol, "DELETE": totp_disable}),
     *slash_optional(AUTH_PREFIX + "mfa/totp/confirm/", totp_confirm, ["POST"]),
     *slash_optional(AUTH_PREFIX + "mfa/recovery-codes/", recovery_codes, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "login/mfa/webauthn/options/", mfa_passkey_options, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "reauth/webauthn/options/", reauth_passkey_options,
+                    ["POST"]),
+    *slash_optional(AUTH_PREFIX + "webauthn/register/options/", passkey_register_options,
+                    ["POST"]),
+    *slash_optional(AUTH_PREFIX + "webauthn/register/", passkey_register, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "webauthn/credentials/", passkey_list, ["GET"]),
+    *slash_optional(AUTH_PREFIX + "webauthn/credentials/{id}/",
+                    {"PATCH": passkey_rename, "DELETE": passkey_delete}),
+    *slash_optional(AUTH_PREFIX + "webauthn/login/options/", passkey_login_options, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "webauthn/login/", passkey_login, ["POST"]),
+    *slash_optional(AUTH_PREFIX + "password/", password_remove, ["DELETE"]),
     Route("/healthz", health, methods=["GET"]),
 ]

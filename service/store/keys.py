@@ -46,6 +46,10 @@ is immortal. No secret is part of a key name: tokens and addresses appear only a
                                                counters and device it spends, ip, user agent,
                                                attempts, busy. Single use.
                                                TTL = mfa.login_ttl                mfa_logins.py
+    {prefix}webauthn:{sha256(challenge)}  purpose  a WebAuthn challenge handed out, single use:
+                                               "reg:{id}:{user handle}", "login", "mfa:{sha256
+                                               (mfa_token)}" or "reauth:{id}".
+                                               TTL = 300 s               webauthn_challenges.py
     {prefix}mails:{sha256(address)[:32]}  counter  mails anyone can trigger to one address
                                                (reset links, verification resends).
                                                TTL = one hour from the first      counters.py
@@ -64,7 +68,7 @@ from typing import Literal
 LinkFamily = Literal["verify", "notme"]
 # Every family, as a key names it after the prefix.
 Family = Literal["user", "session", "user_sessions", "ended", "blacklist", "reset", "verify",
-                 "notme", "rl", "lock", "hashing", "mails", "mfa_login"]
+                 "notme", "rl", "lock", "hashing", "mails", "mfa_login", "webauthn"]
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
@@ -111,6 +115,9 @@ class RedisKeys:
 
     def mfa_login(self, token: str) -> str:
         return f"{self.prefix}mfa_login:{digest(token)}"
+
+    def webauthn(self, challenge: str) -> str:
+        return f"{self.prefix}webauthn:{digest(challenge)}"
 
     def mails(self, address: str) -> str:
         return f"{self.prefix}mails:{digest(address)[:32]}"

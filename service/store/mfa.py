@@ -1,4 +1,5 @@
-"""Second factors in SQL (migration 0005): a user's TOTP authenticator and recovery codes.
+"""Second factors in SQL (migration 0005): a user's TOTP authenticator and recovery codes;
+which factors a user has, passkeys (store/passkeys.py) included.
 
 The database holds only what a stolen copy of it cannot use: TOTP secrets sealed with the
 [mfa] encryption key (core/mfa_secrets.py), recovery codes as keyed hashes. Each use of a
@@ -45,7 +46,11 @@ mfa_recovery_codes = sa.Table(
 _FACTORS_OF = sa.text(
     "SELECT (SELECT secret IS NOT NULL FROM mfa_totp WHERE user_id = :uid) AS totp, "
     "(SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = :uid AND used_at IS NULL) "
-    "AS codes")
+    "AS codes, (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = :uid) AS passkeys")
+_PASSKEY_OWNERS = sa.text("SELECT DISTINCT user_id FROM webauthn_credentials "
+                          "WHERE user_id IN :ids").bindparams(sa.bindparam("ids", expanding=True))
+_LOCK_USER = sa.text("UPDATE users SET token_version = token_version WHERE id = :uid "
+                     "RETURNING id")
 
 
 def _now() -> dt.datetime:
@@ -58,17 +63,19 @@ class Factors:
 
     totp: bool            # a confirmed authenticator
     codes_left: int       # unused recovery codes
+    passkeys: int = 0     # WebAuthn credentials
 
     @property
     def any(self) -> bool:
         """A second factor is on (recovery codes alone never are: they back up a factor)."""
-        return self.totp
+        return self.totp or self.passkeys > 0
 
     def methods(self) -> list[str]:
         """The methods a sign-in or re-authentication may use, in the API's order."""
-        if not self.totp:
+        if not self.any:
             return []
-        return ["totp", *(["recovery_code"] if self.codes_left else [])]
+        return [*(["webauthn"] if self.passkeys else []), *(["totp"] if self.totp else []),
+                *(["recovery_code"] if self.codes_left else [])]
 
 
 NO_FACTORS = Factors(False, 0)
@@ -93,7 +100,7 @@ class MfaStore:
         if row is None:
             return NO_FACTORS
         m = row._mapping
-        return Factors(bool(m["totp"]), int(m["codes"] or 0))
+        return Factors(bool(m["totp"]), int(m["codes"] or 0), int(m["passkeys"] or 0))
 
     async def methods_of(self, user_ids: Iterable[int]) -> dict[int, list[str]]:
         """Each user's sign-in methods (the admin API's list): two queries for a page."""
@@ -106,7 +113,10 @@ class MfaStore:
         coded = {r._mapping["user_id"] for r in await self._db.fetch_all(
             sa.select(mfa_recovery_codes.c.user_id).distinct().where(
                 mfa_recovery_codes.c.user_id.in_(ids), mfa_recovery_codes.c.used_at.is_(None)))}
-        return {uid: Factors(uid in totp, int(uid in coded)).methods() for uid in ids}
+        keyed = {r._mapping["user_id"] for r in await self._db.fetch_all(
+            _PASSKEY_OWNERS.bindparams(ids=ids))}
+        return {uid: Factors(uid in totp, int(uid in coded), int(uid in keyed)).methods()
+                for uid in ids}
 
     async def totp(self, user_id: int) -> TotpRow | None:
         row = await self._db.fetch_one(sa.select(
@@ -172,15 +182,12 @@ class MfaStore:
 
     async def replace_codes(self, user_id: int, code_hashes: list[str]) -> bool:
         """A new set of recovery codes, the old set gone; only while a factor is on. The
-        factor's row is written first, which locks it (PostgreSQL) and takes the write lock
-        (SQLite) before the old codes are read: parallel regenerations run one after another,
-        and exactly one set survives."""
+        user's row is written first, which locks it (PostgreSQL) and takes the write lock
+        (SQLite) before anything is read: parallel regenerations run one after another, and
+        exactly one set survives."""
         async with self._db.transaction():
-            on = await self._db.fetch_one(
-                mfa_totp.update().where((mfa_totp.c.user_id == user_id)
-                                        & mfa_totp.c.secret.is_not(None))
-                .values(last_step=mfa_totp.c.last_step).returning(mfa_totp.c.user_id))
-            if on is None:
+            await self._db.fetch_one(_LOCK_USER.bindparams(uid=user_id))
+            if not (await self.factors(user_id)).any:
                 return False
             await self._replace_codes(user_id, code_hashes)
         return True
@@ -191,12 +198,26 @@ class MfaStore:
         await self._db.execute_many(mfa_recovery_codes.insert(),
                                     [{"user_id": user_id, "code_hash": h} for h in code_hashes])
 
-    async def remove_all(self, user_id: int) -> bool:
-        """Every factor of the user gone, in one transaction; True if there was one."""
+    async def remove_totp(self, user_id: int) -> bool:
+        """The authenticator gone, and the recovery codes with it unless a passkey remains
+        for them to back up; True if there was one."""
         async with self._db.transaction():
+            await self._db.fetch_one(_LOCK_USER.bindparams(uid=user_id))
             had = await self._db.fetch_one(
                 mfa_totp.delete().where(mfa_totp.c.user_id == user_id)
                 .returning(mfa_totp.c.secret))
-            await self._db.execute(mfa_recovery_codes.delete().where(
-                mfa_recovery_codes.c.user_id == user_id))
+            if not (await self.factors(user_id)).passkeys:
+                await self._db.execute(mfa_recovery_codes.delete().where(
+                    mfa_recovery_codes.c.user_id == user_id))
         return had is not None and had._mapping["secret"] is not None
+
+    async def remove_all(self, user_id: int) -> bool:
+        """Every factor of the user gone (authenticator, passkeys, recovery codes), in one
+        transaction; True if there was one."""
+        async with self._db.transaction():
+            await self._db.fetch_one(_LOCK_USER.bindparams(uid=user_id))
+            had = (await self.factors(user_id)).any
+            for table in ("mfa_totp", "mfa_recovery_codes", "webauthn_credentials"):
+                await self._db.execute(sa.text(f"DELETE FROM {table} WHERE user_id = :uid")
+                                       .bindparams(uid=user_id))
+        return had

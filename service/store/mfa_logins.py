@@ -86,6 +86,11 @@ class PendingLogins:
             return Attempt(status)
         return Attempt(status, PendingLogin.parse(pairs(rest[0])))
 
+    async def peek(self, token: str) -> PendingLogin | None:
+        """The pending sign-in, without spending an attempt (a passkey's options)."""
+        flat = await self._redis.execute("HGETALL", self._keys.mfa_login(token))
+        return PendingLogin.parse(pairs(flat)) if flat else None
+
     async def failed(self, token: str) -> None:
         """The attempt was refused: the next one may begin."""
         await self._redis.execute("HDEL", self._keys.mfa_login(token), "busy")

@@ -72,7 +72,7 @@ legacy_tokens = sa.Table(
 
 
 # Tables whose rows belong to one user (store/mfa.py, which builds on this module's metadata).
-_CHILD_TABLES = ("mfa_recovery_codes", "mfa_totp")
+_CHILD_TABLES = ("mfa_recovery_codes", "mfa_totp", "webauthn_credentials")
 
 
 def _select_user_by(column: str) -> sa.TextualSelect:
@@ -269,6 +269,11 @@ class UserStore:
             row = await self.by_id(user_id)
         # Hashes are salted: the stored one is ours only if our update applied.
         return row if row is not None and row.password_hash == password_hash else None
+
+    async def remove_password(self, user_id: int, unusable: str) -> None:
+        """A passwordless account: `unusable` (`!…`) matches no password (core/passwords)."""
+        await self._db.execute(users.update().where(users.c.id == user_id).values(
+            password_hash=unusable, password_changed_at=_now()))
 
     async def set_active(self, user_id: int, active: bool) -> None:
         await self._db.execute(

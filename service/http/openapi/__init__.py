@@ -12,6 +12,7 @@ from service.http.openapi.components import field_schemas, request_schemas, resp
 from service.http.openapi.error_responses import error_responses, error_schemas, headers
 from service.http.openapi.mfa_paths import mfa_paths, mfa_schemas
 from service.http.openapi.notes import cutover_note
+from service.http.openapi.passkey_paths import passkey_paths, passkey_schemas
 from service.http.openapi.security_paths import security_paths
 from service.http.openapi.service_paths import service_paths
 
@@ -40,17 +41,19 @@ def document(settings: Settings) -> Json:
                                                      "security."},
                  {"name": "mfa", "description": "A second factor: an authenticator app, "
                                                 "recovery codes, re-authentication."},
+                 {"name": "passkeys", "description": "WebAuthn: sign in without a username, "
+                                                     "a second factor, passwordless."},
                  {"name": "admin", "description": "User administration; role `admin` only."},
                  {"name": "docs", "description": "This document and its page."},
                  {"name": "browser", "description": "The JS client module and, with [ui] "
                                                     "enabled, the hosted pages."},
                  {"name": "health", "description": "For load balancers and monitors."}],
         "paths": {**account_paths(s), **reset_paths(s), **session_paths(s), **security_paths(s),
-                  **mfa_paths(s), **admin_paths(),
+                  **mfa_paths(s), **passkey_paths(s), **admin_paths(),
                   **service_paths(s.ui)},
         "components": {
             "schemas": {**field_schemas(s), **request_schemas(s), **response_schemas(s),
-                        **mfa_schemas(s), **error_schemas()},
+                        **mfa_schemas(s), **passkey_schemas(s), **error_schemas()},
             "responses": error_responses(s),
             "headers": headers(),
             "securitySchemes": {"bearerAuth": {

@@ -15,8 +15,8 @@ UTC_TIME = "RFC 3339, in UTC with `Z`."
 
 # Error responses by component name; several 401s differ only in when and which `code`.
 STATUS = {"BadRequest": "400", "InvalidCredentials": "401", "TokenRefused": "401",
-          "BearerUnauthorized": "401", "MfaRefused": "401", "EmailNotVerified": "403",
-          "Forbidden": "403", "StepUpRequired": "403",
+          "BearerUnauthorized": "401", "MfaRefused": "401", "PasskeyRefused": "401",
+          "EmailNotVerified": "403", "Forbidden": "403", "StepUpRequired": "403",
           "NotFound": "404",
           "PayloadTooLarge": "413", "UnsupportedMediaType": "415",
           "TooManyRequests": "429", "ServerError": "500", "ServiceUnavailable": "503"}

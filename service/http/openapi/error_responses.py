@@ -58,6 +58,9 @@ def error_responses(s: Settings) -> Json:
                                    "recently (`code: step_up_required`): `reauth/`, then try "
                                    "again. 403, not 401: the session itself is fine.",
                                    ref("schemas", "StepUpError")),
+        "PasskeyRefused": response("A passkey's assertion was refused (`code: "
+                                   "webauthn_failed`); `reason` names the check that failed.",
+                                   auth_error),
         "MfaRefused": response("`mfa_token_invalid`: the pending sign-in is unknown, expired, "
                                "used or out of attempts: sign in again. `mfa_code_invalid`: a "
                                "wrong or already used code; the `mfa_token` stays usable while "

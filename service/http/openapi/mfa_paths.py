@@ -40,9 +40,16 @@ def mfa_schemas(s: Settings) -> Json:
             "methods": {"type": "array", "items": string(enum=["totp", "recovery_code"])},
         }, ["mfa_required", "mfa_token", "methods"],
             "The password was right and the account has a second factor: no tokens yet."),
-        "MfaLoginRequest": obj({"mfa_token": string(minLength=1, maxLength=MFA_TOKEN_MAX),
-                                "method": METHOD, "code": CODE},
-                               ["mfa_token", "method", "code"]),
+        "MfaLoginRequest": {"oneOf": [
+            obj({"mfa_token": string(minLength=1, maxLength=MFA_TOKEN_MAX), "method": METHOD,
+                 "code": CODE}, ["mfa_token", "method", "code"], "A code."),
+            obj({"mfa_token": string(minLength=1, maxLength=MFA_TOKEN_MAX),
+                 "method": string(enum=["webauthn"]),
+                 "credential": {"type": "object", "description": "The passkey's assertion "
+                                "(`credential.toJSON()`), for the options of "
+                                "`login/mfa/webauthn/options/`."}},
+                ["mfa_token", "method", "credential"], "A passkey."),
+        ]},
         "MfaStatus": obj({
             "methods": {"type": "array", "items": string(enum=["totp", "recovery_code"]),
                         "description": "What a sign-in asks for after the password; empty "
@@ -78,6 +85,10 @@ def mfa_schemas(s: Settings) -> Json:
                  "password": string(minLength=1, maxLength=s.passwords.max_length)},
                 ["password"], "The password (`method` may be left out)."),
             obj({"method": METHOD, "code": CODE}, ["method", "code"], "A second factor."),
+            obj({"method": string(enum=["webauthn"]),
+                 "credential": {"type": "object", "description": "A passkey's assertion, for "
+                                "the options of `reauth/webauthn/options/`."}},
+                ["method", "credential"], "A passkey."),
         ]},
         "Reauthenticated": obj({
             "access": string("A new access token: `auth_time` is now; the session's later "
