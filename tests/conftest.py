@@ -38,7 +38,7 @@ from service.local import embedded_redis
 
 # PostgreSQL's fixtures as a plugin: imported into each test module instead, a session-scoped
 # fixture is a different fixture per module, and each made its own database.
-pytest_plugins = ["pg", "browser_harness"]
+pytest_plugins = ["pg", "browser_harness", "passkey_api"]
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = 9
 

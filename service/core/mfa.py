@@ -147,13 +147,19 @@ class MfaService:
         if step is None:
             raise ValidationFailed.on("code", WRONG_CODE)
         await self._lockout.reauth_succeeded(user_id)
-        codes = new_recovery_codes() if row.secret is None else []
-        hashes = [self._key.code_hash(user_id, c) for c in codes]
-        # The session's new token first: once the factor is on, its codes must reach the
-        # user, and a Redis that fails here leaves the enrolment waiting for a retry.
-        access, _ = await self._sessions.regrant(caller, AMR[TOTP], Factors(True, len(codes)))
-        if not await self._store.confirm_pending(user_id, pending, step, hashes):
-            raise ValidationFailed.on("non_field_errors", NO_ENROLMENT)
+        # One transaction with the user's row locked: whether this is the first factor (and
+        # gets the codes) is judged where the codes are written, and the session's new token
+        # is minted inside it, so a Redis that fails rolls the factor back: once it is on, its
+        # codes must have reached the user.
+        async with self._store.locked(user_id):
+            before = await self._store.factors(user_id)
+            codes = new_recovery_codes() if not before.any else []
+            hashes = [self._key.code_hash(user_id, c) for c in codes]
+            if not await self._store.confirm_pending(user_id, pending, step, hashes):
+                raise ValidationFailed.on("non_field_errors", NO_ENROLMENT)
+            access, _ = await self._sessions.regrant(
+                caller, AMR[TOTP], Factors(True, before.codes_left + len(codes),
+                                           before.passkeys), renew=False)
         log.info("user %s: authenticator app %s", user_id,
                  "turned on" if codes else "replaced")
         await self._alert(caller.user, "mfa_enabled" if codes else "mfa_changed")
@@ -163,10 +169,12 @@ class MfaService:
         """The authenticator and the recovery codes go: the account signs in with its
         password alone again."""
         await self._step_up.require(caller)
-        passkeys = (await self._store.factors(caller.user.id)).passkeys
-        if caller.user.role in self._s.require_for_roles and not passkeys:
-            raise ValidationFailed.on("non_field_errors", ROLE_NEEDS_FACTOR)
-        if await self._store.remove_totp(caller.user.id):
+        async with self._store.locked(caller.user.id):  # the role's rule holds under races
+            passkeys = (await self._store.factors(caller.user.id)).passkeys
+            if caller.user.role in self._s.require_for_roles and not passkeys:
+                raise ValidationFailed.on("non_field_errors", ROLE_NEEDS_FACTOR)
+            removed = await self._store.remove_totp(caller.user.id)
+        if removed:
             log.info("user %s: authenticator app turned off", caller.user.id)
             await self._alert(caller.user, "totp_removed" if passkeys else "mfa_disabled")
 

@@ -30,12 +30,14 @@ from webauthn import (
 from webauthn.helpers import (
     base64url_to_bytes,
     bytes_to_base64url,
+    decode_credential_public_key,
+    decoded_public_key_to_cryptography,
     parse_authentication_credential_json,
     parse_authenticator_data,
     parse_client_data_json,
     parse_registration_credential_json,
 )
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, WebAuthnException
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
@@ -79,8 +81,21 @@ NOT_YET = ("Add a second passkey (or keep unused recovery codes with one) before
 ROLE_NEEDS_FACTOR = "Your role requires two-factor sign-in: keep a passkey or an authenticator."
 
 
-def _reason_of(exc: InvalidAuthenticationResponse) -> str:
-    return "sign_count_regressed" if "sign count" in str(exc).lower() else "bad_signature"
+# WebAuthn Level 3 caps a credential id at 1023 bytes; a list of transports is short.
+MAX_CREDENTIAL_ID = 1023
+MAX_TRANSPORTS = 8
+
+
+def _check_registration(raw_id: bytes, credential_id: bytes, public_key: bytes) -> None:
+    """What py_webauthn lets through: an id over the spec's bound or not the one the browser
+    named, a public key that is no key."""
+    if len(credential_id) > MAX_CREDENTIAL_ID or credential_id != raw_id:
+        raise ValidationFailed.on("credential", "The passkey was refused: a bad credential id.")
+    try:
+        decoded_public_key_to_cryptography(decode_credential_public_key(public_key))
+    except Exception as exc:
+        raise ValidationFailed.on("credential", "The passkey was refused: a bad public key.") \
+            from exc
 
 
 def has_password(password_hash: str) -> bool:
@@ -128,7 +143,7 @@ class Assertions:
             parsed = parse_authentication_credential_json(credential)
             client_data = parse_client_data_json(parsed.response.client_data_json)
             auth_data = parse_authenticator_data(parsed.response.authenticator_data)
-        except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError) as exc:
+        except Exception as exc:  # untrusted bytes (deep JSON included): the caller's fault
             raise PasskeyRefused("malformed") from exc
         if await self._challenges.take(bytes_to_base64url(client_data.challenge)) != purpose:
             raise PasskeyRefused("challenge_invalid")
@@ -146,20 +161,20 @@ class Assertions:
                 or (handle and bytes_to_base64url(handle) != passkey.user_handle)):
             raise PasskeyRefused("unknown_credential")
         try:
+            # The count is judged after the signature (py_webauthn judges it first): an
+            # unsigned probe must learn nothing of the stored count, nor raise a clone alarm.
             verified = verify_authentication_response(
                 credential=parsed, expected_challenge=client_data.challenge,
                 expected_rp_id=self._rp_id, expected_origin=self._origins,
-                credential_public_key=passkey.public_key,
-                credential_current_sign_count=passkey.sign_count,
+                credential_public_key=passkey.public_key, credential_current_sign_count=0,
                 require_user_verification=require_uv)
-        except InvalidAuthenticationResponse as exc:
-            reason = _reason_of(exc)
-            if reason == "sign_count_regressed":
-                log.warning("security: passkey %s of user %s: sign count went backwards "
-                            "(a cloned authenticator?)", passkey.id, passkey.user_id)
-            raise PasskeyRefused(reason) from exc
-        except (WebAuthnException, ValueError) as exc:
+        except Exception as exc:
             raise PasskeyRefused("bad_signature") from exc
+        count = verified.new_sign_count
+        if (count > 0 or passkey.sign_count > 0) and count <= passkey.sign_count:
+            log.warning("security: passkey %s of user %s: sign count went backwards "
+                        "(a cloned authenticator?)", passkey.id, passkey.user_id)
+            raise PasskeyRefused("sign_count_regressed")
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         if not await self._store.record_use(passkey, verified.new_sign_count,
                                             verified.credential_backed_up, now):
@@ -225,7 +240,7 @@ class PasskeyService:
         try:
             parsed = parse_registration_credential_json(credential)
             client_data = parse_client_data_json(parsed.response.client_data_json)
-        except (WebAuthnException, ValueError, TypeError, KeyError, AttributeError) as exc:
+        except Exception as exc:  # untrusted bytes: anything unparseable is the caller's
             raise ValidationFailed.on("credential", "Not a WebAuthn registration.") from exc
         purpose = await self._challenges.take(bytes_to_base64url(client_data.challenge))
         prefix = f"reg:{user_id}:"
@@ -237,34 +252,41 @@ class PasskeyService:
                 credential=parsed, expected_challenge=client_data.challenge,
                 expected_rp_id=self._s.webauthn.rp_id,
                 expected_origin=list(self._s.webauthn.origins))
-        except (WebAuthnException, ValueError) as exc:
+        except WebAuthnException as exc:
             raise ValidationFailed.on("credential", f"The passkey was refused: {exc}") from exc
-        before = await self._mfa.factors(user_id)
-        codes = new_recovery_codes() if not before.any else []
+        except Exception as exc:  # a malformed key or structure py_webauthn does not wrap
+            raise ValidationFailed.on("credential", "The passkey was refused.") from exc
+        _check_registration(parsed.raw_id, verified.credential_id,
+                            verified.credential_public_key)
         extensions = credential.get("clientExtensionResults")
         cred_props = extensions.get("credProps") if isinstance(extensions, dict) else None
         resident = cred_props.get("rk") if isinstance(cred_props, dict) else None
-        # The session's new token first, as confirming an authenticator does (core/mfa.py).
-        access, _ = await self._sessions.regrant(
-            caller, AMR, Factors(before.totp, before.codes_left + len(codes),
-                                 before.passkeys + 1))
-        try:
-            passkey = await self._store.add(
-                user_id=user_id, credential_id=bytes_to_base64url(verified.credential_id),
-                user_handle=purpose.removeprefix(prefix),
-                public_key=verified.credential_public_key, sign_count=verified.sign_count,
-                name=name or "Passkey",
-                transports=tuple(t.value for t in parsed.response.transports or ()),
-                backup_eligible=verified.credential_device_type == "multi_device",
-                backup_state=verified.credential_backed_up,
-                discoverable=resident if isinstance(resident, bool) else None,
-                at=dt.datetime.fromtimestamp(self._clock(), dt.UTC))
-        except DuplicateCredential as exc:
-            raise ValidationFailed.on("credential", "This passkey is registered already.") \
-                from exc
-        if codes:
-            await self._mfa.replace_codes(user_id, [self._key.code_hash(user_id, c)
-                                                    for c in codes])
+        transports = tuple(dict.fromkeys(t.value for t in parsed.response.transports or ()))
+        # One transaction with the user's row locked, as confirming an authenticator does
+        # (core/mfa.py): the first factor gets the codes judged where they are written, and
+        # a Redis failing at the session's new token rolls the passkey back.
+        async with self._mfa.locked(user_id):
+            before = await self._mfa.factors(user_id)
+            codes = new_recovery_codes() if not before.any else []
+            try:
+                passkey = await self._store.add(
+                    user_id=user_id, credential_id=bytes_to_base64url(verified.credential_id),
+                    user_handle=purpose.removeprefix(prefix),
+                    public_key=verified.credential_public_key,
+                    sign_count=verified.sign_count, name=name or "Passkey",
+                    transports=transports[:MAX_TRANSPORTS],
+                    backup_eligible=verified.credential_device_type == "multi_device",
+                    backup_state=verified.credential_backed_up,
+                    discoverable=resident if isinstance(resident, bool) else None,
+                    at=dt.datetime.fromtimestamp(self._clock(), dt.UTC))
+            except DuplicateCredential as exc:
+                raise ValidationFailed.on("credential", "The passkey was refused.") from exc
+            if codes:
+                await self._mfa.replace_codes(user_id, [self._key.code_hash(user_id, c)
+                                                        for c in codes])
+            access, _ = await self._sessions.regrant(
+                caller, AMR, Factors(before.totp, before.codes_left + len(codes),
+                                     before.passkeys + 1), renew=False)
         log.info("user %s: passkey %s added", user_id, passkey.id)
         await self._alert(caller, "passkey_added")
         return Registered(passkey, codes, access)
@@ -284,20 +306,21 @@ class PasskeyService:
         account (or of a role that requires one) cannot go."""
         await self._step_up.require(caller)
         user_id = caller.user.id
-        if not any(p.credential_id == key_id for p in await self._store.of_user(user_id)):
-            raise NotFound()
-        factors = await self._mfa.factors(user_id)
-        after = Factors(factors.totp, factors.codes_left, factors.passkeys - 1)
-        row = await self._users.by_id(user_id)
-        if row is not None and not has_password(row.password_hash) and not passwordless_ok(
-                after):
-            raise ValidationFailed.on("non_field_errors", LAST_FACTOR)
-        if caller.user.role in self._s.mfa.require_for_roles and not after.any:
-            raise ValidationFailed.on("non_field_errors", ROLE_NEEDS_FACTOR)
-        if not await self._store.delete(user_id, key_id):
-            raise NotFound()
-        if not after.any:  # recovery codes back up a factor; none is left
-            await self._mfa.remove_all(user_id)
+        async with self._mfa.locked(user_id):  # the rules hold however many requests race
+            if not any(p.credential_id == key_id for p in await self._store.of_user(user_id)):
+                raise NotFound()
+            factors = await self._mfa.factors(user_id)
+            after = Factors(factors.totp, factors.codes_left, factors.passkeys - 1)
+            row = await self._users.by_id(user_id)
+            if row is not None and not has_password(row.password_hash) and not \
+                    passwordless_ok(after):
+                raise ValidationFailed.on("non_field_errors", LAST_FACTOR)
+            if caller.user.role in self._s.mfa.require_for_roles and not after.any:
+                raise ValidationFailed.on("non_field_errors", ROLE_NEEDS_FACTOR)
+            if not await self._store.delete(user_id, key_id):
+                raise NotFound()
+            if not after.any:  # recovery codes back up a factor; none is left
+                await self._mfa.remove_all(user_id)
         log.info("user %s: a passkey removed", user_id)
         await self._alert(caller, "passkey_removed")
 
@@ -305,10 +328,11 @@ class PasskeyService:
         """Passwordless from now on: only with two passkeys, or one and unused recovery
         codes (a lost device must not lock the owner out). A reset by email sets one again."""
         await self._step_up.require(caller)
-        if not passwordless_ok(await self._mfa.factors(caller.user.id)):
-            raise ValidationFailed.on("non_field_errors", NOT_YET)
-        await self._users.remove_password(caller.user.id,
-                                          UNUSABLE_PASSWORD + secrets.token_urlsafe(30))
+        async with self._mfa.locked(caller.user.id):
+            if not passwordless_ok(await self._mfa.factors(caller.user.id)):
+                raise ValidationFailed.on("non_field_errors", NOT_YET)
+            await self._users.remove_password(caller.user.id,
+                                              UNUSABLE_PASSWORD + secrets.token_urlsafe(30))
         log.info("user %s: password removed (passwordless)", caller.user.id)
         await self._alert(caller, "password_removed")
 
@@ -334,8 +358,9 @@ class PasskeyService:
             cached(user), client, device, device_token,
             Grant((AMR,), int(self._clock())), await self._mfa.factors(user.id))
 
-    async def mfa_options(self, mfa_token: str) -> dict[str, Any]:
+    async def mfa_options(self, mfa_token: str, client: Client) -> dict[str, Any]:
         """For the second step of a sign-in: the pending user's passkeys."""
+        await self._limiter.check("login", client_key(client.ip))
         pending = await self._pending.peek(mfa_token)
         if pending is None:
             raise MfaTokenInvalid()
@@ -343,7 +368,8 @@ class PasskeyService:
             mfa_purpose(mfa_token), await self._store.of_user(pending.user_id),
             user_verification=UserVerificationRequirement.PREFERRED)
 
-    async def reauth_options(self, caller: Caller) -> dict[str, Any]:
+    async def reauth_options(self, caller: Caller, client: Client) -> dict[str, Any]:
+        await self._limiter.check("login", client_key(client.ip))
         return await self._assertions.options(
             reauth_purpose(caller.user.id), await self._store.of_user(caller.user.id),
             user_verification=UserVerificationRequirement.PREFERRED)

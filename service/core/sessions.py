@@ -207,26 +207,28 @@ class SessionService:
             amr=grant.amr, auth_time=grant.auth_time)
         return pair
 
-    async def regrant(self, caller: Caller, method: str,
-                      factors: Factors | None = None) -> tuple[str, int]:
-        """The caller's session proved itself again (reauth/, a newly confirmed factor):
-        its grant now adds `method` at this moment, for every later token of the session.
-        A new access token under it, and the new auth_time. `factors`: the account's as
-        they are about to be (a factor being confirmed), for the token's scope."""
+    async def regrant(self, caller: Caller, method: str, factors: Factors | None = None, *,
+                      renew: bool = True) -> tuple[str, int]:
+        """The caller's session proved itself again (reauth/): its grant now adds `method`
+        at this moment, for every later token of the session. A new access token under it,
+        and the auth_time. `renew=False` (a factor just added: it proves only that the
+        caller holds what it was just given) adds the method and lifts an enrolment scope
+        but keeps the auth_time. `factors`: the account's as they now are, for the scope."""
         now = self._clock()
         user = caller.user
         amr = tuple(dict.fromkeys((*caller.grant.amr, method)))
+        at = int(now) if renew else caller.grant.auth_time
         if not caller.sid:  # an old simplejwt token: no session to carry the grant
             raise TokenInvalid("session_ended", "Sign in again to confirm it is you"
                                ).for_bearer()
-        session_end = await self._session_store.elevate(user.id, caller.sid, amr, int(now))
+        session_end = await self._session_store.elevate(user.id, caller.sid, amr, at)
         if session_end is None:
             raise (await session_ended(self._session_store, caller.sid)).for_bearer()
-        grant = await self.grant_for(user.id, user.role, amr, int(now), factors)
+        grant = await self.grant_for(user.id, user.role, amr, at, factors)
         access, _ = self._codec.issue_access(sub=str(user.id), role=user.role,
                                              ver=user.token_version, sid=caller.sid, now=now,
                                              session_end=session_end, grant=grant)
-        return access, int(now)
+        return access, at
 
     async def renew(self, user: CachedUser, caller: Caller) -> TokenPair:
         """A fresh token pair and lifetime for the caller's session (after a password

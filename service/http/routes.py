@@ -311,12 +311,14 @@ async def passkey_login(request: Request) -> Response:
 
 async def mfa_passkey_options(request: Request) -> Response:
     token = inputs.mfa_token_input(await json_body(request))
-    return json_response({"publicKey": await _passkeys(request).mfa_options(token)})
+    return json_response({"publicKey": await _passkeys(request).mfa_options(
+        token, _client(request))})
 
 
 async def reauth_passkey_options(request: Request) -> Response:
     caller = await bearer_caller(request, enrolment=True)
-    return json_response({"publicKey": await _passkeys(request).reauth_options(caller)})
+    return json_response({"publicKey": await _passkeys(request).reauth_options(
+        caller, _client(request))})
 
 
 async def password_remove(request: Request) -> Response:

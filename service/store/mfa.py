@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from databases import Database
@@ -90,6 +91,12 @@ class TotpRow:
 
 
 class MfaStore:
+    def locked(self, user_id: int) -> _Locked:
+        """A transaction holding the user's row locked: a rule checked inside it holds for
+        the writes made inside it (a passwordless account's last passkey, a role's last
+        factor), however many requests race."""
+        return _Locked(self._db, user_id)
+
     def __init__(self, database: Database) -> None:
         self._db = database
         self._insert = (postgresql.insert if database.url.dialect == "postgresql"
@@ -221,3 +228,18 @@ class MfaStore:
                 await self._db.execute(sa.text(f"DELETE FROM {table} WHERE user_id = :uid")
                                        .bindparams(uid=user_id))
         return had
+
+
+class _Locked:
+    def __init__(self, database: Database, user_id: int) -> None:
+        self._db = database
+        self._user_id = user_id
+        self._transaction: Any = None
+
+    async def __aenter__(self) -> None:
+        self._transaction = self._db.transaction()
+        await self._transaction.__aenter__()
+        await self._db.fetch_one(_LOCK_USER.bindparams(uid=self._user_id))
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._transaction.__aexit__(*exc)

@@ -76,8 +76,9 @@ def mfa_schemas(s: Settings) -> Json:
         "TotpConfirmed": obj({
             "recovery_codes": {**CODE_LIST, "description": CODES_SHOWN + " Only for the first "
                                "factor; empty when an authenticator replaces another."},
-            "access": string("A new access token of this session: `amr` adds `otp`, "
-                             "`auth_time` is now, no enrolment `scope`."),
+            "access": string("A new access token of this session: `amr` adds `otp`, no "
+                             "enrolment `scope`; `auth_time` as it was (adding a factor is "
+                             "no new sign-in)."),
         }, ["recovery_codes", "access"]),
         "RecoveryCodes": obj({"recovery_codes": CODE_LIST}, ["recovery_codes"]),
         "ReauthRequest": {"oneOf": [

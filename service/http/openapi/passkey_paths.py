@@ -53,7 +53,8 @@ def passkey_schemas(s: Settings) -> Json:
             "recovery_codes": {"type": "array", "items": string(), "description": "Ten, "
                                "shown once, when this is the account's first factor; else "
                                "empty."},
-            "access": string("A new access token: `amr` adds `webauthn`, `auth_time` now."),
+            "access": string("A new access token: `amr` adds `webauthn`, no enrolment "
+                             "`scope`; `auth_time` as it was."),
         }, ["credential", "recovery_codes", "access"]),
         "PasskeyRenameRequest": obj({"name": string(minLength=1,
                                                     maxLength=PASSKEY_NAME_MAX)}, ["name"]),
@@ -122,13 +123,14 @@ def passkey_paths(s: Settings) -> Json:
         AUTH + "login/mfa/webauthn/options/": {"post": operation(
             "mfaPasskeyOptions", "Options for the second step with a passkey",
             "For the pending sign-in's account: its passkeys. Spends no attempt; a dead "
-            "`mfa_token` is a 401 `mfa_token_invalid`.", options,
+            "`mfa_token` is a 401 `mfa_token_invalid`." + note, options,
             body="MfaPasskeyOptionsRequest",
-            errors=("BadRequest", "MfaRefused", "ServiceUnavailable"), tag="passkeys")},
+            errors=("BadRequest", "MfaRefused", *too_many, "ServiceUnavailable"),
+            tag="passkeys")},
         AUTH + "reauth/webauthn/options/": {"post": operation(
             "reauthPasskeyOptions", "Options for step-up with a passkey",
-            "Then `reauth/` with `method: \"webauthn\"` and the credential.", options,
-            errors=bearer, bearer=True, tag="passkeys")},
+            "Then `reauth/` with `method: \"webauthn\"` and the credential." + note, options,
+            errors=(*too_many, *bearer), bearer=True, tag="passkeys")},
         AUTH + "password/": {"delete": operation(
             "removePassword", "Sign in with passkeys only",
             "Removes the password when the account has two passkeys, or one and unused "
