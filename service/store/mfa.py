@@ -44,10 +44,11 @@ mfa_recovery_codes = sa.Table(
     sa.Index("uq_mfa_recovery_codes_user_hash", "user_id", "code_hash", unique=True),
 )
 
-_FACTORS_OF = sa.text(
+_FACTORS_SQL = (
     "SELECT (SELECT secret IS NOT NULL FROM mfa_totp WHERE user_id = :uid) AS totp, "
     "(SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = :uid AND used_at IS NULL) "
     "AS codes, (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = :uid) AS passkeys")
+_FACTORS_OF = sa.text(_FACTORS_SQL)
 _PASSKEY_OWNERS = sa.text("SELECT DISTINCT user_id FROM webauthn_credentials "
                           "WHERE user_id IN :ids").bindparams(sa.bindparam("ids", expanding=True))
 _LOCK_USER = sa.text("UPDATE users SET token_version = token_version WHERE id = :uid "
@@ -99,10 +100,19 @@ class MfaStore:
 
     def __init__(self, database: Database) -> None:
         self._db = database
-        self._insert = (postgresql.insert if database.url.dialect == "postgresql"
-                        else sqlite.insert)
+        self._sqlite = database.url.dialect != "postgresql"
+        self._insert = postgresql.insert if not self._sqlite else sqlite.insert
 
     async def factors(self, user_id: int) -> Factors:
+        """Every login asks this once the password is right. On SQLite the connection's own
+        execute_fetchall, one thread hop, as UserStore.token_state does (bench/README.md:
+        `databases` cost a login's path around the hash 1.4x)."""
+        if self._sqlite:
+            async with self._db.connection() as connection:
+                rows = await connection.raw_connection.execute_fetchall(
+                    _FACTORS_SQL, {"uid": user_id})
+            totp, codes, passkeys = rows[0]
+            return Factors(bool(totp), int(codes or 0), int(passkeys or 0))
         row = await self._db.fetch_one(_FACTORS_OF.bindparams(uid=user_id))
         if row is None:
             return NO_FACTORS
