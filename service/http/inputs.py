@@ -243,13 +243,19 @@ def mfa_login_input(data: dict[str, Any]) -> MfaLoginInput:
     return MfaLoginInput(token, method, code)
 
 
+def one_string(data: dict[str, Any], name: str, max_length: int) -> str:
+    """A body of one required string field (`code` at mfa/totp/confirm/, `mfa_token` at
+    login/mfa/webauthn/options/, `name` of a passkey)."""
+    f = Fields(data)
+    value = f.string(name, max_length=max_length)
+    f.done()
+    assert value is not None
+    return value
+
+
 def code_input(data: dict[str, Any]) -> str:
     """mfa/totp/confirm/: the authenticator's first code."""
-    f = Fields(data)
-    code = f.string("code", max_length=CODE_MAX)
-    f.done()
-    assert code is not None
-    return code
+    return one_string(data, "code", CODE_MAX)
 
 
 def reauth_input(data: dict[str, Any], max_password: int) -> ReauthInput:
@@ -276,11 +282,7 @@ PASSKEY_NAME_MAX = 64
 
 def mfa_token_input(data: dict[str, Any]) -> str:
     """login/mfa/webauthn/options/: the pending sign-in's token."""
-    f = Fields(data)
-    token = f.string("mfa_token", max_length=MFA_TOKEN_MAX)
-    f.done()
-    assert token is not None
-    return token
+    return one_string(data, "mfa_token", MFA_TOKEN_MAX)
 
 
 def credential_input(data: dict[str, Any]) -> dict[str, Any]:
@@ -303,8 +305,4 @@ def passkey_register_input(data: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 def passkey_name_input(data: dict[str, Any]) -> str:
-    f = Fields(data)
-    name = f.string("name", max_length=PASSKEY_NAME_MAX)
-    f.done()
-    assert name is not None
-    return name
+    return one_string(data, "name", PASSKEY_NAME_MAX)
