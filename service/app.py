@@ -113,7 +113,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time,
         lockout = Lockout(settings.lockout, counters)
         mfa_store = MfaStore(db)
         pending = PendingLogins(async_redis, keys, ttl=settings.mfa.login_ttl)
-        step_up = StepUp(settings.mfa, mfa_store, clock)
+        step_up = StepUp(settings.mfa, mfa_store, users, clock)
         sessions = SessionService(
             settings, users, cache, counters, session_store, hasher, codec,
             DeviceTokens(secret, settings.lockout.device_ttl), limiter, alerts, rows,

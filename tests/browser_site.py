@@ -77,7 +77,7 @@ class Site:
 def site_env(settings: Settings, port: int, rotation: bool,
              cors_origins: tuple[str, ...], extra: Mapping[str, str]) -> dict[str, str]:
     """The test configuration: pages on, short tokens, no rate limits or lockout, fast argon2,
-    and email links pointing at the pages on this site."""
+    email links pointing at the pages on this site, and passkeys for this site's origin."""
     url = f"http://localhost:{port}"
     env = worker_env(settings)
     env.update({
@@ -94,6 +94,9 @@ def site_env(settings: Settings, port: int, rotation: bool,
         "AUTH_PASSWORD_RESET_URL_TEMPLATE": url + "/auth/reset#token={token}",
         "AUTH_AUTH_VERIFY_URL_TEMPLATE": url + "/auth/verify#token={token}",
         "AUTH_ALERTS_URL_TEMPLATE": url + "/auth/not-me#token={token}",
+        # Passkeys belong to "localhost" and are used from this site's own origin (its port).
+        "AUTH_WEBAUTHN_RP_ID": "localhost",
+        "AUTH_WEBAUTHN_ORIGINS": url,
         "AUTH_CORS_ALLOW_ORIGINS": ",".join(cors_origins),
         "AUTH_LOG_LEVEL": "WARNING",
         **extra,

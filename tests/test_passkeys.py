@@ -337,3 +337,20 @@ def test_an_admin_sees_passkeys_and_a_reset_removes_them(rp_site: httpx.Client,
                      headers=bearer(admin["access"])).status_code == 204
     assert_refused(passkey_sign_in(rp_site, key), "unknown_credential")
     assert set(logged_in(rp_site)) >= {"access"}  # no factor left: the password alone
+
+
+def test_a_passwordless_account_is_never_offered_its_password(rp_settings: Settings,
+                                                              make_client: Any) -> None:
+    """Step-up names only what the account can use; the sign-in page's autofill options
+    spend no login budget (every page load asks for them)."""
+    clock = Clock(T0)
+    client = make_client(rp_settings.replace(rate_limit={"enabled": True}), clock=clock)
+    access = register(client)["access"]
+    fresh = add_passkey(client, access, platform())["access"]
+    assert client.delete(API + "password/", headers=bearer(fresh)).status_code == 204
+    clock.now += rp_settings.mfa.step_up_max_age + 1
+    stale = client.post(API + "mfa/recovery-codes/", headers=bearer(fresh))
+    assert stale.status_code == 403
+    assert stale.json()["methods"] == ["webauthn", "recovery_code"]
+    limit = rp_settings.rate_limit.login.limit
+    assert {client.post(LOGIN_OPTIONS).status_code for _ in range(limit + 2)} == {200}

@@ -18,7 +18,8 @@ from service.http import ui
 # page -> the labels and buttons a person (and a browser test) finds it by, in Tab order.
 CONTRACT = {
     "signin": (["Username or email", "Password", "Authentication code"],
-               ["Sign in", "Verify", "Use a recovery code", "Start over"]),
+               ["Sign in", "Use a passkey", "Verify", "Use a passkey",
+                "Use a recovery code", "Start over"]),
     "signup": (["Username", "Email", "Display name", "Password", "Repeat password"],
                ["Create account"]),
     "forgot": (["Email"], ["Send reset link"]),
@@ -26,13 +27,16 @@ CONTRACT = {
     "verify": (["Email"], ["Send a new link"]),
     "not-me": ([], ["End every session"]),
     "profile": (["Display name", "Current password", "New password", "Repeat new password",
-                 "Code from the app", "Password to delete the account",
-                 "I understand this cannot be undone", "Your password",
-                 "Authentication or recovery code"],
+                 "Code from the app", "New name", "Name of the new passkey",
+                 "Password to delete the account", "I understand this cannot be undone",
+                 "Your password", "Authentication or recovery code"],
                 ["Sign out", "Sign out everywhere", "Save", "Change password", "Set up",
                  "Regenerate recovery codes", "Turn off", "Yes, turn it off", "Keep it on",
-                 "Turn on", "Cancel set-up", "I have stored them", "Delete account", "Continue",
-                 "Use a code instead", "Cancel"]),
+                 "Turn on", "Cancel set-up", "I have stored them", "Save name",
+                 "Cancel renaming", "Yes, delete it", "Keep it", "Add a passkey",
+                 "I have stored them", "Remove password", "Yes, remove it", "Keep my password",
+                 "Delete account", "Continue", "Use a passkey", "Use a code instead",
+                 "Cancel"]),
     "sessions": ([], ["Sign out", "Sign out everywhere"]),
 }
 

@@ -47,11 +47,13 @@ from webauthn.helpers.structs import (
 )
 
 from service.config import Settings
+from service.core import django_hashes
 from service.core.alerts import Alerts, alert_time
 from service.core.authentication import Caller
 from service.core.cached_users import cached
 from service.core.limits import RateLimiter, client_key
 from service.core.mfa_crypto import MfaKey, new_recovery_codes
+from service.core.passwords import usable
 from service.core.sessions import Client, SessionService, SignIn
 from service.core.step_up import StepUp
 from service.core.tokens import Grant
@@ -73,7 +75,7 @@ from service.store.webauthn_challenges import CHALLENGE_TTL, Challenges
 log = logging.getLogger("authsvc.passkeys")
 
 AMR = "webauthn"
-UNUSABLE_PASSWORD = "!"  # core/passwords: a hash no password matches
+UNUSABLE_PASSWORD = django_hashes.UNUSABLE_PREFIX  # core/passwords.usable: none matches
 LAST_FACTOR = ("This account has no password: keep at least two passkeys, or one and unused "
                "recovery codes.")
 NOT_YET = ("Add a second passkey (or keep unused recovery codes with one) before removing "
@@ -99,7 +101,7 @@ def _check_registration(raw_id: bytes, credential_id: bytes, public_key: bytes) 
 
 
 def has_password(password_hash: str) -> bool:
-    return not password_hash.startswith(UNUSABLE_PASSWORD)
+    return usable(password_hash)
 
 
 def passwordless_ok(factors: Factors) -> bool:
@@ -338,7 +340,8 @@ class PasskeyService:
 
     # -- signing in ------------------------------------------------------------------------
     async def login_options(self, client: Client) -> dict[str, Any]:
-        await self._limiter.check("login", client_key(client.ip))
+        """Asked by every load of a sign-in page (autofill): no guess is made with it, so it
+        spends no login budget; its challenge lives CHALLENGE_TTL in Redis."""
         return await self._assertions.options(
             "login", [], user_verification=UserVerificationRequirement.REQUIRED)
 

@@ -48,6 +48,12 @@ def policy_problems(password: str, settings: PasswordSettings, *, username: str 
     return problems
 
 
+def usable(password_hash: str) -> bool:
+    """Whether any password can match the stored hash (`!…`: none; a passwordless account,
+    or Django's unusable password)."""
+    return not password_hash.startswith(django_hashes.UNUSABLE_PREFIX)
+
+
 def normalise(password: str) -> str:
     """NFKC before hashing and verifying (NIST SP 800-63B 5.1.1.2): the same password typed
     on another keyboard or OS, composed or decomposed, is the same password."""

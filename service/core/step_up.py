@@ -10,20 +10,23 @@ from collections.abc import Callable
 
 from service.config import MfaSettings
 from service.core.authentication import Caller
+from service.core.passwords import usable
 from service.errors import StepUpRequired
 from service.store.mfa import Factors, MfaStore
+from service.store.users import UserStore
 
 
-def reauth_methods(factors: Factors) -> list[str]:
+def reauth_methods(factors: Factors, has_password: bool = True) -> list[str]:
     """What reauth/ accepts from this account."""
-    return ["password", *factors.methods()]
+    return [*(["password"] if has_password else []), *factors.methods()]
 
 
 class StepUp:
-    def __init__(self, settings: MfaSettings, store: MfaStore,
+    def __init__(self, settings: MfaSettings, store: MfaStore, users: UserStore,
                  clock: Callable[[], float] = time.time) -> None:
         self._max_age = settings.step_up_max_age
         self._store = store
+        self._users = users
         self._clock = clock
 
     def recent(self, caller: Caller) -> bool:
@@ -35,10 +38,15 @@ class StepUp:
             return
         factors = await self._store.factors(caller.user.id)
         if factors.any:
-            raise StepUpRequired(reauth_methods(factors))
+            raise StepUpRequired(await self._methods(caller, factors))
 
     async def require_recent(self, caller: Caller) -> None:
         """403 step_up_required unless the caller signed in recently, factor or not (adding a
         factor: a stolen session must not lock the owner out with one of its own)."""
         if not self.recent(caller):
-            raise StepUpRequired(reauth_methods(await self._store.factors(caller.user.id)))
+            factors = await self._store.factors(caller.user.id)
+            raise StepUpRequired(await self._methods(caller, factors))
+
+    async def _methods(self, caller: Caller, factors: Factors) -> list[str]:
+        row = await self._users.by_id(caller.user.id)
+        return reauth_methods(factors, row is None or usable(row.password_hash))

@@ -79,7 +79,13 @@ export class AuthError extends Error {
    * Second factor: `step_up_required` (403: the action needs a recent sign-in; call
    * `reauthenticate()` with one of `methods`, then retry), `mfa_enrolment_required` (403: the
    * account's role needs a second factor set up first), `mfa_code_invalid` and
-   * `mfa_token_invalid` (401 from `MfaRequiredError.complete()`). */
+   * `mfa_token_invalid` (401 from `MfaRequiredError.complete()`). Passkeys: `webauthn_refused`
+   * (status 0: the browser or authenticator said no; `reason` is the DOMException's name:
+   * `NotAllowedError` when the user cancelled, timed out or has no passkey here, `AbortError`
+   * for your own `signal`, `InvalidStateError` when the authenticator already holds one of the
+   * account's passkeys, `NotSupportedError` without WebAuthn or autofill; `cause` is the
+   * DOMException) and `webauthn_failed` (401 from `signInWithPasskey()`: the server refused the
+   * assertion, `reason` says why, e.g. `unknown_credential`, `challenge_invalid`). */
   readonly code: string | null;
   /** the API's finer `reason` on token refusals (`token_expired`, `session_ended`, ...) */
   readonly reason: string | null;
@@ -93,8 +99,8 @@ export class AuthError extends Error {
   readonly body: unknown;
 }
 
-/** A second factor. */
-export type MfaMethod = "totp" | "recovery_code";
+/** A second factor; "webauthn" is a passkey or security key. */
+export type MfaMethod = "totp" | "recovery_code" | "webauthn";
 /** A way to re-authenticate (`reauthenticate()`). */
 export type StepUpMethod = "password" | MfaMethod;
 
@@ -107,12 +113,23 @@ export class MfaRequiredError extends AuthError {
   readonly code: "mfa_required";
   /** the factors the account can use now (`recovery_code` only while unused ones remain) */
   readonly methods: MfaMethod[];
-  complete(method: MfaMethod, code: string): Promise<User>;
+  /** "totp" or "recovery_code" with the code the user typed; "webauthn" with no code: asks the
+   * browser for one of the account's passkeys or security keys (login/mfa/webauthn/options/),
+   * then sends its assertion. A refused assertion rejects with `mfa_code_invalid`; one the
+   * browser did not make (cancelled) with `webauthn_refused`; either may be tried again. */
+  complete(method: "totp" | "recovery_code", code: string): Promise<User>;
+  complete(method: "webauthn", code?: undefined): Promise<User>;
+  /** complete("webauthn") */
+  completeWithPasskey(): Promise<User>;
 }
 
 /** GET mfa/ */
 export interface MfaStatus {
   methods: MfaMethod[];
+  /** how many passkeys and security keys the account has */
+  webauthn: { credentials: number };
+  /** false once removePassword() made the account passwordless (a reset by email sets one) */
+  has_password: boolean;
   totp: { enabled: boolean; pending: boolean; confirmed_at: string | null };
   recovery_codes_left: number;
   /** the account's role needs a second factor, and it has none yet */
@@ -129,7 +146,37 @@ export interface TotpEnrolment {
   qr_svg: string;
 }
 
-export type ReauthInput = { password: string } | { method: MfaMethod; code: string };
+export type ReauthInput =
+  | { password: string }
+  | { method: "totp" | "recovery_code"; code: string }
+  /** asks the browser for one of the account's passkeys (reauth/webauthn/options/) */
+  | { method: "webauthn" };
+
+/** A passkey or security key of the account (webauthn/credentials/). */
+export interface Passkey {
+  /** the credential id, base64url */
+  id: string;
+  name: string;
+  /** RFC 3339 */
+  created: string;
+  last_used: string | null;
+  transports: string[];
+  /** the authenticator may sync it to the user's other devices */
+  backup_eligible: boolean;
+  /** it is synced (backed up) now */
+  backup_state: boolean;
+  /** a discoverable credential: signs in without a username; null when not known */
+  discoverable: boolean | null;
+}
+
+export interface SignInWithPasskeyOptions {
+  /** Browser autofill (mediation "conditional"): resolves only when the user picks a passkey in
+   * the username field's suggestions (an input with autocomplete="username webauthn"); start it
+   * on page load and abort it (`signal`) before any other sign-in. Rejects with
+   * `webauthn_refused` / `NotSupportedError` where the browser has no autofill for passkeys. */
+  conditional?: boolean;
+  signal?: AbortSignal;
+}
 
 export interface RegisterInput {
   username: string;
@@ -156,6 +203,9 @@ export interface AuthClient {
   register(input: RegisterInput): Promise<{ user: User; signedIn: boolean }>;
   /** Rejects with an MfaRequiredError when the account has a second factor. */
   login(usernameOrEmail: string, password: string): Promise<User>;
+  /** Signs in with a passkey, no username: the browser offers the site's passkeys (a button's
+   * modal request, or autofill with `conditional`); then signed in exactly as login() does. */
+  signInWithPasskey(options?: SignInWithPasskeyOptions): Promise<User>;
   /** Ends this session on the server and signs every tab out. */
   logout(): Promise<void>;
   /** Ends every session of the user, here and on other devices. */
@@ -191,6 +241,20 @@ export interface AuthClient {
   disableTotp(): Promise<void>;
   /** A new set of 10 recovery codes; the old set stops working (step-up). */
   regenerateRecoveryCodes(): Promise<string[]>;
+
+  /** Makes a passkey (or security key) for the account with navigator.credentials.create()
+   * (needs a recent sign-in: `step_up_required`); resolves with it and, for the account's
+   * first factor, its 10 recovery codes to show once ([] otherwise). The new access token
+   * becomes this session's. */
+  registerPasskey(name?: string): Promise<{ credential: Passkey; recoveryCodes: string[] }>;
+  listPasskeys(): Promise<Passkey[]>;
+  renamePasskey(id: string, name: string): Promise<Passkey>;
+  /** (step-up) A 400 (`fields.non_field_errors`) when it is the last way a passwordless
+   * account signs in. */
+  deletePasskey(id: string): Promise<void>;
+  /** Makes the account passwordless (step-up): allowed with two passkeys, or one and unused
+   * recovery codes, else a 400 saying so. */
+  removePassword(): Promise<void>;
 
   listSessions(): Promise<Session[]>;
   revokeSession(id: string): Promise<void>;

@@ -32,13 +32,75 @@ export class AuthError extends Error {
   }
 }
 
-// login() for an account with a second factor: not signed in yet; complete() sends the code.
+// login() for an account with a second factor: not signed in yet; complete() sends the code
+// (or, for "webauthn", asks the browser for the passkey's assertion).
 export class MfaRequiredError extends AuthError {
   constructor(body, complete) {
     super(200, body, null, "A second factor is needed to sign in");
     this.name = "MfaRequiredError";
     this.code = "mfa_required";
     this.complete = complete;
+    this.completeWithPasskey = () => complete("webauthn");
+  }
+}
+
+// ---- WebAuthn: the API's JSON (binary fields in base64url, no padding) <-> the browser's
+// ArrayBuffers. The browser's own PublicKeyCredential.parse*OptionsFromJSON and toJSON() when
+// it has them, else these few lines.
+const b64url = (buffer) => btoa(String.fromCharCode(...new Uint8Array(buffer)))
+  .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const binary = (text) =>
+  Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)).buffer;
+const ids = (list) => list && list.map((c) => ({ ...c, id: binary(c.id) }));
+
+function fromJSON(o) {
+  const out = { ...o, challenge: binary(o.challenge) };
+  if (o.user) out.user = { ...o.user, id: binary(o.user.id) };
+  if (o.excludeCredentials) out.excludeCredentials = ids(o.excludeCredentials);
+  if (o.allowCredentials) out.allowCredentials = ids(o.allowCredentials);
+  return out;
+}
+
+function toJSON(c) {
+  if (typeof c.toJSON == "function") return c.toJSON();
+  const r = c.response;
+  const response = { clientDataJSON: b64url(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = b64url(r.attestationObject);
+    response.transports = r.getTransports ? r.getTransports() : [];
+  } else {
+    response.authenticatorData = b64url(r.authenticatorData);
+    response.signature = b64url(r.signature);
+    if (r.userHandle) response.userHandle = b64url(r.userHandle);
+  }
+  const json = { id: c.id, rawId: b64url(c.rawId), type: c.type, response,
+    clientExtensionResults: c.getClientExtensionResults ? c.getClientExtensionResults() : {} };
+  if (c.authenticatorAttachment) json.authenticatorAttachment = c.authenticatorAttachment;
+  return json;
+}
+
+// navigator.credentials.create() or .get() with the options the API answers `ask()` (asked only
+// where the browser has WebAuthn): the credential as JSON. What the browser throws (the user
+// cancelled, no passkey, an abort, no WebAuthn) rejects as an AuthError of status 0, code
+// "webauthn_refused", reason the DOMException's name.
+const refused = (e) => new AuthError(0, { detail: String(e?.message || e),
+  code: "webauthn_refused", reason: e?.name || null }, null, undefined, e);
+const unsupported = () => refused(new DOMException("This browser cannot use passkeys here",
+  "NotSupportedError"));
+
+async function ceremony(kind, ask, more) {
+  const PKC = globalThis.PublicKeyCredential;
+  const api = globalThis.navigator?.credentials;
+  if (!api || !PKC) throw unsupported();
+  const { publicKey } = await ask();
+  const parse = kind == "create" ? "parseCreationOptionsFromJSON" : "parseRequestOptionsFromJSON";
+  try {
+    const options = PKC[parse] ? PKC[parse](publicKey) : fromJSON(publicKey);
+    const credential = await api[kind]({ ...more, publicKey: options });
+    if (!credential) throw new DOMException("No passkey was chosen", "NotAllowedError");
+    return toJSON(credential);
+  } catch (e) {
+    throw refused(e);
   }
 }
 
@@ -437,6 +499,7 @@ export function createAuthClient(options = {}) {
     return r;
   }
 
+  const passkey = (id) => "webauthn/credentials/" + encodeURIComponent(id) + "/";
   const getProfile = async () => profile(await bearer("profile/", null, "GET"));
 
   function profile(p) {
@@ -463,10 +526,25 @@ export function createAuthClient(options = {}) {
     async login(usernameOrEmail, password) {
       const r = await call("login/", { username_or_email: usernameOrEmail, password });
       if (r.mfa_required) {
-        throw new MfaRequiredError(r, async (method, code) =>
-          signedIn(await call("login/mfa/", { mfa_token: r.mfa_token, method, code })).user);
+        const { mfa_token } = r;
+        throw new MfaRequiredError(r, async (method, code) => {
+          const body = { mfa_token, method };
+          if (method == "webauthn") {
+            body.credential = await ceremony("get", () => call("login/mfa/webauthn/options/", { mfa_token }));
+          } else body.code = code;
+          return signedIn(await call("login/mfa/", body)).user;
+        });
       }
       return signedIn(r).user;
+    },
+    async signInWithPasskey({ conditional = false, signal } = {}) {
+      // Autofill where the browser has none would be a modal request the user never asked for.
+      if (conditional && !(await globalThis.PublicKeyCredential?.isConditionalMediationAvailable?.())) {
+        throw unsupported();
+      }
+      const credential = await ceremony("get", () => call("webauthn/login/options/", {}),
+        { signal, mediation: conditional ? "conditional" : undefined });
+      return signedIn(await call("webauthn/login/", { credential })).user;
     },
     async logout() {
       await ready;
@@ -502,12 +580,27 @@ export function createAuthClient(options = {}) {
     resendVerification: async (email) => void (await call("verify-email/resend/", { email })),
     notMe: async (token) => void (await call("security/not-me/", { token })),
 
-    reauthenticate: async (input) => void current(await bearer("reauth/", input)),
+    async reauthenticate(input) {
+      if (input.method == "webauthn") {
+        input = { method: "webauthn", credential: await ceremony("get", () => bearer("reauth/webauthn/options/", {})) };
+      }
+      current(await bearer("reauth/", input));
+    },
     mfaStatus: () => bearer("mfa/", null, "GET"),
     enrolTotp: () => bearer("mfa/totp/", {}),
     confirmTotp: async (code) => current(await bearer("mfa/totp/confirm/", { code })).recovery_codes,
     disableTotp: async () => void (await bearer("mfa/totp/", null, "DELETE")),
     regenerateRecoveryCodes: async () => (await bearer("mfa/recovery-codes/", {})).recovery_codes,
+
+    async registerPasskey(name) {
+      const credential = await ceremony("create", () => bearer("webauthn/register/options/", {}));
+      const r = current(await bearer("webauthn/register/", name ? { credential, name } : { credential }));
+      return { credential: r.credential, recoveryCodes: r.recovery_codes || [] };
+    },
+    listPasskeys: () => bearer("webauthn/credentials/", null, "GET"),
+    renamePasskey: (id, name) => bearer(passkey(id), { name }, "PATCH"),
+    deletePasskey: async (id) => void (await bearer(passkey(id), null, "DELETE")),
+    removePassword: async () => void (await bearer("password/", null, "DELETE")),
 
     listSessions: () => bearer("sessions/", null, "GET"),
     revokeSession: async (id) =>

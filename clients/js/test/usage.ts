@@ -2,8 +2,9 @@
 // the package's exports. A declaration that is wrong or missing fails tsc here.
 import { AuthError, createAuthClient, MfaRequiredError } from "@authsvc/client";
 import type {
-  AuthClient, AuthClientOptions, AuthState, EndReason, MfaMethod, MfaStatus, Profile, ReauthInput,
-  Session, StepUpMethod, Tokens, TokenStorage, TotpEnrolment, User,
+  AuthClient, AuthClientOptions, AuthState, EndReason, MfaMethod, MfaStatus, Passkey, Profile,
+  ReauthInput, Session, SignInWithPasskeyOptions, StepUpMethod, Tokens, TokenStorage, TotpEnrolment,
+  User,
 } from "@authsvc/client";
 
 const storage: TokenStorage = {
@@ -91,11 +92,35 @@ export async function app(): Promise<void> {
       const methods: MfaMethod[] = e.methods;
       const signedIn: User = await e.complete(methods.includes("totp") ? "totp" : "recovery_code", "123456");
       console.log(code, signedIn.username, e.status, e instanceof AuthError);
+      if (methods.includes("webauthn")) {
+        await e.complete("webauthn");
+        const again: User = await e.completeWithPasskey();
+        console.log(again.email);
+      }
     }
   }
+  const autofill = new AbortController();
+  const passkeyOptions: SignInWithPasskeyOptions = { conditional: true, signal: autofill.signal };
+  const byPasskey: User = await auth.signInWithPasskey(passkeyOptions);
+  await auth.signInWithPasskey();
+  autofill.abort();
+  console.log(byPasskey.username);
+  const made: { credential: Passkey; recoveryCodes: string[] } = await auth.registerPasskey("Laptop");
+  await auth.registerPasskey();
+  const keys: Passkey[] = await auth.listPasskeys();
+  for (const k of keys) {
+    console.log(k.id, k.name, k.created, k.last_used, k.transports, k.backup_eligible,
+      k.backup_state, k.discoverable);
+  }
+  const renamed: Passkey = await auth.renamePasskey(made.credential.id, "Work laptop");
+  await auth.deletePasskey(renamed.id);
+  await auth.removePassword();
+  await auth.reauthenticate({ method: "webauthn" });
+  console.log(made.recoveryCodes.length);
   const mfa: MfaStatus = await auth.mfaStatus();
   console.log(mfa.methods, mfa.totp.enabled, mfa.totp.pending, mfa.totp.confirmed_at,
-    mfa.recovery_codes_left, mfa.enrolment_required, mfa.step_up_max_age);
+    mfa.recovery_codes_left, mfa.enrolment_required, mfa.step_up_max_age,
+    mfa.webauthn.credentials, mfa.has_password);
   const enrolment: TotpEnrolment = await auth.enrolTotp();
   console.log(enrolment.secret, enrolment.otpauth_uri, enrolment.qr_svg);
   const recoveryCodes: string[] = await auth.confirmTotp("123456");

@@ -108,8 +108,8 @@ def passkey_paths(s: Settings) -> Json:
             "passkeyLoginOptions", "Start signing in with a passkey",
             "No account named: for a discoverable passkey, user verification required. With "
             "`mediation: \"conditional\"` the browser offers it in the username field's "
-            "autofill." + note, options, errors=(*too_many, "ServiceUnavailable"),
-            tag="passkeys")},
+            "autofill. Every sign-in page load may ask: it spends no login budget.", options,
+            errors=("ServiceUnavailable",), tag="passkeys")},
         AUTH + "webauthn/login/": {"post": operation(
             "passkeyLogin", "Sign in with a passkey",
             "The whole sign-in, no password: the `login/` answer, tokens with `amr: "

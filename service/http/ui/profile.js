@@ -1,6 +1,7 @@
 // The signed-in user's profile: display name, password change, two-factor authentication
-// (two-factor.js), account deletion. Password change and deletion may need a recent sign-in
-// (step-up.js).
+// (two-factor.js), passkeys (passkeys.js), account deletion. Password change and deletion may
+// need a recent sign-in (step-up.js).
+import { setUpPasskeys } from "./passkeys.js";
 import { ready, setUpNav, signedInProfile } from "./signed-in.js";
 import { withStepUp } from "./step-up.js";
 import { setUpTwoFactor } from "./two-factor.js";
@@ -11,7 +12,7 @@ setUpNav(client);
 
 const profile = await signedInProfile(client);
 if (profile) {
-  await setUpTwoFactor(client);
+  await Promise.all([setUpTwoFactor(client), setUpPasskeys(client)]);
   show(profile);
 }
 

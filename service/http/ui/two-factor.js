@@ -19,22 +19,29 @@ function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-/** GET mfa/'s answer, on the page. */
-function render(status) {
+/** GET mfa/'s answer, on the page (passkeys.js shows it again after a passkey changed). */
+export function showTwoFactor(status) {
   const on = status.totp.enabled;
+  const passkeys = status.webauthn?.credentials > 0;
   const since = status.totp.confirmed_at && new Date(status.totp.confirmed_at);
-  document.getElementById("mfa-state").textContent =
-    on ? (since ? `On, since ${since.toLocaleDateString()}` : "On") : "Off";
+  let text = on ? (since ? `On, since ${since.toLocaleDateString()}` : "On") : "Off";
+  if (!on && passkeys) {
+    text = status.has_password === false ? "Off: you sign in with your passkeys"
+      : "Off: your passkeys are the second step after your password";
+  }
+  document.getElementById("mfa-state").textContent = text;
   document.getElementById("mfa-codes-left").textContent = status.recovery_codes_left
     ? plural(status.recovery_codes_left, "code")
-    : "None: make new ones so that you can still sign in without your app";
+    : `None: make new ones so that you can still sign in without your ${on ? "app" : "passkeys"}`;
   for (const element of section.querySelectorAll("[data-mfa-on]")) element.hidden = !on;
+  // Recovery codes back up any factor, a passkey as much as the app.
+  for (const element of section.querySelectorAll("[data-mfa-codes]")) element.hidden = !on && !passkeys;
   button("set-up").hidden = on;
   document.getElementById("mfa-enrolment-required").hidden = !status.enrolment_required;
 }
 
 async function reload(client) {
-  render(await client.mfaStatus());
+  showTwoFactor(await client.mfaStatus());
 }
 
 /** The section's buttons are off while `work` runs; what it throws is the section's alert (a

@@ -104,8 +104,21 @@ function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
+// What the browser's refusal of a passkey prompt means (the client's webauthn_refused, by the
+// DOMException's name).
+const PASSKEY_REFUSALS = {
+  NotAllowedError: "No passkey was used: the request was cancelled or timed out, or this device has no passkey for this account.",
+  AbortError: "The passkey request was cancelled.",
+  InvalidStateError: "This device or security key already holds a passkey for your account.",
+  NotSupportedError: "This browser cannot use passkeys here.",
+  SecurityError: "This browser does not allow passkeys for this site's address.",
+};
+
 /** What went wrong, in words, for an error that names no field. */
 export function describe(error) {
+  if (error?.code === "webauthn_refused") {
+    return PASSKEY_REFUSALS[error.reason] ?? "The passkey could not be used. Try again.";
+  }
   const status = error?.status;
   if (status === 0) return "The server could not be reached. Check your connection and try again.";
   if (status === 429) {
@@ -198,23 +211,33 @@ function values(form) {
 export function handleForm(form, action) {
   form.noValidate = true; // our own messages, in the page, not the browser's bubbles
   for (const input of form.querySelectorAll("input[id]")) errorElementFor(input);
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    if (form.getAttribute("aria-busy") === "true") return;
-    const focused = document.activeElement;
-    clearMessages();
-    setBusy(form, true);
-    try {
-      const message = await action(values(form), form);
-      if (message) showStatus(form, message);
-    } catch (error) {
-      renderError(form, error);
-    }
-    if (leaving) return;
-    setBusy(form, false);
-    const invalid = form.querySelector("[aria-invalid=true]");
-    if (invalid) invalid.focus();
-    // Disabling the focused button took focus away: give it back, unless the page moved it.
-    else if (!document.activeElement || document.activeElement === document.body) focused?.focus();
+    run(form, action);
   });
+}
+
+/** The same for a button of `form` that is not its submit (a passkey's prompt, which needs no
+ * field): the form busy meanwhile, its messages and errors shown as a submit's are. */
+export function handleButton(button, action, form = button.form) {
+  button.addEventListener("click", () => run(form, action));
+}
+
+async function run(form, action) {
+  if (form.getAttribute("aria-busy") === "true") return;
+  const focused = document.activeElement;
+  clearMessages();
+  setBusy(form, true);
+  try {
+    const message = await action(values(form), form);
+    if (message) showStatus(form, message);
+  } catch (error) {
+    renderError(form, error);
+  }
+  if (leaving) return;
+  setBusy(form, false);
+  const invalid = form.querySelector("[aria-invalid=true]");
+  if (invalid) invalid.focus();
+  // Disabling the focused button took focus away: give it back, unless the page moved it.
+  else if (!document.activeElement || document.activeElement === document.body) focused?.focus();
 }
