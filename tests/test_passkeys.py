@@ -354,3 +354,25 @@ def test_a_passwordless_account_is_never_offered_its_password(rp_settings: Setti
     assert stale.json()["methods"] == ["webauthn", "recovery_code"]
     limit = rp_settings.rate_limit.login.limit
     assert {client.post(LOGIN_OPTIONS).status_code for _ in range(limit + 2)} == {200}
+
+
+def test_a_passwordless_account_deletes_itself_with_a_recent_sign_in(
+        rp_settings: Settings, make_client: Any) -> None:
+    clock = Clock(T0)
+    client = make_client(rp_settings, clock=clock)
+    access = register(client)["access"]
+    key = platform()
+    fresh = add_passkey(client, access, key)["access"]
+    assert client.delete(API + "password/", headers=bearer(fresh)).status_code == 204
+    clock.now += rp_settings.mfa.step_up_max_age + 1
+    stale = client.request("DELETE", API + "profile/", headers=bearer(fresh), json={})
+    assert stale.status_code == 403 and stale.json()["code"] == "step_up_required"
+    signed = passkey_sign_in(client, key).json()
+    gone = client.request("DELETE", API + "profile/", headers=bearer(signed["access"]),
+                          json={})
+    assert gone.status_code == 204, gone.text
+    assert_refused(passkey_sign_in(client, key), "unknown_credential")
+    # An account with a password still has to send it.
+    other = register(client, username="bob", email="bob@example.com")["access"]
+    assert_field_errors(client.request("DELETE", API + "profile/", headers=bearer(other),
+                                       json={}), "password")

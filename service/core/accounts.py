@@ -13,7 +13,7 @@ from service.core.authentication import Caller
 from service.core.cached_users import cached
 from service.core.limits import OneHashPerUser, RateLimiter, client_key, identifier_key
 from service.core.lockout import Lockout
-from service.core.passwords import PasswordHasher, policy_problems
+from service.core.passwords import PasswordHasher, policy_problems, usable
 from service.core.sessions import Client, SessionService, SignIn
 from service.core.step_up import StepUp
 from service.core.tokens import TokenPair
@@ -25,6 +25,7 @@ from service.store.users import DuplicateUser, User, UserStore
 
 log = logging.getLogger("authsvc.accounts")
 
+REQUIRED = "This field is required."
 TAKEN = {"username": "A user with that username already exists.",
          "email": "A user with that email already exists."}
 
@@ -100,7 +101,7 @@ class AccountService:
             raise
 
     @asynccontextmanager
-    async def reauthenticated(self, caller: Caller, password: str, client: Client, *,
+    async def reauthenticated(self, caller: Caller, password: str | None, client: Client, *,
                               field: str = "password",
                               message: str = "Your password was entered incorrectly.",
                               step_up: bool = True) -> AsyncIterator[User]:
@@ -113,7 +114,9 @@ class AccountService:
         password: 400 on `field`. Yields the user's current row.
 
         `step_up`: the change is sensitive (step_up.py): an account with a second factor must
-        also have signed in recently, judged before the password is (403, no oracle)."""
+        also have signed in recently, judged before the password is (403, no oracle).
+        `password` None: only a passwordless account (passkeys), whose recent sign-in is
+        then its proof; any other account is told the field is required."""
         if step_up:
             await self._step_up.require(caller)
         async with self._one_hash.hold(caller.user.id):
@@ -121,6 +124,11 @@ class AccountService:
             row = await self._users.by_id(caller.user.id)
             if row is None:
                 raise TokenInvalid("user_not_found", "User not found").for_bearer()
+            if password is None:
+                if usable(row.password_hash) or not step_up:
+                    raise ValidationFailed.on(field, REQUIRED)
+                yield row  # passwordless: the recent sign-in step_up asked for is the proof
+                return
             await self._lockout.reserve_reauth(row.id)
             result = await self._hasher.verify(row.password_hash, password)
             if not result.valid:

@@ -210,12 +210,12 @@ def password_change_input(data: dict[str, Any], max_password: int) -> PasswordCh
     return PasswordChangeInput(old, password)
 
 
-def account_delete_input(data: dict[str, Any], max_password: int) -> str:
-    """DELETE profile/: the account's current password (never trimmed)."""
+def account_delete_input(data: dict[str, Any], max_password: int) -> str | None:
+    """DELETE profile/: the account's current password (never trimmed); None when absent,
+    which only a passwordless account may send (core/accounts.py says so)."""
     f = Fields(data)
-    password = f.string("password", max_length=max_password, trim=False)
+    password = f.string("password", max_length=max_password, trim=False, required=False)
     f.done()
-    assert password is not None
     return password
 
 

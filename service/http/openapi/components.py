@@ -68,8 +68,9 @@ def request_schemas(s: Settings) -> Json:
             "password": new_password, "password2": password2,
         }, ["token", "password", "password2"]),
         "AccountDeleteRequest": obj({
-            "password": string("The account's current password.", minLength=1,
-                               maxLength=s.passwords.max_length),
+            "password": string("The account's current password. A passwordless account "
+                               "(passkeys only) sends none: a recent sign-in is its proof.",
+                               minLength=1, maxLength=s.passwords.max_length),
         }, ["password"]),
         "ProfileUpdate": obj({"display_name": ref("schemas", "DisplayName")}, [],
                              "Only `display_name` changes; other fields are ignored."),
