@@ -515,7 +515,7 @@ def _validate_mfa(m: MfaSettings) -> None:
            "generated)")
     _check(bool(m.issuer.strip()) and ":" not in m.issuer and len(m.issuer) <= 64,
            "[mfa] issuer", "must be 1..64 characters without ':'")
-    _check(30 <= m.step_up_max_age <= 86400, "[mfa] step_up_max_age", "must be 30..86400 s")
+    _check(5 <= m.step_up_max_age <= 86400, "[mfa] step_up_max_age", "must be 5..86400 s")
     _check(30 <= m.login_ttl <= 3600, "[mfa] login_ttl", "must be 30..3600 seconds")
     _check(1 <= m.max_attempts <= 20, "[mfa] max_attempts", "must be 1..20")
 
