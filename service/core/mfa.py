@@ -24,7 +24,8 @@ from service.core.cached_users import cached
 from service.core.limits import RateLimiter, client_key
 from service.core.lockout import Lockout
 from service.core.mfa_crypto import MfaKey, new_recovery_codes
-from service.core.passkeys import Assertions, has_password, reauth_purpose
+from service.core.passkeys import Assertions, reauth_purpose
+from service.core.passwords import usable
 from service.core.sessions import Client, SessionService
 from service.core.step_up import StepUp
 from service.errors import NotFound, PasskeyRefused, ValidationFailed
@@ -115,7 +116,7 @@ class MfaService:
         required = caller.user.role in self._s.require_for_roles and not factors.any
         return Status(factors, row.confirmed_at if row and row.secret else None,
                       bool(row and row.pending_secret), required,
-                      user is not None and has_password(user.password_hash))
+                      user is not None and usable(user.password_hash))
 
     # -- the authenticator -----------------------------------------------------------------
     async def enrol(self, caller: Caller) -> Enrolment:

@@ -100,10 +100,6 @@ def _check_registration(raw_id: bytes, credential_id: bytes, public_key: bytes) 
             from exc
 
 
-def has_password(password_hash: str) -> bool:
-    return usable(password_hash)
-
-
 def passwordless_ok(factors: Factors) -> bool:
     """An account without a password still has a way back in when one device is lost."""
     return factors.passkeys >= 2 or (factors.passkeys == 1 and factors.codes_left > 0)
@@ -314,7 +310,7 @@ class PasskeyService:
             factors = await self._mfa.factors(user_id)
             after = Factors(factors.totp, factors.codes_left, factors.passkeys - 1)
             row = await self._users.by_id(user_id)
-            if row is not None and not has_password(row.password_hash) and not \
+            if row is not None and not usable(row.password_hash) and not \
                     passwordless_ok(after):
                 raise ValidationFailed.on("non_field_errors", LAST_FACTOR)
             if caller.user.role in self._s.mfa.require_for_roles and not after.any:
